@@ -1,0 +1,40 @@
+# CUDA: CMER_EDGE_CUDA=AUTO|ON|OFF. Sets CMER_EDGE_WITH_CUDA (ON/OFF) and CMER_EDGE_CUDA_ARCH_SUMMARY.
+# Default architecture: 87 (Jetson Orin) on aarch64; elsewhere the compute capability of the local
+# GPU if nvidia-smi reports one, else 87 as well (the deployment target). CUDAARCHS or
+# -DCMAKE_CUDA_ARCHITECTURES=... override it.
+set(CMER_EDGE_WITH_CUDA OFF)
+set(CMER_EDGE_CUDA_ARCH_SUMMARY "-")
+string(TOUPPER "${CMER_EDGE_CUDA}" _cmer_edge_cuda_mode)
+if(NOT _cmer_edge_cuda_mode MATCHES "^(AUTO|ON|OFF)$")
+  message(FATAL_ERROR "CMER_EDGE_CUDA must be AUTO, ON or OFF, got '${CMER_EDGE_CUDA}'")
+endif()
+
+if(NOT _cmer_edge_cuda_mode STREQUAL "OFF")
+  include(CheckLanguage)
+  check_language(CUDA)
+  if(CMAKE_CUDA_COMPILER)
+    if(NOT DEFINED CMAKE_CUDA_ARCHITECTURES AND NOT DEFINED ENV{CUDAARCHS})
+      set(_cmer_edge_arch 87)
+      if(NOT CMAKE_SYSTEM_PROCESSOR MATCHES "^(aarch64|arm64|ARM64)$")
+        find_program(_cmer_edge_nvidia_smi nvidia-smi)
+        if(_cmer_edge_nvidia_smi)
+          execute_process(COMMAND ${_cmer_edge_nvidia_smi} --query-gpu=compute_cap --format=csv,noheader
+                          OUTPUT_VARIABLE _cmer_edge_cc RESULT_VARIABLE _cmer_edge_rc ERROR_QUIET
+                          OUTPUT_STRIP_TRAILING_WHITESPACE)
+          if(_cmer_edge_rc EQUAL 0 AND _cmer_edge_cc MATCHES "^([0-9]+)\\.([0-9]+)")
+            set(_cmer_edge_arch "${CMAKE_MATCH_1}${CMAKE_MATCH_2}")
+          endif()
+        endif()
+      endif()
+      set(CMAKE_CUDA_ARCHITECTURES ${_cmer_edge_arch})
+    endif()
+    enable_language(CUDA)
+    find_package(CUDAToolkit REQUIRED)
+    set(CMER_EDGE_WITH_CUDA ON)
+    string(REPLACE ";" "," CMER_EDGE_CUDA_ARCH_SUMMARY "${CMAKE_CUDA_ARCHITECTURES}")
+  elseif(_cmer_edge_cuda_mode STREQUAL "ON")
+    message(FATAL_ERROR "CMER_EDGE_CUDA=ON but no CUDA compiler was found: put nvcc on PATH or set CUDACXX")
+  else()
+    message(STATUS "cmer_edge: no CUDA compiler found, building the CPU path only")
+  endif()
+endif()

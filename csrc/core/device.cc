@@ -1,0 +1,36 @@
+#include "core/device.h"
+
+#include <stdexcept>
+
+namespace cmer_edge {
+
+Device ParseDevice(const std::string& name) {
+  if (name == "cpu") return Device::kCpu;
+  if (name == "cuda") return Device::kCuda;
+  throw std::invalid_argument("device must be 'cpu' or 'cuda', got '" + name + "'");
+}
+
+const char* DeviceName(Device device) { return device == Device::kCpu ? "cpu" : "cuda"; }
+
+void RequireCuda(const char* what) {
+  if (!CudaCompiled()) {
+    throw std::runtime_error(std::string(what) +
+                             ": this build of cmer_edge has no CUDA kernels; rebuild with "
+                             "CMER_EDGE_CUDA=ON pip install . (nvcc must be on PATH)");
+  }
+  if (!CudaAvailable()) {
+    throw std::runtime_error(std::string(what) + ": CUDA kernels are built in, but no CUDA device is usable");
+  }
+}
+
+#ifndef CMER_EDGE_WITH_CUDA
+bool CudaCompiled() { return false; }
+bool CudaAvailable() { return false; }
+void* DeviceAlloc(size_t) { RequireCuda("DeviceAlloc"); return nullptr; }
+void DeviceFree(void*) noexcept {}
+void CopyHostToDevice(void*, const void*, size_t) { RequireCuda("CopyHostToDevice"); }
+void CopyDeviceToHost(void*, const void*, size_t) { RequireCuda("CopyDeviceToHost"); }
+void DeviceSynchronize() { RequireCuda("DeviceSynchronize"); }
+#endif
+
+}  // namespace cmer_edge

@@ -1,0 +1,1 @@
+"""Audio in: format conversion, sources (microphone, file, array), VAD and endpointing."""

@@ -1,0 +1,122 @@
+"""Shared test infrastructure: markers that skip with a reason, generated speech, a virtual mic.
+
+Markers: `cuda` (a CUDA GPU and a CUDA build), `tensorrt` (the TensorRT runtime), `mic` (a real
+PortAudio input device: the virtual microphone below), `slow` (deselected by default; run with
+`python -m pytest -m slow`). Where CI=true, missing system tools fail instead of skipping, so a
+broken CI image cannot turn tests into silent skips.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from virtual_mic import missing_tools, start_virtual_mic, stop_virtual_mic  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def need(condition: bool, reason: str) -> None:
+    """Skip (or, in CI, fail) unless `condition`."""
+    if condition:
+        return
+    if IN_CI:
+        pytest.fail(f"CI must provide this: {reason}")
+    pytest.skip(reason)
+
+
+def _cuda_reason() -> str | None:
+    from cmer_edge import _native
+
+    if not _native.build_info()["cuda"]:
+        return "cmer_edge._native was built without CUDA (rebuild with CMER_EDGE_CUDA=ON)"
+    if not _native.cuda_available():
+        return "no usable CUDA device on this machine"
+    return None
+
+
+def _tensorrt_reason() -> str | None:
+    if importlib.util.find_spec("tensorrt") is None:
+        return "TensorRT Python runtime is not installed (tensorrt)"
+    return _cuda_reason()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    reasons = {}
+    for item in items:
+        for name, probe in (("cuda", _cuda_reason), ("tensorrt", _tensorrt_reason)):
+            if item.get_closest_marker(name) is None:
+                continue
+            if name not in reasons:
+                reasons[name] = probe()
+            if reasons[name]:
+                item.add_marker(pytest.mark.skip(reason=f"[{name}] {reasons[name]}"))
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    """../shared (data, configs); tests that need it skip with a reason when it is absent."""
+    if not SHARED.is_dir():
+        pytest.skip(f"shared data directory not found at {SHARED}")
+    return SHARED
+
+
+@dataclass(frozen=True)
+class SpeechClip:
+    path: Path
+    text: str
+    sample_rate_hz: int
+    channels: int
+    speed_wpm: int
+    pitch: int
+
+
+SPEECH_VARIANTS = [
+    # text, sample rate, channels, speed (wpm), pitch
+    ("I can't believe you did that, this is wonderful news", 16_000, 1, 165, 50),
+    ("Why would you say something like that to me", 44_100, 1, 140, 35),
+    ("Okay, fine. Let's just go home now", 16_000, 2, 190, 70),
+    ("I am so tired of waiting for you every single day", 44_100, 2, 120, 60),
+]
+
+
+@pytest.fixture(scope="session")
+def speech_clips(tmp_path_factory: pytest.TempPathFactory) -> list[SpeechClip]:
+    """Short espeak-ng utterances: varied speed and pitch, 16 and 44.1 kHz, mono and stereo."""
+    from cmer_edge.data.espeak import espeak_available, write_speech
+
+    need(espeak_available(), "espeak-ng is not installed (apt-get install espeak-ng)")
+    out = tmp_path_factory.mktemp("speech")
+    clips = []
+    for i, (text, rate, channels, speed, pitch) in enumerate(SPEECH_VARIANTS):
+        path = write_speech(out / f"clip{i}_{rate}hz_{channels}ch.wav", text, sample_rate_hz=rate,
+                            channels=channels, speed_wpm=speed, pitch=pitch)
+        clips.append(SpeechClip(path, text, rate, channels, speed, pitch))
+    return clips
+
+
+@pytest.fixture(scope="session")
+def virtual_mic():
+    """A real PortAudio input device ('pulse') that records what `virtual_mic.play(wav)` plays."""
+    missing = missing_tools()
+    need(not missing, f"virtual microphone needs {', '.join(missing)} (apt-get install pulseaudio pulseaudio-utils)")
+    need(importlib.util.find_spec("sounddevice") is not None, "sounddevice is not installed (pip install cmer_edge[mic])")
+    try:
+        mic, saved = start_virtual_mic()
+    except RuntimeError as exc:
+        need(False, f"virtual microphone could not start: {exc}")
+    import sounddevice as sd
+
+    sd._terminate()  # PortAudio enumerates devices at init: re-init now that the server runs
+    sd._initialize()
+    yield mic
+    stop_virtual_mic(mic, saved)
