@@ -1,0 +1,1 @@
+"""Offline learning: text-encoder fine-tuning, head training, metrics."""
