@@ -14,7 +14,8 @@ import soundfile as sf
 
 from cmer_edge.data.meld import Dialogue, Utterance, load_meld
 from cmer_edge.data.meld_audio import (
-    ClipError, ExtractConfig, decode_clip, extract_meld_audio, main as audio_main, wav_path,
+    ClipError, ExtractConfig, decode_clip, extract_clip, extract_clips, extract_meld_audio, main as audio_main,
+    wav_path,
 )
 from cmer_edge.data.meld_synth import BROKEN_KINDS, main as synth_main, write_synthetic_meld
 from conftest import need
@@ -27,8 +28,7 @@ def corpus(tmp_path_factory):
     from cmer_edge.data.espeak import espeak_available
 
     need(espeak_available(), "espeak-ng is not installed (apt-get install espeak-ng)")
-    need(shutil.which("ffmpeg") is not None and shutil.which("ffprobe") is not None,
-         "ffmpeg is not installed (apt-get install ffmpeg)")
+    need(shutil.which("ffmpeg") is not None, "ffmpeg is not installed (apt-get install ffmpeg)")
     # real MELD rows when ../shared is here, else the generator's built-in lines
     source = MELD_CSV if (MELD_CSV / "train_sent_emo.csv").is_file() else None
     return write_synthetic_meld(tmp_path_factory.mktemp("meld_synth"), n_dialogues=2, seed=3,
@@ -52,7 +52,8 @@ def test_generated_corpus_has_meld_raw_layout_and_csv_format(corpus):
         "train_sent_emo.csv", "dev_sent_emo.csv", "test_sent_emo.csv",
         "train_splits", "dev_splits_complete", "output_repeated_splits_test"}
     header = (raw / "dev_sent_emo.csv").read_bytes().split(b"\r\n")[0]
-    assert header == b"Sr No.,Utterance,Speaker,Emotion,Sentiment,Dialogue_ID,Utterance_ID,Season,Episode,StartTime,EndTime"
+    assert header == (b"Sr No.,Utterance,Speaker,Emotion,Sentiment,Dialogue_ID,Utterance_ID,"
+                      b"Season,Episode,StartTime,EndTime")
     assert len(corpus.clips) == 18 and {c.kind for c in corpus.clips} == {"ok", *BROKEN_KINDS}
     assert {c.split for c in corpus.of_kind(*BROKEN_KINDS)} == {"train"}
     assert {c.channels for c in corpus.of_kind("ok")} == {1, 2, 3}
@@ -84,9 +85,10 @@ def test_extraction_reports_broken_clips_and_caps_the_overlong_one(corpus, extra
     for kind in ("missing", "empty", "undecodable"):
         assert failed[kind].source == corpus.of_kind(kind)[0].path and failed[kind].output is None
         assert str(failed[kind].source) in failed[kind].error
+    assert failed["undecodable"].error.endswith("ffmpeg failed: Invalid data found when processing input")
     (capped,) = report.capped
     assert capped.source == corpus.of_kind("overlong")[0].path
-    assert capped.source_duration_s == pytest.approx(35.0, abs=0.1) and capped.duration_s == pytest.approx(30.0)
+    assert capped.source_duration_s == pytest.approx(35.0, abs=0.3) and capped.duration_s == pytest.approx(30.0)
     written = report.to_dict()
     assert written["counts"] == counts and len(written["failed"]) == 3 and len(written["capped"]) == 1
 
@@ -202,3 +204,29 @@ def test_generator_and_config_refuse_bad_arguments(tmp_path, corpus):
 def test_wav_path_layout(corpus):
     u = load_meld(corpus.root, ("dev",))["dev"][0].utterances[0]
     assert wav_path("/x", u) == Path("/x/dev") / f"dia{u.dialogue_id}_utt{u.utterance_id}.wav"
+
+
+def test_a_hanging_decoder_times_out_as_undecodable(corpus, tmp_path):
+    hang = tmp_path / "hanging-ffmpeg"
+    hang.write_text("#!/bin/sh\nexec sleep 30\n")
+    hang.chmod(0o755)
+    config = ExtractConfig(ffmpeg=str(hang), timeout_s=0.5)
+    result = extract_clip(corpus.of_kind("ok")[0].path, tmp_path / "out.wav", config)
+    assert result.status == "undecodable" and "timed out after 0.5 s" in result.error
+    with pytest.raises(RuntimeError, match="no-such-ffmpeg not found on PATH"):
+        extract_clips([], ExtractConfig(ffmpeg="no-such-ffmpeg"))
+
+
+def test_any_rows_can_be_spoken_and_missing_times_are_invented(tmp_path):
+    from cmer_edge.data.espeak import espeak_available
+    from cmer_edge.data.synth_lines import builtin_rows
+
+    need(espeak_available(), "espeak-ng is not installed (apt-get install espeak-ng)")
+    corpus = write_synthetic_meld(tmp_path, n_dialogues=1, seed=1, utts_per_dialogue=2, splits=["test"],
+                                  rows=builtin_rows())
+    (dialogue,) = load_meld(corpus.root, ("test",))["test"]
+    assert len(dialogue) == 2 and len(dialogue.speakers) == 2
+    first, second = dialogue.utterances
+    assert first.start_s == 0.0 and first.end_s == pytest.approx(corpus.clips[0].duration_s, abs=0.002)
+    assert second.start_s > first.end_s
+    assert decode_clip(first.audio_path).samples.size > 8_000

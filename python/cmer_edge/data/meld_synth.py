@@ -98,8 +98,13 @@ def _find_source() -> Path | None:
 
 
 def _source_rows(rows, source, splits) -> dict[str, list[Mapping[str, str]]]:
+    if isinstance(rows, Mapping):
+        missing = [s for s in splits if s not in rows]
+        if missing:
+            raise ValueError(f"rows has no entry for split(s) {missing}; it has {sorted(rows)}")
+        return {s: list(rows[s]) for s in splits}
     if rows is not None:
-        return {s: list(rows[s]) for s in splits} if isinstance(rows, Mapping) else {s: list(rows) for s in splits}
+        return {s: list(rows) for s in splits}
     source = Path(source) if source is not None else _find_source()
     if source is None:
         from cmer_edge.data.synth_lines import builtin_rows
@@ -167,7 +172,7 @@ def _make_clip(clip: SynthClip, config: SynthConfig) -> SynthClip:
     pad = np.zeros(int(round(config.pad_s * rate)), np.float32)
     audio = np.concatenate([pad, speech, pad])
     if clip.kind == "overlong":
-        audio = np.concatenate([audio, np.zeros(int(config.overlong_s * rate) - audio.size, np.float32)])
+        audio = np.concatenate([audio, np.zeros(max(0, int(config.overlong_s * rate) - audio.size), np.float32)])
     _encode_mp4(audio, rate, clip.channels, clip.path)
     if clip.kind == "undecodable":  # an interrupted copy: the header survives, the index does not
         clip.path.write_bytes(clip.path.read_bytes()[:1024])
@@ -185,13 +190,13 @@ def _write_csv(path: Path, rows: list[Mapping[str, str]], clips: list[SynthClip]
     with open(path, "w", encoding="utf-8", newline="") as fh:
         writer = csv.writer(fh)  # MELD's own dialect: minimal quoting, CRLF
         writer.writerow(CSV_COLUMNS)
-        for i, (row, clip) in enumerate(zip(rows, clips)):
+        for i, (row, clip) in enumerate(zip(rows, clips, strict=True)):
             out = {c: str(row.get(c, "") or "") for c in CSV_COLUMNS}
             out["Sr No."] = out["Sr No."] or str(i + 1)
-            if not out["StartTime"]:  # invent consecutive times from the clip lengths
-                start = t.get(clip.dialogue_id, 0.0)
-                t[clip.dialogue_id] = start + max(clip.duration_s, 1.0) + 0.3
-                out["StartTime"], out["EndTime"] = _fmt_time(start), _fmt_time(start + max(clip.duration_s, 1.0))
+            if not out["StartTime"]:  # invent consecutive times from the clip lengths (1 s if none)
+                start, length = t.get(clip.dialogue_id, 0.0), clip.duration_s or 1.0
+                t[clip.dialogue_id] = start + length + 0.3
+                out["StartTime"], out["EndTime"] = _fmt_time(start), _fmt_time(start + length)
             writer.writerow([out[c] for c in CSV_COLUMNS])
 
 
@@ -230,7 +235,7 @@ def write_synthetic_meld(
         raise ValueError(f"{len(kinds)} broken kinds need at least as many rows, the corpus has {len(slots)}")
     first = [slot for slot in slots if slot[0] == splits[0]]
     slots = first if len(first) >= len(kinds) else slots  # the first split when it has rows enough
-    kind_of = {slots[j]: k for j, k in zip(rng.permutation(len(slots))[: len(kinds)], kinds)}
+    kind_of = {slots[j]: k for j, k in zip(rng.permutation(len(slots))[: len(kinds)], kinds, strict=True)}
     plans: dict[str, list[SynthClip]] = {}
     for s in splits:
         (raw / CLIP_DIRS[s]).mkdir(parents=True, exist_ok=True)
