@@ -110,9 +110,9 @@ ROWS = [
 def test_meld_raw_layouts_are_found(tmp_path, csv_at, clips_at):
     clipdir = {"train": "train_splits", "dev": "dev_splits_complete", "test": "output_repeated_splits_test"}
     for split in ("train", "dev"):
-        sub = lambda t: t.format(split=split, clipdir=clipdir[split])  # noqa: E731
-        (tmp_path / sub(clips_at) / clipdir[split]).mkdir(parents=True, exist_ok=True)
-        _write_csv(tmp_path / sub(csv_at) / f"{split}_sent_emo.csv", ROWS)
+        clips, csvs = (at.format(split=split, clipdir=clipdir[split]) for at in (clips_at, csv_at))
+        (tmp_path / clips / clipdir[split]).mkdir(parents=True, exist_ok=True)
+        _write_csv(tmp_path / csvs / f"{split}_sent_emo.csv", ROWS)
     layout = find_layout(tmp_path)
     assert layout.csv_files["test"] is None and layout.clip_dirs["test"] is None
     dialogues = load_meld_split(tmp_path, "dev")
