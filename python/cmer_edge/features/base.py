@@ -1,0 +1,201 @@
+"""The audio extractor interface, input checks, chaining, and the factory (torch-free).
+
+Every audio extractor maps one utterance in the pipeline format (16 kHz mono float32, see
+`cmer_edge.audio.convert`) to one float32 vector of a fixed `dim`:
+
+    ext = make_audio_extractor("opensmile.eGeMAPSv02")
+    x = ext(audio)                        # float32 [88]
+    ext.spec()                            # JSON-able: name, dim, params, versions, weights sha256
+
+Names (see `AUDIO_EXTRACTORS`):
+  opensmile.eGeMAPSv02 (88), opensmile.ComParE_2016 (6373),
+  opensmile.emo_large (6552; config path via `config_path=` or $CMER_EDGE_EMO_LARGE_CONF),
+  l3.mel256.6144, l3.mel256.512, l3.mel128.6144, l3.mel128.512 (OpenL3 audio network; `weights=`
+  an OpenL3 Keras .h5[.gz], or "random" for a random-init network of the real shape),
+  edgel3.sea.64/128/256/512 (EdgeL3 SEA students; `weights=` the EdgeL3 .h5[.gz]).
+An L3/EdgeL3 name with `onnx=path` runs an exported graph through ONNX Runtime without torch.
+Names joined by "+" build a `ChainExtractor` whose vector is the concatenation, e.g. the paper's
+x_a = "opensmile.emo_large+l3.mel256.6144" (6552 + 6144 = 12696); its options are given per part:
+`make_audio_extractor("a+b", **{"a": {...}, "b": {...}})`.
+
+Input policy (all extractors): a 1-D floating array; empty, non-finite, or shorter than
+`MIN_AUDIO_S` (20 ms) raises `AudioInputError` (a ValueError) naming the value. Audio shorter than
+an extractor's own minimum (`min_samples`) is zero-padded, centred, to that minimum: openSMILE
+needs ~0.1 s for finite functionals (we pad to 0.25 s); the L3 networks pad to one 1-s window
+inside the graph, as OpenL3 does. Silence is accepted (finite output).
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import Callable
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from cmer_edge.audio.convert import PIPELINE_RATE_HZ, AudioError
+
+log = logging.getLogger("cmer_edge")
+
+MIN_AUDIO_S = 0.02
+MIN_AUDIO_SAMPLES = int(round(MIN_AUDIO_S * PIPELINE_RATE_HZ))
+
+
+class AudioInputError(AudioError):
+    """Audio an extractor refuses: wrong shape or dtype, empty, non-finite, or too short."""
+
+
+@runtime_checkable
+class AudioExtractor(Protocol):
+    """16 kHz mono float32 [n] -> float32 [dim]; `spec()` identifies the features it computes."""
+
+    name: str
+    dim: int
+
+    def spec(self) -> dict: ...
+
+    def __call__(self, audio: np.ndarray) -> np.ndarray: ...
+
+
+def check_audio(audio: np.ndarray, *, name: str, min_samples: int = MIN_AUDIO_SAMPLES) -> np.ndarray:
+    """Validate pipeline-format audio for extractor `name`; zero-pad (centred) to `min_samples`.
+
+    Returns a contiguous float32 [max(n, min_samples)] array.
+    """
+    if not isinstance(audio, np.ndarray):
+        raise AudioInputError(f"{name}: audio must be a numpy array, got {type(audio).__name__}")
+    if audio.ndim != 1:
+        raise AudioInputError(
+            f"{name}: audio must be mono [samples] at {PIPELINE_RATE_HZ} Hz, got shape {audio.shape} "
+            "(use cmer_edge.audio.convert.to_pipeline_format)")
+    if not np.issubdtype(audio.dtype, np.floating):
+        raise AudioInputError(f"{name}: audio must be floating point in [-1, 1], got dtype {audio.dtype}")
+    n = audio.shape[0]
+    if n == 0:
+        raise AudioInputError(f"{name}: audio is empty (0 samples)")
+    bad = ~np.isfinite(audio)
+    if bad.any():
+        raise AudioInputError(
+            f"{name}: audio holds {int(bad.sum())} non-finite samples (first at index {int(np.argmax(bad))})")
+    if n < MIN_AUDIO_SAMPLES:
+        raise AudioInputError(
+            f"{name}: audio of {n} samples ({n / PIPELINE_RATE_HZ * 1e3:.1f} ms) is shorter than the "
+            f"minimum {MIN_AUDIO_SAMPLES} samples ({MIN_AUDIO_S * 1e3:.0f} ms at {PIPELINE_RATE_HZ} Hz)")
+    x = np.ascontiguousarray(audio, dtype=np.float32)
+    if n < min_samples:
+        left = (min_samples - n) // 2
+        log.debug("%s: zero-padding %d samples to %d", name, n, min_samples)
+        x = np.pad(x, (left, min_samples - n - left))
+    return x
+
+
+def check_output(vector: np.ndarray, *, name: str, dim: int, samples: int) -> np.ndarray:
+    """The extractor contract on the way out: float32 [dim], finite."""
+    y = np.asarray(vector, dtype=np.float32).reshape(-1)
+    if y.shape[0] != dim:
+        raise RuntimeError(f"{name}: produced {y.shape[0]} values, expected {dim}")
+    if not np.isfinite(y).all():
+        raise AudioInputError(
+            f"{name}: produced {int((~np.isfinite(y)).sum())} non-finite values for audio of {samples} samples")
+    return y
+
+
+class ChainExtractor:
+    """Several extractors run in order; their vectors concatenated (e.g. emo_large ⊕ OpenL3-6144)."""
+
+    def __init__(self, parts: list[AudioExtractor]) -> None:
+        if not parts:
+            raise ValueError("ChainExtractor needs at least one extractor")
+        names = [p.name for p in parts]
+        if len(set(names)) != len(names):
+            raise ValueError(f"ChainExtractor: duplicate extractor names {names}")
+        self.parts = list(parts)
+        self.name = "+".join(names)
+        self.dim = sum(int(p.dim) for p in parts)
+
+    def offsets(self) -> dict[str, tuple[int, int]]:
+        """{part name: (start, stop)} of each part inside the concatenated vector."""
+        out, start = {}, 0
+        for p in self.parts:
+            out[p.name] = (start, start + int(p.dim))
+            start += int(p.dim)
+        return out
+
+    def spec(self) -> dict:
+        return {"name": self.name, "dim": self.dim, "kind": "chain", "parts": [p.spec() for p in self.parts]}
+
+    def __call__(self, audio: np.ndarray) -> np.ndarray:
+        check_audio(audio, name=self.name)
+        return np.concatenate([p(audio) for p in self.parts]).astype(np.float32, copy=False)
+
+
+def _opensmile(name: str, **options: Any) -> AudioExtractor:
+    from cmer_edge.features.opensmile_func import OpenSmileExtractor
+
+    return OpenSmileExtractor(name.split(".", 1)[1], **options)
+
+
+def _l3(name: str, **options: Any) -> AudioExtractor:
+    onnx_path = options.pop("onnx", None)
+    if onnx_path is not None:
+        from cmer_edge.features.l3.ort import OnnxL3Extractor
+
+        ext = OnnxL3Extractor(onnx_path, **options)
+        if ext.name != name:
+            raise ValueError(f"{onnx_path} holds {ext.name!r}, not {name!r}")
+        return ext
+    from cmer_edge.features.l3.extractor import TorchL3Extractor
+
+    return TorchL3Extractor.from_name(name, **options)
+
+
+def _registry() -> dict[str, Callable[..., AudioExtractor]]:
+    from cmer_edge.features.l3.config import PRESETS
+    from cmer_edge.features.opensmile_func import FEATURE_SETS
+
+    table: dict[str, Callable[..., AudioExtractor]] = {f"opensmile.{s}": _opensmile for s in FEATURE_SETS}
+    table.update({name: _l3 for name in PRESETS})
+    return table
+
+
+def audio_extractor_names() -> list[str]:
+    """Every name `make_audio_extractor` accepts (single parts; join with "+" to chain)."""
+    return sorted(_registry())
+
+
+def make_audio_extractor(name: str, **options: Any) -> AudioExtractor:
+    """Build the extractor `name` (see the module docstring); "a+b" builds a `ChainExtractor`."""
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"extractor name must be a non-empty string, got {name!r}")
+    table = _registry()
+    if "+" in name:
+        parts = name.split("+")
+        unknown = set(options) - set(parts)
+        if unknown:
+            raise ValueError(f"options for a chain are keyed by part name {parts}; got {sorted(unknown)}")
+        for part, opts in options.items():
+            if not isinstance(opts, dict):
+                raise ValueError(f"options for chain part {part!r} must be a dict, got {type(opts).__name__}")
+        return ChainExtractor([make_audio_extractor(p, **options.get(p, {})) for p in parts])
+    if name not in table:
+        raise ValueError(f"unknown audio extractor {name!r}; known: {', '.join(sorted(table))}")
+    return table[name](name, **options)
+
+
+def package_version(dist: str) -> str | None:
+    """Installed version of distribution `dist`, or None."""
+    from importlib import metadata
+
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def lazy_import(module: str, hint: str):
+    """Import `module` or raise ImportError saying what to install."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise ImportError(f"{module} is needed here: {hint}") from exc
