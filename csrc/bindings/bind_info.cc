@@ -41,6 +41,39 @@ void CheckFinite(const FloatArray& a, const char* name) {
   }
 }
 
+namespace {
+
+py::array AsArray(const py::handle& obj, const char* name) {
+  py::array a = py::array::ensure(obj);  // null (error cleared) when numpy cannot convert it
+  if (!a) {
+    throw py::value_error(std::string(name) + " must be array-like, got " +
+                          std::string(py::str(py::type::of(obj).attr("__name__"))));
+  }
+  return a;
+}
+
+std::string DtypeName(const py::array& a) { return std::string(py::str(a.dtype())); }
+
+}  // namespace
+
+FloatArray ToFloatArray(const py::handle& obj, const char* name) {
+  const py::array a = AsArray(obj, name);
+  if (a.dtype().kind() != 'f') {
+    throw py::value_error(std::string(name) + " must be a floating-point array, got dtype " + DtypeName(a) +
+                          " with shape " + ShapeString(a));
+  }
+  return FloatArray::ensure(a);
+}
+
+IntArray ToIntArray(const py::handle& obj, const char* name) {
+  const py::array a = AsArray(obj, name);
+  if (a.dtype().kind() != 'i' && a.dtype().kind() != 'u') {
+    throw py::value_error(std::string(name) + " must be an integer array, got dtype " + DtypeName(a) +
+                          " with shape " + ShapeString(a));
+  }
+  return IntArray::ensure(a);
+}
+
 void BindInfo(py::module_& m) {
   m.def(
       "build_info",

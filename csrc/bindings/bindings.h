@@ -16,6 +16,7 @@ using IntArray = py::array_t<int32_t, py::array::c_style | py::array::forcecast>
 
 void BindInfo(py::module_& m);
 void BindOps(py::module_& m);
+void BindHead(py::module_& m);
 
 // "(2, 3, 4)" for error messages.
 std::string ShapeString(const py::array& a);
@@ -25,5 +26,12 @@ void CheckShape(const py::array& a, const char* name, const std::vector<int64_t>
 
 // Throws ValueError naming the array and the first bad index if it holds NaN or Inf.
 void CheckFinite(const FloatArray& a, const char* name);
+
+// A real floating-point array (any float dtype, any memory order) as C-contiguous float32;
+// ValueError naming the dtype and shape for anything else (ints, bools, complex, objects).
+FloatArray ToFloatArray(const py::handle& obj, const char* name);
+
+// An integer array as C-contiguous int32; ValueError naming the dtype and shape otherwise.
+IntArray ToIntArray(const py::handle& obj, const char* name);
 
 }  // namespace cmer_edge

@@ -7,4 +7,5 @@ PYBIND11_MODULE(_native, m) {
   m.doc() = "cmer_edge native core: fused CM-RoBERTa head ops on CPU and CUDA";
   cmer_edge::BindInfo(m);
   cmer_edge::BindOps(m);
+  cmer_edge::BindHead(m);
 }

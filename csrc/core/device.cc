@@ -28,9 +28,15 @@ bool CudaCompiled() { return false; }
 bool CudaAvailable() { return false; }
 void* DeviceAlloc(size_t) { RequireCuda("DeviceAlloc"); return nullptr; }
 void DeviceFree(void*) noexcept {}
-void CopyHostToDevice(void*, const void*, size_t) { RequireCuda("CopyHostToDevice"); }
-void CopyDeviceToHost(void*, const void*, size_t) { RequireCuda("CopyDeviceToHost"); }
+void CopyHostToDevice(void*, const void*, size_t, void*) { RequireCuda("CopyHostToDevice"); }
+void CopyDeviceToHost(void*, const void*, size_t, void*) { RequireCuda("CopyDeviceToHost"); }
+void CopyDeviceToDevice(void*, const void*, size_t, void*) { RequireCuda("CopyDeviceToDevice"); }
+void DeviceMemsetZero(void*, size_t, void*) { RequireCuda("DeviceMemsetZero"); }
+void CopyDevice2D(void*, size_t, const void*, size_t, size_t, size_t, void*) { RequireCuda("CopyDevice2D"); }
 void DeviceSynchronize() { RequireCuda("DeviceSynchronize"); }
+void* CreateStream() { RequireCuda("CreateStream"); return nullptr; }
+void DestroyStream(void*) noexcept {}
+void StreamSynchronize(void*) { RequireCuda("StreamSynchronize"); }
 #endif
 
 }  // namespace cmer_edge

@@ -22,32 +22,19 @@ bool CudaAvailable();
 // Throws std::runtime_error unless CudaAvailable(); `what` names the caller.
 void RequireCuda(const char* what);
 
-// Device memory (CUDA builds only). Sizes in bytes.
+// Device memory (CUDA builds only). Sizes in bytes. `stream` is a cudaStream_t (null: default).
 void* DeviceAlloc(size_t bytes);
 void DeviceFree(void* ptr) noexcept;
-void CopyHostToDevice(void* dst, const void* src, size_t bytes);
-void CopyDeviceToHost(void* dst, const void* src, size_t bytes);
+void CopyHostToDevice(void* dst, const void* src, size_t bytes, void* stream = nullptr);
+void CopyDeviceToHost(void* dst, const void* src, size_t bytes, void* stream = nullptr);
+void CopyDeviceToDevice(void* dst, const void* src, size_t bytes, void* stream = nullptr);
+void DeviceMemsetZero(void* dst, size_t bytes, void* stream = nullptr);
+// `rows` rows of `row_bytes` each, from src (pitch src_pitch bytes) to dst (pitch dst_pitch), on device.
+void CopyDevice2D(void* dst, size_t dst_pitch, const void* src, size_t src_pitch, size_t row_bytes, size_t rows,
+                  void* stream = nullptr);
 void DeviceSynchronize();
-
-// Owning device buffer of `count` elements of T.
-template <typename T>
-class DeviceArray {
- public:
-  explicit DeviceArray(size_t count) : count_(count), ptr_(static_cast<T*>(DeviceAlloc(count * sizeof(T)))) {}
-  DeviceArray(const T* host, size_t count) : DeviceArray(count) { Upload(host); }
-  ~DeviceArray() { DeviceFree(ptr_); }
-  DeviceArray(const DeviceArray&) = delete;
-  DeviceArray& operator=(const DeviceArray&) = delete;
-
-  void Upload(const T* host) { CopyHostToDevice(ptr_, host, count_ * sizeof(T)); }
-  void Download(T* host) const { CopyDeviceToHost(host, ptr_, count_ * sizeof(T)); }
-  T* data() { return ptr_; }
-  const T* data() const { return ptr_; }
-  size_t size() const { return count_; }
-
- private:
-  size_t count_;
-  T* ptr_;
-};
+void* CreateStream();
+void DestroyStream(void* stream) noexcept;
+void StreamSynchronize(void* stream);
 
 }  // namespace cmer_edge

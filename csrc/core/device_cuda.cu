@@ -2,6 +2,11 @@
 #include "core/device.h"
 
 namespace cmer_edge {
+namespace {
+
+cudaStream_t AsStream(void* stream) { return static_cast<cudaStream_t>(stream); }
+
+}  // namespace
 
 bool CudaCompiled() { return true; }
 
@@ -25,14 +30,46 @@ void DeviceFree(void* ptr) noexcept {
   if (ptr != nullptr) cudaFree(ptr);
 }
 
-void CopyHostToDevice(void* dst, const void* src, size_t bytes) {
-  if (bytes > 0) CMER_EDGE_CUDA_CHECK(cudaMemcpy(dst, src, bytes, cudaMemcpyHostToDevice));
+void CopyHostToDevice(void* dst, const void* src, size_t bytes, void* stream) {
+  if (bytes > 0) CMER_EDGE_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, AsStream(stream)));
 }
 
-void CopyDeviceToHost(void* dst, const void* src, size_t bytes) {
-  if (bytes > 0) CMER_EDGE_CUDA_CHECK(cudaMemcpy(dst, src, bytes, cudaMemcpyDeviceToHost));
+void CopyDeviceToHost(void* dst, const void* src, size_t bytes, void* stream) {
+  if (bytes == 0) return;
+  CMER_EDGE_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, AsStream(stream)));
+  CMER_EDGE_CUDA_CHECK(cudaStreamSynchronize(AsStream(stream)));  // the host reads it next
+}
+
+void CopyDeviceToDevice(void* dst, const void* src, size_t bytes, void* stream) {
+  if (bytes > 0) {
+    CMER_EDGE_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, AsStream(stream)));
+  }
+}
+
+void DeviceMemsetZero(void* dst, size_t bytes, void* stream) {
+  if (bytes > 0) CMER_EDGE_CUDA_CHECK(cudaMemsetAsync(dst, 0, bytes, AsStream(stream)));
+}
+
+void CopyDevice2D(void* dst, size_t dst_pitch, const void* src, size_t src_pitch, size_t row_bytes, size_t rows,
+                  void* stream) {
+  if (row_bytes == 0 || rows == 0) return;
+  CMER_EDGE_CUDA_CHECK(cudaMemcpy2DAsync(dst, dst_pitch, src, src_pitch, row_bytes, rows, cudaMemcpyDeviceToDevice,
+                                         AsStream(stream)));
 }
 
 void DeviceSynchronize() { CMER_EDGE_CUDA_CHECK(cudaDeviceSynchronize()); }
+
+void* CreateStream() {
+  RequireCuda("CreateStream");
+  cudaStream_t stream = nullptr;
+  CMER_EDGE_CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+  return stream;
+}
+
+void DestroyStream(void* stream) noexcept {
+  if (stream != nullptr) cudaStreamDestroy(AsStream(stream));
+}
+
+void StreamSynchronize(void* stream) { CMER_EDGE_CUDA_CHECK(cudaStreamSynchronize(AsStream(stream))); }
 
 }  // namespace cmer_edge

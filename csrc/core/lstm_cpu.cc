@@ -1,51 +1,78 @@
-// CPU LSTM recurrence. Per step: gates = gates_x[t] + Σ_k h[k] · W_hhᵀ[k, :] (an axpy per k over
-// 4H contiguous floats, vectorised), then the fused elementwise cell update.
-#include <cmath>
+// CPU LSTM recurrence. Per step: the hidden states of every sequence still running are gathered
+// into one [active, H] matrix, multiplied by W_hhᵀ in one fused-gate PackedLinear (all 4H gates at
+// once), then each row gets its input gates added and the cell update, vectorised 8 lanes wide with
+// the simd.h sigmoid/tanh.
 #include <cstring>
 #include <vector>
 
 #include "core/lstm.h"
+#include "core/simd.h"
 
 namespace cmer_edge {
 namespace {
 
-inline float Sigmoid(float v) { return 1.f / (1.f + std::exp(-v)); }
+using simd::F8;
+
+// gates (4H, W_hh·h already in) += gx; then c, h updated in place and h copied to out.
+void CellUpdate(float* gates, const float* gx, int64_t hid, float* c, float* h, float* out) {
+  const int64_t g4 = 4 * hid;
+  for (int64_t j = 0; j < g4; ++j) gates[j] += gx[j];
+  int64_t j = 0;
+  for (; j + simd::kLanes <= hid; j += simd::kLanes) {
+    const F8 ig = simd::Sigmoid(simd::Load(gates + j));
+    const F8 fg = simd::Sigmoid(simd::Load(gates + hid + j));
+    const F8 gg = simd::Tanh(simd::Load(gates + 2 * hid + j));
+    const F8 og = simd::Sigmoid(simd::Load(gates + 3 * hid + j));
+    const F8 cn = fg * simd::Load(c + j) + ig * gg;
+    const F8 hn = og * simd::Tanh(cn);
+    simd::Store(c + j, cn);
+    simd::Store(h + j, hn);
+    simd::Store(out + j, hn);
+  }
+  for (; j < hid; ++j) {
+    const float ig = simd::SigmoidScalar(gates[j]);
+    const float fg = simd::SigmoidScalar(gates[hid + j]);
+    const float gg = simd::TanhScalar(gates[2 * hid + j]);
+    const float og = simd::SigmoidScalar(gates[3 * hid + j]);
+    c[j] = fg * c[j] + ig * gg;
+    h[j] = og * simd::TanhScalar(c[j]);
+    out[j] = h[j];
+  }
+}
 
 }  // namespace
 
-void LstmRecurrenceCpu(const float* gates_x, const float* w_hh_t, const int32_t* lengths, LstmShape shape,
-                       bool reverse, float* out) {
-  const int64_t hid = shape.hidden;
+void LstmRecurrenceCpu(const LstmSequences& seq, const LstmDirection& dir, ThreadPool* pool) {
+  const int64_t hid = dir.weights->hidden();
   const int64_t g4 = 4 * hid;
-  std::vector<float> h(hid), c(hid), gates(g4);
-  for (int64_t b = 0; b < shape.batch; ++b) {
-    const int64_t len = lengths[b];
-    const float* gx = gates_x + b * shape.steps * g4;
-    float* ob = out + b * shape.steps * hid;
-    std::fill(h.begin(), h.end(), 0.f);
-    std::fill(c.begin(), c.end(), 0.f);
-    for (int64_t s = 0; s < len; ++s) {
-      const int64_t t = reverse ? len - 1 - s : s;
-      std::memcpy(gates.data(), gx + t * g4, g4 * sizeof(float));
-      float* gp = gates.data();
-      for (int64_t k = 0; k < hid; ++k) {
-        const float hk = h[k];
-        const float* wk = w_hh_t + k * g4;
-#pragma omp simd
-        for (int64_t j = 0; j < g4; ++j) gp[j] += hk * wk[j];
-      }
-      float* ot = ob + t * hid;
-      for (int64_t j = 0; j < hid; ++j) {
-        const float i_gate = Sigmoid(gp[j]);
-        const float f_gate = Sigmoid(gp[hid + j]);
-        const float g_gate = std::tanh(gp[2 * hid + j]);
-        const float o_gate = Sigmoid(gp[3 * hid + j]);
-        c[j] = f_gate * c[j] + i_gate * g_gate;
-        h[j] = o_gate * std::tanh(c[j]);
-        ot[j] = h[j];
-      }
+  const int64_t batch = seq.batch;
+  std::vector<float> h(batch * hid, 0.f), c(batch * hid, 0.f), hc(batch * hid), gates(batch * g4);
+  std::vector<int64_t> active(batch);
+  const ExecContext ctx{Device::kCpu, pool, nullptr};
+  for (int64_t s = 0;; ++s) {
+    int64_t n = 0;
+    for (int64_t b = 0; b < batch; ++b) {
+      if (seq.lengths[b] > s) active[n++] = b;
     }
-    std::memset(ob + len * hid, 0, (shape.steps - len) * hid * sizeof(float));
+    if (n == 0) break;
+    const float* hin = h.data();
+    if (n != batch) {  // compact the running sequences' states
+      for (int64_t i = 0; i < n; ++i) std::memcpy(&hc[i * hid], &h[active[i] * hid], hid * sizeof(float));
+      hin = hc.data();
+    }
+    dir.weights->packed().Apply(hin, n, hid, gates.data(), g4, Activation::kNone, ctx);
+    for (int64_t i = 0; i < n; ++i) {
+      const int64_t b = active[i];
+      const int64_t len = seq.lengths[b];
+      const int64_t row = b * seq.steps + (dir.reverse ? len - 1 - s : s);
+      CellUpdate(&gates[i * g4], dir.gates_x + row * dir.ld_gates, hid, &c[b * hid], &h[b * hid],
+                 dir.out + row * dir.ld_out);
+    }
+  }
+  for (int64_t b = 0; b < batch; ++b) {
+    for (int64_t t = seq.lengths[b]; t < seq.steps; ++t) {
+      std::memset(dir.out + (b * seq.steps + t) * dir.ld_out, 0, hid * sizeof(float));
+    }
   }
 }
 

@@ -2,8 +2,9 @@
 
 #include <vector>
 
-#include "core/linear.h"
+#include "core/buffer.h"
 #include "core/lstm.h"
+#include "core/packed_linear.h"
 
 namespace cmer_edge {
 
@@ -11,29 +12,26 @@ void LstmLayerHost(Device device, const LstmLayerWeights& w, const float* x, con
                    int64_t batch, int64_t steps, bool reverse, float* out) {
   const int64_t hid = w.hidden;
   const int64_t g4 = 4 * hid;
-  std::vector<float> bias(g4), w_hh_t(hid * g4);
+  const int64_t rows = batch * steps;
+  std::vector<float> bias(g4);
   for (int64_t j = 0; j < g4; ++j) bias[j] = w.b_ih[j] + w.b_hh[j];
-  for (int64_t j = 0; j < g4; ++j) {
-    for (int64_t k = 0; k < hid; ++k) w_hh_t[k * g4 + j] = w.w_hh[j * hid + k];
-  }
-  const LinearShape proj{batch * steps, w.input_dim, g4};
-  const LstmShape shape{batch, steps, hid};
-  if (device == Device::kCpu) {
-    std::vector<float> gates(batch * steps * g4);
-    Linear(device, x, w.w_ih, bias.data(), proj, gates.data());
-    LstmRecurrence(device, gates.data(), w_hh_t.data(), lengths, shape, reverse, out);
-    return;
-  }
-  RequireCuda("LstmLayerHost");
-  DeviceArray<float> d_x(x, batch * steps * w.input_dim);
-  DeviceArray<float> d_w_ih(w.w_ih, g4 * w.input_dim);
-  DeviceArray<float> d_bias(bias.data(), g4);
-  DeviceArray<float> d_w_hh_t(w_hh_t.data(), hid * g4);
-  DeviceArray<float> d_gates(batch * steps * g4);
-  DeviceArray<float> d_out(batch * steps * hid);
-  Linear(device, d_x.data(), d_w_ih.data(), d_bias.data(), proj, d_gates.data());
-  LstmRecurrence(device, d_gates.data(), d_w_hh_t.data(), lengths, shape, reverse, d_out.data());
-  d_out.Download(out);
+  void* stream = device == Device::kCuda ? CreateStream() : nullptr;
+  struct StreamGuard {
+    void* s;
+    ~StreamGuard() { DestroyStream(s); }
+  } guard{stream};
+  const ExecContext ctx{device, nullptr, stream};
+  const PackedLinear w_ih(device, WeightFormat::kF32, w.w_ih, bias.data(), g4, w.input_dim);
+  const LstmWeights w_hh(device, w.w_hh, hid);
+  Buffer<float> d_x(device, x, static_cast<size_t>(rows * w.input_dim));
+  Buffer<float> d_gates(device, static_cast<size_t>(rows * g4));
+  Buffer<float> d_out(device, static_cast<size_t>(rows * hid));
+  Buffer<int32_t> d_lengths(device, lengths, static_cast<size_t>(batch));
+  w_ih.Apply(d_x.data(), rows, w.input_dim, d_gates.data(), g4, Activation::kNone, ctx);
+  const LstmSequences seq{batch, steps, lengths, device == Device::kCuda ? d_lengths.data() : nullptr};
+  const LstmDirection dir{&w_hh, d_gates.data(), g4, d_out.data(), hid, reverse};
+  LstmRecurrence(seq, &dir, 1, ctx);
+  d_out.CopyToHost(out, static_cast<size_t>(rows * hid), 0, stream);
 }
 
 }  // namespace cmer_edge

@@ -1,5 +1,5 @@
-// One LSTM layer over host arrays, weights in PyTorch's layout: the input projection (Linear) and
-// the recurrence (LstmRecurrence) on the chosen device, staging through device memory on CUDA.
+// One LSTM layer over host arrays, weights in PyTorch's layout: the input projection (PackedLinear)
+// and the recurrence (LstmRecurrence) on the chosen device, staging through device memory on CUDA.
 // Used by the op-level bindings and tests; the head keeps its weights resident instead.
 #pragma once
 

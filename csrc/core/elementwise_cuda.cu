@@ -1,0 +1,29 @@
+#include <cuda_runtime.h>
+
+#include "core/cuda_check.h"
+#include "core/elementwise.h"
+
+namespace cmer_edge {
+namespace {
+
+constexpr int kThreads = 256;
+
+__global__ void NormaliseRowsKernel(NormaliseIo io, int64_t dim) {
+  const int64_t r = blockIdx.y;
+  const float m = io.mask != nullptr ? io.mask[r * io.ld_mask] : 1.f;
+  for (int64_t k = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; k < dim;
+       k += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    io.y[r * io.ldy + k] = (io.x[r * io.ldx + k] - io.mean[k]) * io.inv_std[k] * m;
+  }
+}
+
+}  // namespace
+
+void NormaliseRowsCuda(const NormaliseIo& io, int64_t rows, int64_t dim, void* stream) {
+  const unsigned blocks_x = static_cast<unsigned>((dim + kThreads - 1) / kThreads);
+  NormaliseRowsKernel<<<dim3(blocks_x, static_cast<unsigned>(rows)), kThreads, 0,
+                        static_cast<cudaStream_t>(stream)>>>(io, dim);
+  CMER_EDGE_CUDA_CHECK(cudaGetLastError());
+}
+
+}  // namespace cmer_edge

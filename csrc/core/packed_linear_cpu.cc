@@ -1,0 +1,180 @@
+// CPU PackedLinear: register-blocked micro-kernels over 16-column weight panels.
+//
+// A tile is R rows (R <= 6) × 16 outputs held in 2R vector accumulators; each step over k loads
+// 16 weights (widened from bf16/int8 on the fly) and broadcasts R inputs. One row (the live push)
+// uses two interleaved accumulator sets instead, to hide the FMA latency. With more than 6 rows
+// the k axis is blocked (256) and rows grouped (48) so a panel block and the rows it meets stay
+// in cache. Panels are split over the thread pool when the product is large.
+#include <algorithm>
+#include <cstring>
+
+#include "core/packed_linear.h"
+#include "core/simd.h"
+#include "core/thread_pool.h"
+
+namespace cmer_edge {
+namespace {
+
+using simd::F8;
+using simd::LoadWeights;
+
+constexpr int64_t kP = PackedLinear::kPanel;
+constexpr int kMaxRows = 6;
+constexpr int64_t kKBlock = 256;
+constexpr int64_t kRowGroup = 48;
+constexpr int64_t kParallelMacs = int64_t{1} << 18;
+
+template <int R, typename W>
+CMER_EDGE_INLINE void Tile(const W* p, int64_t kn, const float* x, int64_t ldx, float* tile) {
+  F8 acc[R][2];
+  for (int r = 0; r < R; ++r) acc[r][0] = acc[r][1] = F8{};
+  for (int64_t k = 0; k < kn; ++k, p += kP) {
+    const F8 w0 = LoadWeights(p);
+    const F8 w1 = LoadWeights(p + 8);
+    for (int r = 0; r < R; ++r) {
+      const float xv = x[r * ldx + k];
+      acc[r][0] += w0 * xv;
+      acc[r][1] += w1 * xv;
+    }
+  }
+  for (int r = 0; r < R; ++r) {
+    simd::Store(tile + r * kP, acc[r][0]);
+    simd::Store(tile + r * kP + 8, acc[r][1]);
+  }
+}
+
+template <typename W>
+CMER_EDGE_INLINE void TileOneRow(const W* p, int64_t kn, const float* x, float* tile) {
+  F8 a0{}, a1{}, b0{}, b1{};
+  int64_t k = 0;
+  for (; k + 2 <= kn; k += 2, p += 2 * kP) {
+    const float x0 = x[k], x1 = x[k + 1];
+    a0 += LoadWeights(p) * x0;
+    a1 += LoadWeights(p + 8) * x0;
+    b0 += LoadWeights(p + kP) * x1;
+    b1 += LoadWeights(p + kP + 8) * x1;
+  }
+  if (k < kn) {
+    a0 += LoadWeights(p) * x[k];
+    a1 += LoadWeights(p + 8) * x[k];
+  }
+  simd::Store(tile, a0 + b0);
+  simd::Store(tile + 8, a1 + b1);
+}
+
+template <typename W>
+void TileRows(int rows, const W* p, int64_t kn, const float* x, int64_t ldx, float* tile) {
+  switch (rows) {
+    case 1: TileOneRow(p, kn, x, tile); break;
+    case 2: Tile<2>(p, kn, x, ldx, tile); break;
+    case 3: Tile<3>(p, kn, x, ldx, tile); break;
+    case 4: Tile<4>(p, kn, x, ldx, tile); break;
+    case 5: Tile<5>(p, kn, x, ldx, tile); break;
+    default: Tile<6>(p, kn, x, ldx, tile); break;
+  }
+}
+
+// Adds (or stores, on the first k block) a tile into y; on the last block applies scale, bias, act.
+void Merge(const float* tile, int rows, int64_t col0, int64_t cols, float* y, int64_t ldy, bool first, bool last,
+           const PackedView& w, Activation act) {
+  for (int r = 0; r < rows; ++r) {
+    float* yr = y + r * ldy + col0;
+    const float* tr = tile + r * kP;
+    for (int64_t c = 0; c < cols; ++c) {
+      float v = first ? tr[c] : yr[c] + tr[c];
+      if (last) {
+        if (w.scale != nullptr) v *= w.scale[col0 + c];
+        if (w.bias != nullptr) v += w.bias[col0 + c];
+        if (act == Activation::kRelu) v = v > 0.f ? v : 0.f;
+      }
+      yr[c] = v;
+    }
+  }
+}
+
+template <typename W>
+void RunPanels(const PackedView& w, int64_t p0, int64_t p1, const float* x, int64_t rows, int64_t ldx, float* y,
+               int64_t ldy, Activation act) {
+  const int64_t k_dim = w.in_dim;
+  const W* base = static_cast<const W*>(w.weights);
+  const int64_t kc = rows <= kMaxRows ? k_dim : kKBlock;
+  alignas(64) float tile[kMaxRows * kP];
+  for (int64_t k0 = 0; k0 < k_dim; k0 += kc) {
+    const int64_t kn = std::min(kc, k_dim - k0);
+    const bool first = k0 == 0, last = k0 + kn == k_dim;
+    for (int64_t g0 = 0; g0 < rows; g0 += kRowGroup) {
+      const int64_t g1 = std::min(rows, g0 + kRowGroup);
+      for (int64_t p = p0; p < p1; ++p) {
+        const W* panel = base + (p * k_dim + k0) * kP;
+        const int64_t cols = std::min(kP, w.out_dim - p * kP);
+        for (int64_t r0 = g0; r0 < g1; r0 += kMaxRows) {
+          const int r = static_cast<int>(std::min<int64_t>(kMaxRows, g1 - r0));
+          TileRows(r, panel, kn, x + r0 * ldx + k0, ldx, tile);
+          Merge(tile, r, p * kP, cols, y + r0 * ldy, ldy, first, last, w, act);
+        }
+      }
+    }
+  }
+}
+
+template <typename W>
+void Run(const PackedView& w, const float* x, int64_t rows, int64_t ldx, float* y, int64_t ldy, Activation act,
+         ThreadPool* pool) {
+  const int64_t panels = (w.out_dim + kP - 1) / kP;
+  const int64_t macs = rows * w.out_dim * w.in_dim;
+  const int threads = pool != nullptr ? pool->size() : 1;
+  if (threads <= 1 || macs < kParallelMacs || panels < 2) {
+    RunPanels<W>(w, 0, panels, x, rows, ldx, y, ldy, act);
+    return;
+  }
+  const int64_t chunks = std::min<int64_t>(panels, 4 * threads);
+  pool->ParallelFor(chunks, [&](int64_t c) {
+    const int64_t p0 = panels * c / chunks, p1 = panels * (c + 1) / chunks;
+    RunPanels<W>(w, p0, p1, x, rows, ldx, y, ldy, act);
+  });
+}
+
+template <typename W>
+void Pack(const W* rowmajor, int64_t out_dim, int64_t in_dim, W* dst) {
+  const int64_t panels = (out_dim + kP - 1) / kP;
+  for (int64_t p = 0; p < panels; ++p) {
+    W* panel = dst + p * in_dim * kP;
+    for (int64_t c = 0; c < kP; ++c) {
+      const int64_t j = p * kP + c;
+      for (int64_t k = 0; k < in_dim; ++k) panel[k * kP + c] = j < out_dim ? rowmajor[j * in_dim + k] : W{};
+    }
+  }
+}
+
+}  // namespace
+
+int64_t PackedBytesCpu(WeightFormat format, int64_t out_dim, int64_t in_dim) {
+  const int64_t padded = (out_dim + kP - 1) / kP * kP;
+  const int64_t elem = format == WeightFormat::kF32 ? 4 : format == WeightFormat::kBf16 ? 2 : 1;
+  return padded * in_dim * elem;
+}
+
+void PackWeightsCpu(WeightFormat format, const void* rowmajor, int64_t out_dim, int64_t in_dim, uint8_t* dst) {
+  switch (format) {
+    case WeightFormat::kF32:
+      Pack(static_cast<const float*>(rowmajor), out_dim, in_dim, reinterpret_cast<float*>(dst));
+      break;
+    case WeightFormat::kBf16:
+      Pack(static_cast<const uint16_t*>(rowmajor), out_dim, in_dim, reinterpret_cast<uint16_t*>(dst));
+      break;
+    case WeightFormat::kI8:
+      Pack(static_cast<const int8_t*>(rowmajor), out_dim, in_dim, reinterpret_cast<int8_t*>(dst));
+      break;
+  }
+}
+
+void PackedLinearCpu(const PackedView& w, const float* x, int64_t rows, int64_t ldx, float* y, int64_t ldy,
+                     Activation act, ThreadPool* pool) {
+  switch (w.format) {
+    case WeightFormat::kF32: Run<float>(w, x, rows, ldx, y, ldy, act, pool); break;
+    case WeightFormat::kBf16: Run<uint16_t>(w, x, rows, ldx, y, ldy, act, pool); break;
+    case WeightFormat::kI8: Run<int8_t>(w, x, rows, ldx, y, ldy, act, pool); break;
+  }
+}
+
+}  // namespace cmer_edge

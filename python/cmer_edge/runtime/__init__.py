@@ -1,0 +1,1 @@
+"""Live runtime: encoder backends, the native head (head.NativeHead) and the pipeline."""

@@ -1,0 +1,174 @@
+"""Native head (cmer_edge.runtime.head) vs the PyTorch reference CMRoberta: offline forward.
+
+fp32 on CPU must match within relative error 1e-5 (max |native - torch| / max |torch| over all
+logits, padded positions included) for every config switch (modalities, use_sca, sca_layers),
+small, edge and paper dims, T from 1 to 64, padding and `present` masks. This module also holds the
+helpers the other test_head_* modules import.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+
+from cmer_edge.model.cm_roberta import CMRoberta  # noqa: E402
+from cmer_edge.model.config import HeadConfig  # noqa: E402
+from cmer_edge.runtime.head import NativeHead  # noqa: E402
+
+TOLERANCE = 1e-5
+
+SMALL = dict(audio_dim=20, text_dim=24, hidden=8, num_heads=2, ffn_dim=16, classifier_dim=12)
+EDGE = dict(audio_dim=152, text_dim=1536, hidden=128)
+
+
+def make_model(cfg: HeadConfig, seed: int) -> CMRoberta:
+    """CMRoberta with PyTorch's default init, plus random normalisation stats and LayerNorm affines
+    so that every parameter the native head reads matters."""
+    torch.manual_seed(seed)
+    model = CMRoberta(cfg).eval()
+    with torch.no_grad():
+        for name, stream in model.streams():
+            dim = stream.mean.shape[0]
+            stream.mean.copy_(torch.randn(dim) * 0.5)
+            stream.inv_std.copy_(torch.rand(dim) * 1.5 + 0.25)
+        for module in model.modules():
+            if isinstance(module, torch.nn.LayerNorm):
+                module.weight.copy_(1 + 0.2 * torch.randn_like(module.weight))
+                module.bias.copy_(0.2 * torch.randn_like(module.bias))
+    return model
+
+
+def state_dict(model: CMRoberta) -> dict[str, np.ndarray]:
+    return {k: v.detach().numpy() for k, v in model.state_dict().items()}
+
+
+def native(model: CMRoberta, **kwargs) -> NativeHead:
+    return NativeHead.from_state_dict(model.cfg, state_dict(model), **kwargs)
+
+
+def inputs(cfg: HeadConfig, batch: int, steps: int, seed: int, *, with_present: bool = False):
+    """Random x_a, x_t, lengths (first sequence full length) and optionally a present mask."""
+    gen = torch.Generator().manual_seed(seed)
+    x_a = torch.randn(batch, steps, cfg.audio_dim, generator=gen)
+    x_t = torch.randn(batch, steps, cfg.text_dim, generator=gen)
+    lengths = torch.randint(1, steps + 1, (batch,), generator=gen)
+    lengths[0] = steps
+    present = None
+    if with_present:
+        present = (torch.rand(batch, steps, 2, generator=gen) > 0.3).float()
+        present[..., 0] = torch.maximum(present[..., 0], 1 - present[..., 1])  # never both missing
+    return x_a, x_t, lengths, present
+
+
+def reference(model: CMRoberta, x_a, x_t, lengths, present=None) -> np.ndarray:
+    with torch.no_grad():
+        return model(x_a, x_t, lengths, present).numpy()
+
+
+def np_or_none(t):
+    return None if t is None else t.numpy()
+
+
+def rel_error(got: np.ndarray, ref: np.ndarray) -> float:
+    """max |got - ref| / max |ref|: the relative error the parity tests bound."""
+    assert got.shape == ref.shape, (got.shape, ref.shape)
+    return float(np.abs(got - ref).max() / max(np.abs(ref).max(), 1e-30))
+
+
+CONFIGS = [  # (config overrides, id)
+    (dict(SMALL), "both"),
+    (dict(SMALL, modalities="audio"), "audio"),
+    (dict(SMALL, modalities="text"), "text"),
+    (dict(SMALL, use_sca=False), "both_nosca"),
+    (dict(SMALL, modalities="audio", use_sca=False), "audio_nosca"),
+    (dict(SMALL, sca_layers=1), "sca1"),
+    (dict(SMALL, sca_layers=3, num_heads=4, hidden=12), "sca3_h12"),
+]
+SHAPES = [(1, 1), (3, 7), (2, 64), (4, 16)]  # batch, steps
+
+
+@pytest.mark.parametrize("overrides", [c[0] for c in CONFIGS], ids=[c[1] for c in CONFIGS])
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "B{}_T{}".format(*s))
+def test_forward_matches_torch(overrides, shape):
+    cfg = HeadConfig(**overrides)
+    model = make_model(cfg, seed=sum(shape))
+    head = native(model)
+    x_a, x_t, lengths, _ = inputs(cfg, *shape, seed=shape[1])
+    ref = reference(model, x_a, x_t, lengths)
+    got = head.forward(x_a.numpy(), x_t.numpy(), lengths.numpy())
+    assert rel_error(got, ref) <= TOLERANCE
+
+
+@pytest.mark.parametrize("overrides", [c[0] for c in CONFIGS[:4]], ids=[c[1] for c in CONFIGS[:4]])
+def test_forward_with_missing_modalities_matches_torch(overrides):
+    cfg = HeadConfig(**overrides)
+    model = make_model(cfg, seed=5)
+    head = native(model)
+    x_a, x_t, lengths, present = inputs(cfg, 3, 9, seed=11, with_present=True)
+    ref = reference(model, x_a, x_t, lengths, present)
+    got = head.forward(x_a.numpy(), x_t.numpy(), lengths.numpy(), present.numpy())
+    assert rel_error(got, ref) <= TOLERANCE
+    without = head.forward(x_a.numpy(), x_t.numpy(), lengths.numpy())
+    assert rel_error(without, ref) > 1e-3, "the present mask must change the output"
+
+
+def test_unused_modality_may_be_none():
+    cfg = HeadConfig(**SMALL, modalities="text")
+    model = make_model(cfg, seed=2)
+    x_a, x_t, lengths, _ = inputs(cfg, 2, 5, seed=2)
+    got = native(model).forward(None, x_t.numpy(), lengths.numpy())
+    assert rel_error(got, reference(model, x_a, x_t, lengths)) <= TOLERANCE
+
+
+def test_edge_dims_match_torch():
+    cfg = HeadConfig(**EDGE)
+    model = make_model(cfg, seed=3)
+    x_a, x_t, lengths, present = inputs(cfg, 3, 16, seed=3, with_present=True)
+    got = native(model, num_threads=2).forward(x_a.numpy(), x_t.numpy(), lengths.numpy(), present.numpy())
+    assert rel_error(got, reference(model, x_a, x_t, lengths, present)) <= TOLERANCE
+
+
+def test_paper_dims_match_torch():
+    cfg = HeadConfig()  # Da = 12696, Dt = 4096, h = 128
+    model = make_model(cfg, seed=4)
+    x_a, x_t, lengths, _ = inputs(cfg, 2, 4, seed=4)
+    lengths[1] = 2
+    got = native(model, num_threads=2).forward(x_a.numpy(), x_t.numpy(), lengths.numpy())
+    assert rel_error(got, reference(model, x_a, x_t, lengths)) <= TOLERANCE
+
+
+def test_thread_count_does_not_change_results():
+    cfg = HeadConfig(**EDGE)
+    model = make_model(cfg, seed=6)
+    x_a, x_t, lengths, _ = inputs(cfg, 2, 8, seed=6)
+    args = (x_a.numpy(), x_t.numpy(), lengths.numpy())
+    one = native(model, num_threads=1).forward(*args)
+    two = native(model, num_threads=2).forward(*args)
+    np.testing.assert_array_equal(one, two)
+
+
+def test_float64_and_fortran_order_are_converted():
+    cfg = HeadConfig(**SMALL)
+    model = make_model(cfg, seed=8)
+    head = native(model)
+    x_a, x_t, lengths, _ = inputs(cfg, 2, 6, seed=8)
+    ref = head.forward(x_a.numpy(), x_t.numpy(), lengths.numpy())
+    got = head.forward(np.asfortranarray(x_a.numpy().astype(np.float64)), np.asfortranarray(x_t.numpy()),
+                       lengths.numpy().astype(np.int64))
+    np.testing.assert_array_equal(got, ref)
+
+
+def test_from_bundle_round_trip(tmp_path):
+    from cmer_edge.model.bundle import save_bundle
+
+    cfg = HeadConfig(**SMALL)
+    model = make_model(cfg, seed=9)
+    save_bundle(tmp_path / "b", head_config=cfg, head_tensors=state_dict(model), manifest={"window_utts": 5})
+    head = NativeHead.from_bundle(tmp_path / "b", precision="fp32")
+    assert head.window_utts == 5 and head.session().window_utts == 5
+    x_a, x_t, lengths, _ = inputs(cfg, 2, 4, seed=9)
+    got = head.forward(x_a.numpy(), x_t.numpy(), lengths.numpy())
+    assert rel_error(got, reference(model, x_a, x_t, lengths)) <= TOLERANCE
