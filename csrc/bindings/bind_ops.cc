@@ -59,16 +59,19 @@ py::array_t<float> Linear(const py::object& x_obj, const py::object& w_obj, cons
   CheckFinite(x, "x");
   CheckFinite(w, "w");
   FloatArray b;
+  const float* bias = nullptr;
   if (!b_obj.is_none()) {
     b = ToFloatArray(b_obj, "b");
     CheckShape(b, "b", {w.shape(0)});
+    CheckFinite(b, "b");
+    bias = b.data();
   }
   const int64_t rows = x.shape(0), out_dim = w.shape(0), in_dim = w.shape(1);
   if (out_dim < 1 || in_dim < 1) throw py::value_error("w must be non-empty, got " + ShapeString(w));
   py::array_t<float> y({rows, out_dim});
   const float* px = x.data();
   float* py_ = y.mutable_data();
-  const PackedLinear lin(Device::kCpu, ParseWeightFormat(precision), w.data(), b ? b.data() : nullptr, out_dim,
+  const PackedLinear lin(Device::kCpu, ParseWeightFormat(precision), w.data(), bias, out_dim,
                          in_dim);
   {
     py::gil_scoped_release release;
