@@ -197,6 +197,30 @@ def test_mismatched_files_are_refused(tmp_path):
         load_keras_weights(build_embedder(cfg), tmp_path / "keras3.h5")
 
 
+def test_kapre_layer_is_checked_against_the_frontend(tmp_path):
+    """Files from OpenL3 < 0.4 and EdgeL3 carry Kapre 0.1.4's DFT kernels and mel matrix."""
+    from dataclasses import replace
+
+    from cmer_edge.features.l3.mel import dft_kernels, mel_filterbank
+
+    cfg = small_config()  # kapre-0.1.4 front-end: HTK mel
+    fe = cfg.frontend
+    real, imag = dft_kernels(fe.n_fft)
+    kapre = {"real_kernels": real.T[:, None, None, :], "imag_kernels": imag.T[:, None, None, :],
+             "Variable": mel_filterbank(fe.sample_rate_hz, fe.n_fft, fe.n_mels, scale="htk").T}
+    layers = keras_layers(cfg.network, seed=7)
+    layers.insert(1, ("melspectrogram_1", {k: v.astype(np.float32) for k, v in kapre.items()}))
+    write_keras_h5(tmp_path / "old.h5", layers, full_model=True)
+    report = load_keras_weights(build_embedder(cfg), tmp_path / "old.h5")
+    assert max(report.frontend_check.values()) < 1e-6
+    slaney = replace(cfg, frontend=replace(fe, preset="openl3-0.4", mel_scale="slaney"))
+    with pytest.raises(KerasWeightsError, match="frontend='kapre-0.1.4'"):
+        load_keras_weights(build_embedder(slaney), tmp_path / "old.h5")
+    wider = replace(cfg, frontend=replace(fe, n_mels=48))
+    with pytest.raises(KerasWeightsError, match="32 mels.*48 mels"):
+        load_keras_weights(build_embedder(wider), tmp_path / "old.h5")
+
+
 def test_real_edgel3_weights_load_completely_and_match_numpy(shared_dir):
     path = shared_dir / EDGEL3
     if not path.is_file():

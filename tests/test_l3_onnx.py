@@ -101,6 +101,8 @@ def test_onnx_extractor_refuses_wrong_files(edgel3_onnx, tmp_path):
     path, _ = edgel3_onnx
     with pytest.raises(ValueError, match="holds 'edgel3.sea.64', not 'edgel3.sea.128'"):
         make_audio_extractor("edgel3.sea.128", onnx=path)
+    with pytest.raises(ValueError, match=r"drop \['hop_s'\]"):
+        make_audio_extractor("edgel3.sea.64", onnx=path, hop_s=0.5)
     with pytest.raises(FileNotFoundError, match="missing.onnx"):
         OnnxL3Extractor(tmp_path / "missing.onnx")
     (tmp_path / "junk.onnx").write_bytes(b"junk")

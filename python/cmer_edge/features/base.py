@@ -141,6 +141,9 @@ def _l3(name: str, **options: Any) -> AudioExtractor:
     if onnx_path is not None:
         from cmer_edge.features.l3.ort import OnnxL3Extractor
 
+        fixed = set(options) - {"threads", "providers", "max_windows_per_call"}
+        if fixed:
+            raise ValueError(f"{name}: with onnx= the graph fixes weights, hop and pooling; drop {sorted(fixed)}")
         ext = OnnxL3Extractor(onnx_path, **options)
         if ext.name != name:
             raise ValueError(f"{onnx_path} holds {ext.name!r}, not {name!r}")

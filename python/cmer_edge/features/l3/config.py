@@ -126,8 +126,8 @@ class L3Config:
 
     @property
     def hop_samples(self) -> int:
-        """Window hop in model-rate samples, int(hop_s * rate) as OpenL3 does."""
-        return int(self.hop_s * self.frontend.sample_rate_hz + 1e-9)
+        """Window hop in model-rate samples, int(hop_s * rate) exactly as openl3/core.py computes it."""
+        return int(self.hop_s * self.frontend.sample_rate_hz)
 
     @property
     def feature_map(self) -> tuple[int, int]:

@@ -133,8 +133,10 @@ def _check_frontend(layer: KerasLayer, frontend: MelFrontend | None) -> dict[str
              "imag_kernels": float(np.abs(imag - ours_dft[frontend.n_bins:]).max()),
              "mel": float(np.abs(mel - frontend.mel.numpy()).max())}
     if max(diffs.values()) > _FRONTEND_ATOL:
-        raise KerasWeightsError(f"the file's Kapre front-end constants differ from this config's: {diffs} "
-                                f"(front-end preset {frontend.cfg.preset!r}, {frontend.cfg.mel_scale} mel scale)")
+        raise KerasWeightsError(
+            f"the file's Kapre 0.1.4 front-end constants differ from this config's: {diffs} (front-end preset "
+            f"{frontend.cfg.preset!r}, {frontend.cfg.mel_scale} mel scale); files with a Kapre layer were trained "
+            "with frontend='kapre-0.1.4'")
     if frontend.cfg.preset != "kapre-0.1.4":
         log.warning("weights were trained with the Kapre 0.1.4 front-end; this model uses %r", frontend.cfg.preset)
     return diffs
