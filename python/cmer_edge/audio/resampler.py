@@ -17,6 +17,8 @@ import numpy as np
 from cmer_edge.audio.blocks import Blocker, InputMonitor, StatsCounter, as_frames_by_channels
 from cmer_edge.audio.convert import PIPELINE_RATE_HZ, AudioError
 
+_OUT_CHUNK = 2048  # output samples computed per vectorised step
+
 
 class StreamResampler:
     """Resample a mono stream chunk by chunk; `push(x)` returns the samples that are complete."""
@@ -80,17 +82,20 @@ class StreamResampler:
     def _produce(self, k_end: int) -> np.ndarray:
         if k_end <= self._k:
             return np.zeros(0, np.float32)
-        ks = np.arange(self._k, k_end, dtype=np.int64)
-        c = ks * self.down + self._half_len
-        newest = c // self.up - self._buf_start  # position in _buf of each output's newest input
-        idx = newest[:, None] + np.arange(-(self._taps - 1), 1)[None, :]
-        y = np.einsum("kt,kt->k", self._phases[c % self.up], self._buf[idx])
+        y = np.empty(k_end - self._k, np.float32)
+        offsets = np.arange(-(self._taps - 1), 1)[None, :]
+        for k0 in range(self._k, k_end, _OUT_CHUNK):  # bounded temporaries: [chunk, taps] per step
+            ks = np.arange(k0, min(k0 + _OUT_CHUNK, k_end), dtype=np.int64)
+            c = ks * self.down + self._half_len
+            newest = c // self.up - self._buf_start  # position in _buf of each output's newest input
+            y[k0 - self._k:k0 - self._k + len(ks)] = np.einsum(
+                "kt,kt->k", self._phases[c % self.up], self._buf[newest[:, None] + offsets])
         self._k = k_end
         keep_from = int(self._last_input_needed(self._k)) - (self._taps - 1) - self._buf_start
         if keep_from > 0:
             self._buf = self._buf[keep_from:]
             self._buf_start += keep_from
-        return y.astype(np.float32)
+        return y
 
 
 class StreamConverter:

@@ -1,0 +1,82 @@
+"""Soak: more than 10 minutes of speech and silence through FileSource + Silero VAD + endpointer:
+every utterance found, memory bounded (Python heap via tracemalloc, process RSS for the C parts).
+The front half of the pipeline soak test (`python -m pytest -m slow tests/test_audio_soak.py`)."""
+
+from __future__ import annotations
+
+import gc
+import tracemalloc
+from pathlib import Path
+
+import pytest
+
+from cmer_edge.audio.scenes import write_scene
+from cmer_edge.audio.segmenter import Segmenter
+from cmer_edge.audio.sources import FileSource
+
+from conftest import need
+
+pytestmark = pytest.mark.slow
+
+PHRASES = [
+    ("I can't believe you did that to me", 165, 50),
+    ("Why are you always late?", 140, 35),
+    ("Okay. Fine. Whatever you say.", 190, 70),
+    ("This is the best day of my whole life", 150, 60),
+    ("Please, just leave me alone for a while", 120, 45),
+    ("No", 160, 50),
+]
+GAPS_S = [0.8, 1.7, 3.0, 0.9, 6.0, 1.2, 2.2]
+SCENE_S = 620.0
+
+
+def rss_bytes() -> int:
+    import os
+
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def test_ten_minutes_all_utterances_bounded_memory(tmp_path: Path):
+    from cmer_edge.data.espeak import espeak_available, speak
+
+    need(espeak_available(), "espeak-ng is not installed (apt-get install espeak-ng)")
+    need(Path("/proc/self/statm").is_file(), "RSS measurement needs /proc (Linux)")
+    voices = [(text, speak(text, speed_wpm=wpm, pitch=pitch)) for text, wpm, pitch in PHRASES]
+    clips, gaps, total = [], [], 0.0
+    while total < SCENE_S:
+        i = len(clips)
+        clips.append(voices[i % len(voices)])
+        gaps.append(GAPS_S[i % len(GAPS_S)])
+        total += gaps[-1] + len(clips[-1][1]) / 16_000
+    path = tmp_path / "soak.wav"
+    truth = write_scene(path, clips, gaps, sample_rate_hz=22_050, noise_dbfs=-55)
+
+    segmenter = Segmenter()
+    found = []
+    rss_samples, heap_samples = [], []
+    with FileSource(path) as source:
+        assert source.duration_s >= 600.0
+        for block in source:
+            for utt in segmenter.feed(block):
+                found.append((utt.start_s, utt.end_s, utt.truncated))
+            if block.index % 2000 == 0:  # every 64 s of audio
+                rss_samples.append(rss_bytes())
+                if block.index == 2000:  # warmed up (imports done, buffers sized): watch the heap from here
+                    gc.collect()
+                    tracemalloc.start()
+                heap_samples.append(tracemalloc.get_traced_memory()[0])
+        for utt in segmenter.flush():
+            found.append((utt.start_s, utt.end_s, utt.truncated))
+    heap_now, heap_peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+
+    assert source.stats.blocks_out * 0.032 >= 600.0
+    assert len(found) == len(truth), (len(found), len(truth))
+    for (start_s, end_s, truncated), t in zip(found, truth):
+        assert start_s <= t.start_s + 0.05 and end_s >= t.end_s - 0.05 and not truncated, (start_s, end_s, t)
+    # at most one open utterance (<= 15 s of audio, ~1 MiB) plus its concatenation and a file chunk
+    assert heap_peak < 4 * 2**20, f"Python heap peak {heap_peak / 2**20:.1f} MiB while streaming"
+    assert heap_now - heap_samples[1] < 2**20, f"Python heap grew {(heap_now - heap_samples[1]) / 2**20:.2f} MiB"
+    growth = rss_samples[-1] - rss_samples[1]  # after the first minute warmed everything up
+    assert growth < 16 * 2**20, f"RSS grew {growth / 2**20:.1f} MiB over {len(rss_samples)} minutes"
