@@ -108,17 +108,15 @@ def test_played_utterances_are_found_in_captured_audio(virtual_mic, mic_scene):
 def test_slow_consumer_drops_oldest_blocks_with_bounded_queue(virtual_mic):
     from cmer_edge.audio.sources import MicrophoneSource
 
-    source = MicrophoneSource(virtual_mic.device, sample_rate_hz=16_000, channels=1, queue_blocks=8)
+    source = MicrophoneSource(virtual_mic.device, sample_rate_hz=16_000, channels=1, queue_blocks=8, max_seconds=3.0)
     received, t0 = [], None
     with source:
-        for block in source:
+        for block in source:  # ends by itself after 3 s of stream time
             t0 = t0 or time.monotonic()
             received.append(block)
-            elapsed = time.monotonic() - t0
-            if elapsed < 2.0:
+            if time.monotonic() - t0 < 2.0:
                 time.sleep(0.1)  # three times slower than real time
-            elif elapsed > 3.0:
-                break
+    assert source.closed and received[-1].start_s < 3.0 <= received[-1].end_s + 0.5
     stats = source.stats
     idx = np.array([b.index for b in received])
     missing = idx[-1] + 1 - len(idx)

@@ -1,10 +1,12 @@
 """Soak: more than 10 minutes of speech and silence through FileSource + Silero VAD + endpointer:
 every utterance found, memory bounded (Python heap via tracemalloc, process RSS for the C parts).
-The front half of the pipeline soak test (`python -m pytest -m slow tests/test_audio_soak.py`)."""
+The front half of the pipeline soak test:
+`python -m pytest -m slow tests/test_audio_soak.py --log-cli-level=INFO` (logs the measured numbers)."""
 
 from __future__ import annotations
 
 import gc
+import logging
 import tracemalloc
 from pathlib import Path
 
@@ -70,6 +72,11 @@ def test_ten_minutes_all_utterances_bounded_memory(tmp_path: Path):
             found.append((utt.start_s, utt.end_s, utt.truncated))
     heap_now, heap_peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
+    logging.getLogger("cmer_edge").info(
+        "soak: %.0f s of audio, %d utterances, VAD %.2f ms/frame, heap peak %.2f MiB, heap growth %.3f MiB, "
+        "RSS growth %.1f MiB", source.stats.blocks_out * 0.032, len(found),
+        1000 * segmenter.vad_seconds / segmenter.frames_seen, heap_peak / 2**20,
+        (heap_now - heap_samples[1]) / 2**20, (rss_samples[-1] - rss_samples[1]) / 2**20)
 
     assert source.stats.blocks_out * 0.032 >= 600.0
     assert len(found) == len(truth), (len(found), len(truth))
