@@ -178,12 +178,13 @@ class FileSource(_ChunkedSource):
         if chunk_frames < 1:
             raise ValueError(f"chunk_frames must be >= 1, got {chunk_frames}")
         self._input_rate_hz = int(self._file.samplerate)
+        self._frames = int(self._file.frames)
         self._chunk_frames = int(chunk_frames)
         self._what = f"file {self.path.name} ({self._input_rate_hz} Hz, {self._file.channels} ch)"
 
     @property
     def duration_s(self) -> float:
-        return self._file.frames / self._input_rate_hz
+        return self._frames / self._input_rate_hz
 
     def _chunks(self) -> Iterator[np.ndarray]:
         import soundfile as sf
