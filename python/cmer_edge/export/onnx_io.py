@@ -43,18 +43,10 @@ def export_plan(plan: ExportPlan, path: str | Path, *, opset: int = OPSET, seed:
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    feeds = plan.sample_inputs(trace_sizes(plan), np.random.default_rng(seed))
-    kwargs = {k: torch.from_numpy(v) for k, v in feeds.items()}
-    module = plan.module.eval()
-    with torch.no_grad(), warnings.catch_warnings():
-        warnings.filterwarnings("ignore", category=DeprecationWarning)  # "legacy exporter": chosen, see above
-        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
-        warnings.filterwarnings("ignore", message=".*batch_size other than 1.*LSTM.*")  # no h0/c0 inputs: safe
-        # HF masks index with non-negative indices; parity at several shapes would catch it otherwise
-        warnings.filterwarnings("ignore", message=".*aten::index operator of advanced indexing.*")
-        torch.onnx.export(module, (), str(path), kwargs=kwargs, input_names=plan.input_names,
-                          output_names=plan.output_names, dynamic_axes=_dynamic_axes(plan),
-                          opset_version=opset, do_constant_folding=True, dynamo=False)
+    if plan.export_fn is not None:
+        plan.export_fn(path, opset)
+    else:
+        _torchscript_export(plan, path, opset, seed)
     model = onnx.load(str(path))
     props = {**plan.onnx_metadata(), f"{META_PREFIX}opset": str(opset), f"{META_PREFIX}precision": "fp32",
              f"{META_PREFIX}cmer_edge_version": __version__, f"{META_PREFIX}torch_version": torch.__version__}
@@ -64,6 +56,22 @@ def export_plan(plan: ExportPlan, path: str | Path, *, opset: int = OPSET, seed:
     check_interface(path, plan)
     log.info("exported %s -> %s (%.1f MB)", plan.model, path, path.stat().st_size / 1e6)
     return path
+
+
+def _torchscript_export(plan: ExportPlan, path: Path, opset: int, seed: int) -> None:
+    import torch
+
+    feeds = plan.sample_inputs(trace_sizes(plan), np.random.default_rng(seed))
+    kwargs = {k: torch.from_numpy(v) for k, v in feeds.items()}
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=DeprecationWarning)  # "legacy exporter": chosen, see above
+        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+        warnings.filterwarnings("ignore", message=".*batch_size other than 1.*LSTM.*")  # no h0/c0 inputs: safe
+        # HF masks index with non-negative indices; parity at several shapes would catch it otherwise
+        warnings.filterwarnings("ignore", message=".*aten::index operator of advanced indexing.*")
+        torch.onnx.export(plan.module.eval(), (), str(path), kwargs=kwargs, input_names=plan.input_names,
+                          output_names=plan.output_names, dynamic_axes=_dynamic_axes(plan),
+                          opset_version=opset, do_constant_folding=True, dynamo=False)
 
 
 def set_metadata(model: Any, props: dict[str, str]) -> None:

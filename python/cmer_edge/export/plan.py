@@ -76,8 +76,11 @@ class ExportPlan:
     reference: Any = None
     atol: float = 1e-4
     rtol: float = 1e-4
-    # role -> writer(path): artefacts the runtime needs next to the graph (e.g. the tokenizer)
+    # role -> (file name, writer(path)): artefacts the runtime needs next to the graph (the tokenizer)
     extra_files: dict[str, tuple[str, Callable[[Any], None]]] = field(default_factory=dict)
+    # writes the graph itself when the model has its own exporter (export_fn(path, opset));
+    # default: torch.onnx's TorchScript exporter (onnx_io.export_plan)
+    export_fn: Callable[[Any, int], None] | None = None
 
     def __post_init__(self) -> None:
         for spec in self.inputs + self.outputs:

@@ -40,10 +40,23 @@ def write_random_roberta(out: str | Path, bpe_dir: str | Path, *, layers: int, h
     return Path(out)
 
 
+def paper_audio_spec(seed: int = 0) -> dict:
+    """features.audio of the paper: emo_large (6552, openSMILE: runs natively, described only)
+    + OpenL3 mel256 -> 6144 at hop 0.1 s with random-init weights."""
+    from cmer_edge.features.l3.extractor import TorchL3Extractor
+
+    l3 = TorchL3Extractor.from_name("l3.mel256.6144", weights="random", seed=seed).spec()
+    emo = {"name": "opensmile.emo_large", "dim": 6552, "kind": "opensmile",
+           "params": {"feature_set": "emo_large", "feature_level": "functionals", "sample_rate_hz": 16000},
+           "weights_sha256": None}
+    return {"name": f"{emo['name']}+{l3['name']}", "dim": emo["dim"] + l3["dim"], "kind": "chain", "parts": [emo, l3]}
+
+
 def write_random_paper_bundle(out: str | Path, bpe_dir: str | Path, *, seed: int = 0,
                               roberta: dict[str, int] | None = None, max_tokens: int = 128) -> Bundle:
     """The paper's shapes with random weights: head HeadConfig() (12696 audio, 4096 text, h=128),
-    text encoder RoBERTa-large shaped with the real tokenizer, <s>-pooled last 4 layers."""
+    text encoder RoBERTa-large shaped with the real tokenizer, <s>-pooled last 4 layers, audio
+    emo_large + OpenL3-6144 (random-init L3 network)."""
     out = Path(out)
     shape = roberta or ROBERTA_LARGE
     log.info("writing a random-init RoBERTa %s into %s", shape, out / "text_model")
@@ -51,5 +64,7 @@ def write_random_paper_bundle(out: str | Path, bpe_dir: str | Path, *, seed: int
     cfg = HeadConfig(text_dim=4 * shape["hidden"])
     features = {"text": {"model": "text_model", "pooling": "cls", "last_layers": 4, "max_tokens": max_tokens,
                          "dim": cfg.text_dim, "random_init": True},
-                "audio": {"name": "opensmile.emo_large+l3.mel256.6144", "dim": cfg.audio_dim}}
+                "audio": paper_audio_spec(seed)}
+    if features["audio"]["dim"] != cfg.audio_dim:
+        raise AssertionError(f"paper audio spec is {features['audio']['dim']}-d, the head {cfg.audio_dim}")
     return write_random_bundle(out, cfg, features=features, seed=seed, name="random-paper", profile="paper")

@@ -19,6 +19,7 @@ ExporterFactory = Callable[[Bundle], ExportPlan]
 _BUILTIN = {
     "head": "cmer_edge.export.head:plan_head",
     "text_encoder": "cmer_edge.export.text:plan_text_encoder",
+    "audio_encoder": "cmer_edge.export.audio:plan_audio_encoder",
 }
 _REGISTERED: dict[str, ExporterFactory] = {}
 

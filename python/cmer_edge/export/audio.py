@@ -1,0 +1,108 @@
+"""ONNX exporter of the L3 audio network (dynamic number of samples, hence of windows).
+
+The graph is cmer_edge.features.l3's own export (features/l3/onnx_export.py: input `audio`
+[samples] at the model rate, outputs `embedding` [dim] and `window_embeddings` [windows, dim],
+metadata `cmer_edge.spec`), so `OnnxL3Extractor` runs it unchanged; this exporter adds the
+cmer_edge.* axis ranges TensorRT profiles are derived from, labels and sample rate, and checks it
+like every other graph. The bundle's features.audio is an extractor spec (a chain such as
+opensmile.emo_large+l3.mel256.6144, or one L3 part) whose L3 part names its weights: a Keras
+.h5[.gz] inside the bundle (checked against the spec's sha256) or "random(seed=N)".
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+from cmer_edge.export.plan import AxisRange, ExportPlan, TensorSpec
+from cmer_edge.model.bundle import Bundle, BundleError
+
+_RANDOM = re.compile(r"random\(seed=(\d+)\)")
+
+
+def l3_spec_of(bundle: Bundle) -> dict:
+    """The L3 part of the bundle's audio extractor spec; NotExportable when there is none."""
+    from cmer_edge.export.registry import NotExportable
+
+    if not bundle.head_config.uses_audio:
+        raise NotExportable(f"bundle {bundle.path} is text-only: no audio encoder")
+    spec = bundle.manifest.get("features", {}).get("audio")
+    parts = spec.get("parts", [spec]) if isinstance(spec, dict) else []
+    l3 = [p for p in parts if isinstance(p, dict) and p.get("kind") == "l3"]
+    if not l3:
+        raise NotExportable(f"bundle {bundle.path} has no L3 network in features.audio "
+                            f"({spec.get('name') if isinstance(spec, dict) else 'no spec'}); openSMILE runs natively")
+    if len(l3) > 1:
+        raise BundleError(f"bundle {bundle.path}: {len(l3)} L3 parts in features.audio; one is supported")
+    return l3[0]
+
+
+def load_l3_module(bundle: Bundle, spec: dict):
+    """The L3Embedder of `spec` with its weights (from the bundle, or seeded random init)."""
+    from cmer_edge.features.l3.config import L3Config
+    from cmer_edge.features.l3.keras_h5 import load_keras_weights
+    from cmer_edge.features.l3.model import build_embedder
+
+    cfg = L3Config.from_dict(spec["params"])
+    if cfg.dim != int(spec["dim"]):
+        raise BundleError(f"features.audio part {spec['name']}: dim {spec['dim']} != its config's {cfg.dim}")
+    weights = str(spec.get("weights", ""))
+    random = _RANDOM.fullmatch(weights)
+    if random:
+        return build_embedder(cfg, seed=int(random[1]))
+    path = bundle.path / weights
+    if "audio_weights" in bundle.manifest.get("files", {}):
+        path = bundle.file("audio_weights")
+    if not weights or not path.is_file():
+        raise BundleError(f"L3 weights {weights!r} of {spec['name']} not found in bundle {bundle.path} "
+                          "(copy the .h5[.gz] into the bundle)")
+    model = build_embedder(cfg)
+    report = load_keras_weights(model, path)
+    if spec.get("weights_sha256") and report.sha256 != spec["weights_sha256"]:
+        raise BundleError(f"{path}: sha256 {report.sha256[:12]}... is not the {spec['weights_sha256'][:12]}... "
+                          "the features were extracted with")
+    return model.eval()
+
+
+def sample_ranges(cfg, max_windows_per_call: int) -> tuple[int, int]:
+    """(opt, max) samples per graph call of the chunked runner (features/l3/runner.py): a full
+    chunk of `max_windows_per_call` windows, plus the lead-in windows of later chunks for max."""
+    frame, hop = cfg.frontend.window_samples, cfg.hop_samples
+    half = frame // 2 if cfg.center else 0
+    lead = -(-half // hop)
+    opt = (max_windows_per_call - 1) * hop + frame - half
+    return opt, (lead + max_windows_per_call - 1) * hop + frame - half
+
+
+def plan_audio_encoder(bundle: Bundle) -> ExportPlan:
+    from cmer_edge.features.l3.onnx_export import export_onnx
+    from cmer_edge.features.l3.runner import DEFAULT_MAX_WINDOWS_PER_CALL
+
+    spec = l3_spec_of(bundle)
+    model = load_l3_module(bundle, spec)
+    cfg = model.cfg
+    opt, top = sample_ranges(cfg, DEFAULT_MAX_WINDOWS_PER_CALL)
+    axes = {"samples": AxisRange("samples", 2, opt, top),
+            "windows": AxisRange("windows", 1, cfg.n_windows(opt), cfg.n_windows(top))}
+
+    def sample(sizes: dict[str, int], rng: np.random.Generator) -> dict[str, np.ndarray]:
+        return {"audio": (0.1 * rng.standard_normal(sizes["samples"])).astype(np.float32)}
+
+    def write(path, opset: int) -> None:
+        if opset != 17:
+            raise ValueError(f"the L3 exporter writes opset 17 only, not {opset}")
+        export_onnx(model, path, spec=spec, verify=False)
+
+    one_window = max(2, cfg.frontend.window_samples // 2 - cfg.hop_samples)
+    return ExportPlan(
+        model="audio_encoder", module=model, reference=model,
+        inputs=(TensorSpec("audio", "float32", ("samples",)),),
+        outputs=(TensorSpec("embedding", "float32", (cfg.dim,)),
+                 TensorSpec("window_embeddings", "float32", ("windows", cfg.dim))),
+        axes=axes, sample_inputs=sample,
+        check_sizes=({"samples": 2}, {"samples": one_window}, {"samples": opt}, {"samples": top}),
+        metadata={"labels": list(bundle.labels), "feature": spec, "sample_rate_hz": cfg.frontend.sample_rate_hz,
+                  "input_rate_hz": spec["params"].get("input_rate_hz", 16000),
+                  "max_windows_per_call": DEFAULT_MAX_WINDOWS_PER_CALL, "bundle": bundle.manifest.get("name", "")},
+        atol=1e-4, rtol=1e-3, export_fn=write)

@@ -1,0 +1,254 @@
+"""Encoder backends: TensorRT -> ONNX Runtime -> PyTorch, chosen per encoder (DESIGN.md §6).
+
+    runner, choice = open_runner(bundle, "text_encoder", BackendConfig(backend="auto"))
+    runner.run({"input_ids": ids, "attention_mask": mask})["features"]
+    print(choice.summary())   # text_encoder: onnxruntime (onnx/text_encoder.onnx); skipped tensorrt: ...
+
+"auto" takes the first backend that can run the model here: TensorRT when the tensorrt and
+cuda-python packages, a CUDA GPU and a matching engine (bundle/engines, fingerprint checked) are
+present; else ONNX Runtime on the bundle's exported graph; else PyTorch (development fallback,
+rebuilt from the bundle). A named backend ("tensorrt", "onnxruntime", "torch", or
+$CMER_EDGE_BACKEND) is used or fails with the reason. Importing this module does not import torch,
+TensorRT or onnxruntime; torch is imported only when the torch backend is chosen.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from cmer_edge.model.bundle import Bundle
+
+log = logging.getLogger("cmer_edge")
+BACKENDS = ("tensorrt", "onnxruntime", "torch")
+ENV_BACKEND = "CMER_EDGE_BACKEND"
+ONNX_PRECISIONS = ("fp32", "fp16", "int8")
+
+
+class BackendUnavailable(RuntimeError):
+    """No (or not the requested) backend can run a model here; `reasons` says why per backend."""
+
+    def __init__(self, message: str, reasons: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.reasons = reasons or {}
+
+
+@dataclass(frozen=True)
+class BackendConfig:
+    """backend: "auto" or one of BACKENDS. onnx_precision: which exported graph ONNX Runtime runs
+    (fp32, or an fp16/int8 variant). engine_precision: the TensorRT engine to prefer (default fp16,
+    then int8, then fp32). engine_dir: default <bundle>/engines. threads: ONNX Runtime intra-op
+    threads (None: its default). providers: ONNX Runtime providers (default CUDA if present, CPU)."""
+
+    backend: str = "auto"
+    onnx_precision: str = "fp32"
+    engine_precision: str | None = None
+    engine_dir: str | None = None
+    threads: int | None = None
+    device_id: int = 0
+    providers: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if self.backend not in ("auto", *BACKENDS):
+            raise ValueError(f"backend must be 'auto' or one of {BACKENDS}, got {self.backend!r}")
+        if self.onnx_precision not in ONNX_PRECISIONS:
+            raise ValueError(f"onnx_precision must be one of {ONNX_PRECISIONS}, got {self.onnx_precision!r}")
+        if self.threads is not None and self.threads < 1:
+            raise ValueError(f"threads must be >= 1, got {self.threads}")
+
+    @classmethod
+    def from_env(cls, **overrides: Any) -> "BackendConfig":
+        """Defaults < $CMER_EDGE_BACKEND < explicit overrides (None values are ignored)."""
+        values: dict[str, Any] = {}
+        if os.environ.get(ENV_BACKEND):
+            values["backend"] = os.environ[ENV_BACKEND].strip().lower()
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+
+class Runner(Protocol):
+    backend: str
+    input_names: list[str]
+    output_names: list[str]
+
+    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]: ...
+
+
+@dataclass(frozen=True)
+class BackendChoice:
+    model: str
+    backend: str
+    artefact: str
+    skipped: dict[str, str] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        text = f"{self.model}: {self.backend} ({self.artefact})"
+        return text + "".join(f"; skipped {name}: {why}" for name, why in self.skipped.items())
+
+
+class OrtRunner:
+    backend = "onnxruntime"
+
+    def __init__(self, path: Path, *, threads: int | None, providers: tuple[str, ...] | None) -> None:
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        if threads:
+            opts.intra_op_num_threads, opts.inter_op_num_threads = int(threads), 1
+        available = ort.get_available_providers()
+        chosen = list(providers) if providers else [
+            p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
+        self.path = Path(path)
+        self.session = ort.InferenceSession(str(path), opts, providers=chosen)
+        self.providers = self.session.get_providers()
+        self.input_names = [i.name for i in self.session.get_inputs()]
+        self.output_names = [o.name for o in self.session.get_outputs()]
+
+    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return dict(zip(self.output_names, self.session.run(self.output_names, feeds)))
+
+
+class TensorRTRunner:
+    backend = "tensorrt"
+
+    def __init__(self, engine: Any) -> None:
+        self.engine = engine
+        self.input_names, self.output_names = engine.input_names, engine.output_names
+
+    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return self.engine.run(feeds)
+
+
+class TorchRunner:
+    backend = "torch"
+
+    def __init__(self, plan: Any) -> None:
+        self.module = (plan.reference if plan.reference is not None else plan.module).eval()
+        self.input_names, self.output_names = plan.input_names, plan.output_names
+
+    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        import torch
+
+        with torch.inference_mode():
+            out = self.module(**{k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in feeds.items()})
+        outs = out if isinstance(out, (tuple, list)) else (out,)
+        return {name: o.float().numpy() for name, o in zip(self.output_names, outs)}
+
+
+def _open_tensorrt(bundle: Bundle, model: str, cfg: BackendConfig) -> tuple[Runner, str]:
+    from cmer_edge.runtime.engine_fingerprint import EngineMismatchError, find_engine, sm_of
+    from cmer_edge.runtime.tensorrt_engine import TensorRTEngine, TensorRTUnavailable, current_device
+
+    for package in ("tensorrt", "cuda"):
+        if importlib.util.find_spec(package) is None:
+            raise BackendUnavailable(f"the {'cuda-python' if package == 'cuda' else package} package is not installed")
+    try:
+        device = current_device(cfg.device_id)
+    except TensorRTUnavailable as exc:
+        raise BackendUnavailable(str(exc)) from exc
+    engine_dir = Path(cfg.engine_dir) if cfg.engine_dir else bundle.path / "engines"
+    path = find_engine(engine_dir, model, device, precision=cfg.engine_precision)
+    if path is None:
+        raise BackendUnavailable(f"no {model} engine for TensorRT {device.tensorrt_version} on sm"
+                                 f"{sm_of(device.compute_capability)} in {engine_dir} "
+                                 f"(build it: python export/build_engine.py {bundle.path})")
+    files, sha = bundle.manifest.get("files", {}), bundle.manifest.get("sha256", {})
+    try:
+        engine = TensorRTEngine(path, device_id=cfg.device_id, onnx_sha256=sha.get(files.get(f"onnx.{model}", "")))
+    except EngineMismatchError as exc:
+        log.warning("%s", exc)
+        raise BackendUnavailable(str(exc)) from exc
+    return TensorRTRunner(engine), str(path)
+
+
+def _open_onnxruntime(bundle: Bundle, model: str, cfg: BackendConfig) -> tuple[Runner, str]:
+    role = f"onnx.{model}" if cfg.onnx_precision == "fp32" else f"onnx.{model}.{cfg.onnx_precision}"
+    if role not in bundle.manifest.get("files", {}):
+        variants = "" if cfg.onnx_precision == "fp32" else f" --variants {cfg.onnx_precision}"
+        raise BackendUnavailable(f"bundle has no {role} graph (export it: python export/export_onnx.py "
+                                 f"{bundle.path}{variants})")
+    if importlib.util.find_spec("onnxruntime") is None:
+        raise BackendUnavailable("onnxruntime is not installed (pip install onnxruntime)")
+    path = bundle.file(role)
+    return OrtRunner(path, threads=cfg.threads, providers=cfg.providers), str(path.relative_to(bundle.path))
+
+
+def _open_torch(bundle: Bundle, model: str, cfg: BackendConfig) -> tuple[Runner, str]:
+    if importlib.util.find_spec("torch") is None:
+        raise BackendUnavailable("PyTorch is not installed (development fallback: pip install torch==2.13.0)")
+    from cmer_edge.export.registry import NotExportable, plan_for
+
+    try:
+        plan = plan_for(bundle, model)
+    except NotExportable as exc:
+        raise BackendUnavailable(str(exc)) from exc
+    if cfg.threads:
+        import torch
+
+        torch.set_num_threads(cfg.threads)
+    return TorchRunner(plan), "PyTorch, rebuilt from the bundle"
+
+
+_OPENERS = {"tensorrt": _open_tensorrt, "onnxruntime": _open_onnxruntime, "torch": _open_torch}
+
+
+def open_runner(bundle: Bundle, model: str, config: BackendConfig | None = None) -> tuple[Runner, BackendChoice]:
+    """A runner for `model` ("text_encoder", "audio_encoder", "head") and why it was chosen."""
+    cfg = config or BackendConfig.from_env()
+    order = BACKENDS if cfg.backend == "auto" else (cfg.backend,)
+    skipped: dict[str, str] = {}
+    for name in order:
+        try:
+            runner, artefact = _OPENERS[name](bundle, model, cfg)
+        except BackendUnavailable as exc:
+            skipped[name] = str(exc)
+            continue
+        choice = BackendChoice(model, name, artefact, skipped)
+        log.info("%s", choice.summary())
+        return runner, choice
+    detail = "; ".join(f"{name}: {why}" for name, why in skipped.items())
+    raise BackendUnavailable(f"cannot run {model} of {bundle.path} with backend {cfg.backend!r}: {detail}", skipped)
+
+
+def backend_availability() -> dict[str, dict[str, Any]]:
+    """What this machine offers, without importing torch (for `python -m cmer_edge`)."""
+    def version(dist: str) -> str | None:
+        try:
+            return metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            return None
+
+    info: dict[str, dict[str, Any]] = {}
+    trt = {"available": False, "version": version("tensorrt") or version("tensorrt-cu12")}
+    if importlib.util.find_spec("tensorrt") is None:
+        trt["reason"] = "tensorrt package not installed"
+    elif importlib.util.find_spec("cuda") is None:
+        trt["reason"] = "cuda-python not installed"
+    else:
+        from cmer_edge.runtime.tensorrt_engine import TensorRTUnavailable, current_device
+
+        try:
+            device = current_device()
+            trt.update(available=True, version=device.tensorrt_version, gpu=device.gpu_name,
+                       compute_capability=device.compute_capability)
+        except (TensorRTUnavailable, RuntimeError) as exc:
+            trt["reason"] = str(exc)
+    info["tensorrt"] = trt
+    ort = {"available": importlib.util.find_spec("onnxruntime") is not None, "version": version("onnxruntime")
+           or version("onnxruntime-gpu")}
+    if ort["available"]:
+        import onnxruntime
+
+        ort["providers"] = onnxruntime.get_available_providers()
+    info["onnxruntime"] = ort
+    info["torch"] = {"available": importlib.util.find_spec("torch") is not None, "version": version("torch"),
+                     "role": "development fallback"}
+    info["default"] = os.environ.get(ENV_BACKEND, "auto")
+    return info

@@ -1,0 +1,132 @@
+"""The live runtime's encoders, each on the backend `backends.open_runner` chooses.
+
+    text = open_text_encoder(bundle)            # tokenizer (torch-free) + text_encoder runner
+    x_t = text("I can't believe it!")           # float32 [text_dim]
+    audio = open_audio_extractor(bundle)        # features.audio rebuilt: openSMILE parts + L3 on
+    x_a = audio(samples_16k)                    #   the chosen backend -> float32 [audio_dim]
+
+Neither imports torch unless the torch backend is chosen.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from cmer_edge.model.bundle import Bundle, BundleError
+from cmer_edge.runtime.backends import BackendChoice, BackendConfig, Runner, open_runner
+
+log = logging.getLogger("cmer_edge")
+
+
+@dataclass
+class TextEncoder:
+    """text -> features with the bundle's tokenizer (text_tokenizer.json) and encoder runner."""
+
+    runner: Runner
+    choice: BackendChoice
+    tokenizer: Any
+    max_tokens: int
+    pad_id: int
+    dim: int
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        """[N, dim] float32; texts longer than max_tokens are cut (keeping the final </s>)."""
+        if not texts:
+            raise ValueError("encode() needs at least one text")
+        for i, text in enumerate(texts):
+            if not isinstance(text, str) or not text.strip():
+                raise ValueError(f"text {i} is empty or not a string: {text!r}")
+        encs = self.tokenizer.encode_batch(list(texts))
+        seqs = [e.ids if len(e.ids) <= self.max_tokens else e.ids[:self.max_tokens - 1] + e.ids[-1:] for e in encs]
+        cut = sum(len(e.ids) > self.max_tokens for e in encs)
+        if cut:
+            log.warning("%d text(s) longer than %d tokens were cut", cut, self.max_tokens)
+        width = max(len(s) for s in seqs)
+        ids = np.full((len(seqs), width), self.pad_id, np.int64)
+        mask = np.zeros((len(seqs), width), np.int64)
+        for row, seq in enumerate(seqs):
+            ids[row, :len(seq)], mask[row, :len(seq)] = seq, 1
+        out = self.runner.run({"input_ids": ids, "attention_mask": mask})["features"]
+        return np.asarray(out, np.float32)
+
+    def __call__(self, text: str) -> np.ndarray:
+        return self.encode([text])[0]
+
+
+def open_text_encoder(bundle: Bundle, config: BackendConfig | None = None) -> TextEncoder:
+    from tokenizers import Tokenizer
+
+    spec = bundle.manifest.get("features", {}).get("text", {})
+    runner, choice = open_runner(bundle, "text_encoder", config)
+    tokenizer = Tokenizer.from_file(str(bundle.file("text_tokenizer")))
+    tokenizer.no_truncation()
+    tokenizer.no_padding()
+    pad = spec.get("pad_token_id")
+    if pad is None:
+        pad = tokenizer.token_to_id("<pad>") if tokenizer.token_to_id("<pad>") is not None else 0
+    dim = int(spec.get("dim", bundle.head_config.text_dim))
+    return TextEncoder(runner, choice, tokenizer, int(spec.get("max_tokens", 128)), int(pad), dim)
+
+
+@functools.lru_cache(maxsize=1)
+def _runner_l3_class():
+    from cmer_edge.features.l3.runner import L3ExtractorBase
+
+    class RunnerL3Extractor(L3ExtractorBase):
+        """The L3 extractor contract (resample, chunk, pool: features/l3/runner.py) with the
+        graph on any backend runner (TensorRT, ONNX Runtime, PyTorch)."""
+
+        def __init__(self, cfg: Any, spec: dict, runner: Runner) -> None:
+            super().__init__(cfg, weights_sha256=spec.get("weights_sha256"), weights_label=spec.get("weights", ""))
+            self.runner, self.backend, self._spec = runner, runner.backend, dict(spec)
+
+        def _run(self, audio: np.ndarray) -> np.ndarray:
+            feeds = {"audio": np.ascontiguousarray(audio, dtype=np.float32)}
+            return self.runner.run(feeds)["window_embeddings"]
+
+        def spec(self) -> dict:
+            return dict(self._spec)
+
+    return RunnerL3Extractor
+
+
+def _opensmile_part(part: dict):
+    from cmer_edge.features.base import make_audio_extractor
+
+    ext = make_audio_extractor(part["name"])
+    want = part.get("params", {}).get("config_sha256")
+    have = ext.spec().get("params", {}).get("config_sha256")
+    if want and have and want != have:
+        raise BundleError(f"{part['name']}: this openSMILE config (sha256 {have[:12]}...) is not the one the "
+                          f"bundle was trained with ({want[:12]}...)")
+    return ext
+
+
+def open_audio_extractor(bundle: Bundle, config: BackendConfig | None = None) -> tuple[Any, BackendChoice | None]:
+    """The bundle's audio extractor (features.audio) with its L3 part on the chosen backend;
+    returns (extractor, the L3 backend choice or None when there is no L3 part)."""
+    from cmer_edge.features.base import ChainExtractor
+    from cmer_edge.features.l3.config import L3Config
+
+    spec = bundle.manifest.get("features", {}).get("audio")
+    if not isinstance(spec, dict):
+        raise BundleError(f"bundle {bundle.path} has no features.audio extractor spec")
+    parts, choice = [], None
+    for part in spec.get("parts", [spec]):
+        kind = part.get("kind")
+        if kind == "l3":
+            runner, choice = open_runner(bundle, "audio_encoder", config)
+            parts.append(_runner_l3_class()(L3Config.from_dict(part["params"]), part, runner))
+        elif kind == "opensmile":
+            parts.append(_opensmile_part(part))
+        else:
+            raise BundleError(f"features.audio part {part.get('name')!r} has unknown kind {kind!r}")
+    extractor = parts[0] if len(parts) == 1 else ChainExtractor(parts)
+    if extractor.dim != bundle.head_config.audio_dim:
+        raise BundleError(f"audio features are {extractor.dim}-d, the head expects {bundle.head_config.audio_dim}")
+    return extractor, choice
