@@ -10,11 +10,16 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+# One intra-op thread for torch/OpenMP in tests: on 2-core CI machines (and under load) OpenMP
+# spin-waiting makes small models tens of times slower with 2 threads than with 1.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 sys.path.insert(0, str(Path(__file__).parent))
 
@@ -120,3 +125,17 @@ def virtual_mic():
     sd._initialize()
     yield mic
     stop_virtual_mic(mic, saved)
+
+
+@pytest.fixture(scope="session")
+def synthetic_meld(tmp_path_factory):
+    """Tiny MELD.Raw corpus: 2 dialogues x 3 utterances per split, espeak-ng speech in mp4, broken clips
+    in train. Use .root with cmer_edge.data.meld.load_meld / cmer_edge.data.meld_audio.extract_meld_audio."""
+    from cmer_edge.data.espeak import espeak_available
+    from cmer_edge.data.meld_synth import write_synthetic_meld
+
+    need(espeak_available(), "espeak-ng is not installed (apt-get install espeak-ng)")
+    need(shutil.which("ffmpeg") is not None, "ffmpeg is not installed (apt-get install ffmpeg)")
+    csv_dir = SHARED / "data" / "meld"
+    return write_synthetic_meld(tmp_path_factory.mktemp("meld_synth"), n_dialogues=2, seed=0, broken=True,
+                                source=csv_dir if csv_dir.is_dir() else None)

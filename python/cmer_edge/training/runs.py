@@ -1,0 +1,63 @@
+"""One training run end to end: dialogues from a store -> trained head -> bundle + dev/test scores."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from cmer_edge.features.store import FeatureStore
+from cmer_edge.model.bundle import save_bundle
+from cmer_edge.model.config import EMOTIONS, HeadConfig
+from cmer_edge.training.dialogues import Dialogue
+from cmer_edge.training.metrics import Scores, score
+from cmer_edge.training.trainer import TrainConfig, predict, train_head
+
+
+@dataclass(frozen=True)
+class FeatureChoice:
+    audio: tuple[str, ...]
+    text: str | None
+
+    def manifest(self, store: FeatureStore) -> dict:
+        specs = store.manifest["features"]
+        out = {}
+        if self.audio:
+            out["audio"] = {"dim": sum(int(specs[n]["dim"]) for n in self.audio),
+                            "extractors": [dict(specs[n], name=n) for n in self.audio]}
+        if self.text:
+            out["text"] = dict(specs[self.text], name=self.text)
+        return out
+
+
+def store_labels(store: FeatureStore) -> tuple[str, ...]:
+    return tuple(store.manifest.get("labels") or EMOTIONS)
+
+
+def scores_for(model, dialogues: list[Dialogue], protocol: str, window_utts: int,
+               labels: tuple[str, ...]) -> tuple[Scores, list[np.ndarray]]:
+    probs = predict(model, dialogues, protocol, window_utts)
+    y_true = np.concatenate([d.labels for d in dialogues])
+    y_pred = np.concatenate([p.argmax(-1) for p in probs])
+    return score(y_true, y_pred, labels), probs
+
+
+def run_one(store: FeatureStore, features: FeatureChoice, head_cfg: HeadConfig, cfg: TrainConfig,
+            train: list[Dialogue], dev: list[Dialogue], evals: dict[str, list[Dialogue]], out_dir: Path,
+            name: str) -> dict:
+    """Train one seed, save its bundle in `out_dir`, score dev (selection) and `evals` (report only)."""
+    labels = store_labels(store)
+    result = train_head(head_cfg, cfg, train, dev)
+    metrics = {"dev": scores_for(result.model, dev, cfg.protocol, cfg.window_utts, labels)[0].to_dict()}
+    for split, dialogues in evals.items():
+        metrics[split] = scores_for(result.model, dialogues, cfg.protocol, cfg.window_utts, labels)[0].to_dict()
+    manifest = {
+        "name": name, "profile": store.manifest.get("profile", "custom"), "labels": list(labels),
+        "features": features.manifest(store), "protocol": cfg.protocol, "window_utts": cfg.window_utts,
+        "metrics": {split: {k: m[k] for k in ("weighted_f1", "uar", "accuracy")} for split, m in metrics.items()},
+        "training": result.summary(cfg), "store": str(store.root),
+    }
+    tensors = {k: v.detach().numpy() for k, v in result.model.state_dict().items()}
+    save_bundle(out_dir, head_config=head_cfg, head_tensors=tensors, manifest=manifest)
+    return metrics

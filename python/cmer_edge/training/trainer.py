@@ -1,0 +1,167 @@
+"""Train the CM-RoBERTa head on dialogues (DESIGN.md §2): Adam, early stopping on dev loss.
+
+Paper defaults: batch 32 dialogues, up to 200 epochs, stop after 15 epochs without dev-loss
+improvement, Adam lr 1e-4, weight decay 3e-4, cross-entropy. Model selection uses dev only.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from cmer_edge.model.config import HeadConfig
+from cmer_edge.training.dialogues import Batch, Dialogue, batches
+
+log = logging.getLogger("cmer_edge")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    batch_size: int = 32          # dialogues (paper) or windows (live) per step
+    max_epochs: int = 200
+    patience: int = 15
+    lr: float = 1e-4
+    weight_decay: float = 3e-4
+    protocol: str = "paper"       # "paper": whole dialogues; "live": past windows, loss at the last utterance
+    window_utts: int = 16
+    class_weighting: bool = False
+    modality_dropout: float = 0.0  # chance, per bimodal utterance, to hide one modality while training
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.protocol not in ("paper", "live"):
+            raise ValueError(f"protocol must be 'paper' or 'live', got {self.protocol!r}")
+        if not 0.0 <= self.modality_dropout < 1.0:
+            raise ValueError(f"modality_dropout must be in [0, 1), got {self.modality_dropout}")
+
+
+@dataclass
+class TrainResult:
+    model: object                      # CMRoberta, best dev-loss state, eval mode
+    history: list[dict] = field(default_factory=list)
+    best_epoch: int = 0
+    best_dev_loss: float = float("inf")
+
+    def summary(self, cfg: TrainConfig) -> dict:
+        return {"config": asdict(cfg), "best_epoch": self.best_epoch, "best_dev_loss": self.best_dev_loss,
+                "epochs_run": len(self.history), "history": self.history}
+
+
+def fit_normalisation(model, dialogues: list[Dialogue]) -> None:
+    """Per-dimension mean/std of each modality over the utterances where it is present."""
+    import torch
+
+    for index, (name, _) in enumerate(model.streams()):
+        column = 0 if name == "audio" else 1
+        rows = np.concatenate([(d.x_a if name == "audio" else d.x_t)[d.present[:, column] > 0] for d in dialogues])
+        if len(rows) < 2:
+            raise ValueError(f"cannot normalise {name}: only {len(rows)} utterances have it")
+        model.set_normalisation(name, torch.from_numpy(rows.mean(0)), torch.from_numpy(rows.std(0)))
+
+
+def _tensors(batch: Batch, device):
+    import torch
+
+    return (torch.from_numpy(batch.x_a).to(device), torch.from_numpy(batch.x_t).to(device),
+            torch.from_numpy(batch.lengths), torch.from_numpy(batch.present).to(device),
+            torch.from_numpy(batch.labels).to(device))
+
+
+def _drop_modalities(present, p: float, gen):
+    import torch
+
+    both = (present[..., 0] > 0) & (present[..., 1] > 0)
+    drop = both & (torch.rand(both.shape, generator=gen) < p)
+    which = torch.rand(both.shape, generator=gen) < 0.5
+    present = present.clone()
+    present[..., 0][drop & which] = 0.0
+    present[..., 1][drop & ~which] = 0.0
+    return present
+
+
+def evaluate_loss(model, dialogues: list[Dialogue], cfg: TrainConfig, loss_fn) -> float:
+    import torch
+
+    model.eval()
+    total, count = 0.0, 0
+    with torch.inference_mode():
+        for batch in batches(dialogues, cfg.protocol, cfg.window_utts, 64):
+            x_a, x_t, lengths, present, labels = _tensors(batch, "cpu")
+            logits = model(x_a, x_t, lengths, present)
+            n = int((labels >= 0).sum())
+            total += float(loss_fn(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1))) * n
+            count += n
+    return total / max(count, 1)
+
+
+def train_head(head_cfg: HeadConfig, cfg: TrainConfig, train: list[Dialogue], dev: list[Dialogue]) -> TrainResult:
+    import torch
+    from torch import nn
+
+    from cmer_edge.model.cm_roberta import CMRoberta
+
+    torch.manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    model = CMRoberta(head_cfg)
+    fit_normalisation(model, train)
+    optimiser = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    weight = None
+    if cfg.class_weighting:
+        counts = np.bincount(np.concatenate([d.labels for d in train]), minlength=head_cfg.num_classes)
+        weight = torch.tensor(counts.sum() / (head_cfg.num_classes * np.maximum(counts, 1)), dtype=torch.float32)
+    loss_fn = nn.CrossEntropyLoss(weight=weight, ignore_index=-100)
+    eval_loss_fn = nn.CrossEntropyLoss(ignore_index=-100)
+    result = TrainResult(model)
+    best_state, stale = None, 0
+    for epoch in range(1, cfg.max_epochs + 1):
+        started = time.perf_counter()
+        model.train()
+        total, count = 0.0, 0
+        for batch in batches(train, cfg.protocol, cfg.window_utts, cfg.batch_size, rng):
+            x_a, x_t, lengths, present, labels = _tensors(batch, "cpu")
+            if cfg.modality_dropout > 0:
+                present = _drop_modalities(present, cfg.modality_dropout, gen)
+            logits = model(x_a, x_t, lengths, present)
+            loss = loss_fn(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1))
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+            n = int((labels >= 0).sum())
+            total, count = total + float(loss.detach()) * n, count + n
+        dev_loss = evaluate_loss(model, dev, cfg, eval_loss_fn)
+        result.history.append({"epoch": epoch, "train_loss": total / max(count, 1), "dev_loss": dev_loss,
+                               "seconds": round(time.perf_counter() - started, 2)})
+        if dev_loss < result.best_dev_loss - 1e-6:
+            result.best_dev_loss, result.best_epoch, stale = dev_loss, epoch, 0
+            best_state = copy.deepcopy(model.state_dict())
+        else:
+            stale += 1
+        log.debug("epoch %d train %.4f dev %.4f", epoch, total / max(count, 1), dev_loss)
+        if stale >= cfg.patience:
+            break
+    model.load_state_dict(best_state)
+    model.eval()
+    return result
+
+
+def predict(model, dialogues: list[Dialogue], protocol: str, window_utts: int) -> list[np.ndarray]:
+    """Class probabilities [T, C] per dialogue under `protocol`."""
+    import torch
+
+    model.eval()
+    cfg = TrainConfig(protocol=protocol, window_utts=window_utts)
+    out = [np.zeros((len(d.labels), model.cfg.num_classes), np.float32) for d in dialogues]
+    with torch.inference_mode():
+        for batch in batches(dialogues, cfg.protocol, cfg.window_utts, 64):
+            x_a, x_t, lengths, present, labels = _tensors(batch, "cpu")
+            probs = torch.softmax(model(x_a, x_t, lengths, present), dim=-1).numpy()
+            rows, cols = np.nonzero(batch.labels >= 0) if protocol == "live" else np.nonzero(
+                np.arange(batch.labels.shape[1])[None, :] < batch.lengths[:, None])
+            for (r, c), (d, u) in zip(zip(rows, cols), batch.positions):
+                out[d][u] = probs[r, c]
+    return out
