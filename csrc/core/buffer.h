@@ -1,5 +1,8 @@
 // Buffer<T>: an owning array on one device — 64-byte aligned host memory on Device::kCpu,
 // device memory on Device::kCuda. Move-only. The head keeps its weights and workspaces in these.
+// On CUDA the constructors finish their zeroing / upload before returning (the head's kernels run
+// on non-blocking streams, which do not wait for the legacy default stream); copies given a
+// stream are ordered on that stream instead.
 #pragma once
 
 #include <cstddef>
@@ -26,6 +29,7 @@ class Buffer {
     } else {
       ptr_ = static_cast<T*>(DeviceAlloc(count * sizeof(T)));
       DeviceMemsetZero(ptr_, count * sizeof(T));
+      StreamSynchronize(nullptr);
     }
   }
   Buffer(Device device, const T* host, size_t count) : Buffer(device, count) { CopyFromHost(host, count); }
@@ -50,13 +54,15 @@ class Buffer {
   Device device() const { return device_; }
   bool empty() const { return count_ == 0; }
 
-  // Host → this buffer at element `offset`; `stream` orders it on CUDA.
+  // Host → this buffer at element `offset`. CUDA: ordered on `stream`; without a stream the copy
+  // is complete on return.
   void CopyFromHost(const T* host, size_t count, size_t offset = 0, void* stream = nullptr) {
     if (count == 0) return;
     if (device_ == Device::kCpu) {
       std::memcpy(static_cast<void*>(ptr_ + offset), host, count * sizeof(T));
     } else {
       CopyHostToDevice(ptr_ + offset, host, count * sizeof(T), stream);
+      if (stream == nullptr) StreamSynchronize(nullptr);
     }
   }
   // This buffer → host; returns once the host copy is complete.

@@ -1,0 +1,1 @@
+"""Benchmarks: programs that print tables (``python -m cmer_edge.bench <subcommand>``), not tests."""

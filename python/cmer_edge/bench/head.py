@@ -1,0 +1,202 @@
+"""`python -m cmer_edge.bench head [--json]`: the fused head, native vs PyTorch, side by side.
+
+For each profile (the dims below), times a batch-1 live `push` (newest utterance, window of W) and
+an offline `forward` (a batch of padded dialogues) for: native CPU at each weight precision,
+PyTorch eager, TorchScript (trace + freeze; torch.compile with --torch-compile), ONNX Runtime, and,
+when `_native.cuda_available()`, native CUDA, PyTorch eager CUDA and PyTorch with CUDA graphs.
+Implementations are timed round-robin so load changes on a shared machine hit all alike.
+
+The floor next to the push rows is the bytes of weights one push reads (every weight of the head,
+at the row's precision) over the machine's streaming-read bandwidth, measured here with the same
+thread count. Reduced-precision rows also report how far their outputs move from fp32.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import shlex
+import sys
+
+from cmer_edge.bench import head_impls as impls
+from cmer_edge.bench.timing import Timed, cpu_description, load_average, time_round_robin
+from cmer_edge.model.config import HeadConfig
+
+log = logging.getLogger("cmer_edge")
+
+# Head dims per profile. edge (provisional): audio = eGeMAPS 88 + EdgeL3 64, text = MiniLM last 4
+# layers x 384, h = 128. paper: HeadConfig() defaults (emo_large 6552 + OpenL3 6144, RoBERTa-large 4 x 1024).
+PROFILES: dict[str, dict] = {
+    "edge": dict(audio_dim=152, text_dim=1536, hidden=128),
+    "paper": {},
+}
+PRECISIONS = ("fp32", "bf16", "int8")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    import os
+
+    p = argparse.ArgumentParser(prog="python -m cmer_edge.bench head", description=__doc__.split("\n\n")[0],
+                                epilog="example: python -m cmer_edge.bench head --profiles edge --json")
+    p.add_argument("--profiles", default="edge,paper", help="comma-separated, of: " + ", ".join(PROFILES))
+    p.add_argument("--window", type=int, default=16, help="live window W (utterances)")
+    p.add_argument("--batch", type=int, default=8, help="forward: dialogues per batch")
+    p.add_argument("--steps", type=int, default=16, help="forward: padded dialogue length T")
+    p.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="CPU threads for every implementation")
+    p.add_argument("--rounds", type=int, default=5, help="round-robin rounds")
+    p.add_argument("--push-reps", type=int, default=20, help="timed pushes per implementation per round")
+    p.add_argument("--forward-reps", type=int, default=2, help="timed forwards per implementation per round")
+    p.add_argument("--torch-compile", action="store_true",
+                   help="time torch.compile instead of TorchScript (compiling takes minutes per shape here)")
+    p.add_argument("--bandwidth-mb", type=int, default=256, help="buffer size of the bandwidth probe")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    args = p.parse_args(argv)
+    args.profiles = [s for s in args.profiles.split(",") if s]
+    unknown = sorted(set(args.profiles) - set(PROFILES))
+    if unknown:
+        p.error(f"unknown profiles {unknown}; choose from {sorted(PROFILES)}")
+    for name in ("window", "batch", "steps", "threads", "rounds", "push_reps", "forward_reps"):
+        if getattr(args, name) < 1:
+            p.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    return args
+
+
+def _candidates(case: impls.Case, args: argparse.Namespace, cuda: bool) -> list[tuple[dict, callable]]:
+    """(row metadata, builder) for every implementation and op of one profile."""
+    threads = args.threads
+    out = []
+    devices = ["cpu"] + (["cuda"] if cuda else [])
+    for device in devices:
+        for precision in PRECISIONS:
+            meta = dict(impl="native", device=device, precision=precision)
+
+            def head(device=device, precision=precision):
+                return impls.native_head(case, device, precision, threads)
+
+            out.append((dict(meta, op="push"), lambda head=head: impls.native_push(head(), case)))
+            out.append((dict(meta, op="forward"), lambda head=head: impls.native_forward(head(), case)))
+    script = ("torch-compile", impls.torch_compiled) if args.torch_compile else ("torchscript", impls.torchscript)
+    for op in ("push", "forward"):
+        out.append((dict(impl="torch-eager", device="cpu", op=op), lambda op=op: impls.torch_eager(case, op, "cpu")))
+        out.append((dict(impl=script[0], device="cpu", op=op), lambda op=op: script[1](case, op)))
+        out.append((dict(impl="onnxruntime", device="cpu", op=op),
+                    lambda op=op: impls.onnxruntime_session(case, op, threads)))
+        if cuda:
+            out.append((dict(impl="torch-eager", device="cuda", op=op),
+                        lambda op=op: impls.torch_eager(case, op, "cuda")))
+            out.append((dict(impl="torch-cuda-graph", device="cuda", op=op),
+                        lambda op=op: impls.torch_cuda_graph(case, op)))
+    for meta, _ in out:
+        meta.setdefault("precision", "fp32")
+    return out
+
+
+def run_profile(name: str, args: argparse.Namespace, bandwidth_gbps: float, cuda: bool) -> tuple[list, list]:
+    import torch
+
+    torch.set_num_threads(args.threads)
+    cfg = HeadConfig(**PROFILES[name])
+    case = impls.make_case(name, cfg, args.window, args.batch, args.steps)
+    rows, timed = [], []
+    for meta, build in _candidates(case, args, cuda):
+        row = dict(meta, profile=name, p50_ms=None, p95_ms=None)
+        try:
+            timed.append((row, Timed(f"{name}/{meta}", build())))
+        except Exception as exc:  # an implementation that cannot run here is reported, not fatal
+            row["error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+            log.warning("bench head: %s %s failed: %s", name, meta, row["error"])
+        rows.append(row)
+    for op, reps in (("push", args.push_reps), ("forward", args.forward_reps)):
+        group = [t for r, t in timed if r["op"] == op]
+        time_round_robin(group, rounds=args.rounds, per_round=reps, warmup=2)
+    for row, t in timed:
+        row["p50_ms"], row["p95_ms"] = t.percentile_ms(50), t.percentile_ms(95)
+    floors = []
+    for precision in PRECISIONS:
+        weight_bytes = impls.native_head(case, "cpu", precision, 1).weight_bytes
+        floor_ms = weight_bytes / (bandwidth_gbps * 1e9) * 1e3
+        floors.append(dict(profile=name, precision=precision, weight_bytes=weight_bytes, floor_ms=floor_ms))
+        if precision != "fp32":
+            cost = impls.precision_cost(case, precision, args.threads)
+            for row in rows:
+                if row["impl"] == "native" and row["precision"] == precision and row["device"] == "cpu":
+                    row.update(cost)
+    _annotate(rows, floors)
+    return rows, floors
+
+
+def _annotate(rows: list[dict], floors: list[dict]) -> None:
+    """Speed-up over PyTorch eager (same profile, device, op) and the ratio to the push floor."""
+    eager = {(r["profile"], r["device"], r["op"]): r["p50_ms"] for r in rows if r["impl"] == "torch-eager"}
+    floor = {(f["profile"], f["precision"]): f["floor_ms"] for f in floors}
+    for r in rows:
+        base = eager.get((r["profile"], r["device"], r["op"]))
+        if r["p50_ms"] and base:
+            r["speedup_vs_eager"] = base / r["p50_ms"]
+        if r["p50_ms"] and r["op"] == "push" and r["device"] == "cpu":
+            r["floor_ms"] = floor[(r["profile"], r["precision"])]
+            r["x_floor"] = r["p50_ms"] / r["floor_ms"]
+
+
+def run(args: argparse.Namespace, command: str) -> dict:
+    import platform
+
+    import torch
+
+    from cmer_edge import _native
+
+    cuda = _native.cuda_available()
+    bandwidth = _native.read_bandwidth(megabytes=args.bandwidth_mb, passes=5, num_threads=args.threads)
+    report = dict(command=command, machine=cpu_description(), load=load_average(), python=platform.python_version(),
+                  torch=torch.__version__, threads=args.threads, window=args.window,
+                  forward_batch=[args.batch, args.steps], cuda_available=cuda, bandwidth=bandwidth,
+                  rows=[], floors=[])
+    for name in args.profiles:
+        rows, floors = run_profile(name, args, bandwidth["best_gb_per_s"], cuda)
+        report["rows"] += rows
+        report["floors"] += floors
+    report["load_after"] = load_average()
+    return report
+
+
+def _fmt(value, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def print_table(report: dict) -> None:
+    bw = report["bandwidth"]
+    print(f"machine: {report['machine']}; {report['threads']} threads; {report['load']} (after: {report['load_after']})")
+    print(f"read bandwidth: {bw['best_gb_per_s']:.1f} GB/s best, {bw['median_gb_per_s']:.1f} median "
+          f"({bw['megabytes']} MB, {bw['num_threads']} threads); window W={report['window']}, "
+          f"forward batch {report['forward_batch'][0]}x{report['forward_batch'][1]}")
+    for f in report["floors"]:
+        print(f"floor {f['profile']:5s} {f['precision']:4s}: {f['weight_bytes'] / 1e6:7.1f} MB per push -> "
+              f"{f['floor_ms']:.3f} ms")
+    header = (f"{'profile':7s} {'op':7s} {'impl':16s} {'device':6s} {'prec':5s} {'p50_ms':>9s} {'p95_ms':>9s} "
+              f"{'vs eager':>8s} {'x floor':>7s}  notes")
+    print(header)
+    print("-" * len(header))
+    for r in report["rows"]:
+        notes = r.get("error", "")
+        if "max_abs_dprob" in r:
+            notes = (f"max|dprob| {r['max_abs_dprob']:.1e}, max rel dlogit {r['max_rel_dlogit']:.1e}, "
+                     f"argmax agree {r['argmax_agree']:.0%}")
+        print(f"{r['profile']:7s} {r['op']:7s} {r['impl']:16s} {r['device']:6s} {r['precision']:5s} "
+              f"{_fmt(r['p50_ms'], '9.3f')} {_fmt(r['p95_ms'], '9.3f')} {_fmt(r.get('speedup_vs_eager'), '7.1f')}x "
+              f"{_fmt(r.get('x_floor'), '6.2f')}x  {notes}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = parse_args(argv)
+    report = run(args, "python -m cmer_edge.bench head " + shlex.join(argv))
+    if args.json:
+        print(json.dumps(report, indent=1))
+    else:
+        print_table(report)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
