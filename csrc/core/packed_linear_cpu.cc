@@ -43,23 +43,26 @@ CMER_EDGE_INLINE void Tile(const W* p, int64_t kn, const float* x, int64_t ldx, 
   }
 }
 
+// One row: three interleaved accumulator pairs (six independent FMA chains) cover the FMA latency.
 template <typename W>
 CMER_EDGE_INLINE void TileOneRow(const W* p, int64_t kn, const float* x, float* tile) {
-  F8 a0{}, a1{}, b0{}, b1{};
+  F8 a0{}, a1{}, b0{}, b1{}, c0{}, c1{};
   int64_t k = 0;
-  for (; k + 2 <= kn; k += 2, p += 2 * kP) {
-    const float x0 = x[k], x1 = x[k + 1];
+  for (; k + 3 <= kn; k += 3, p += 3 * kP) {
+    const float x0 = x[k], x1 = x[k + 1], x2 = x[k + 2];
     a0 += LoadWeights(p) * x0;
     a1 += LoadWeights(p + 8) * x0;
     b0 += LoadWeights(p + kP) * x1;
     b1 += LoadWeights(p + kP + 8) * x1;
+    c0 += LoadWeights(p + 2 * kP) * x2;
+    c1 += LoadWeights(p + 2 * kP + 8) * x2;
   }
-  if (k < kn) {
+  for (; k < kn; ++k, p += kP) {
     a0 += LoadWeights(p) * x[k];
     a1 += LoadWeights(p + 8) * x[k];
   }
-  simd::Store(tile, a0 + b0);
-  simd::Store(tile + 8, a1 + b1);
+  simd::Store(tile, (a0 + b0) + c0);
+  simd::Store(tile + 8, (a1 + b1) + c1);
 }
 
 template <typename W>
