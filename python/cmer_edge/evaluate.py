@@ -39,11 +39,12 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _bundle_features(bundle) -> tuple[list[str], str | None]:
+def bundle_feature_names(bundle) -> tuple[list[str], str | None]:
+    """The store feature names a bundle was trained on: (audio parts in order, text)."""
     feats = bundle.manifest.get("features", {})
-    audio = [e["name"] for e in feats.get("audio", {}).get("extractors", [])]
-    text = feats.get("text", {}).get("name")
-    return audio, text
+    audio = feats.get("audio")
+    names = [] if not audio else [p["name"] for p in audio.get("parts", [audio])]
+    return names, feats.get("text", {}).get("name")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -58,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
 
     bundle = load_bundle(args.bundle)
     store = FeatureStore.open(args.store)
-    audio, text = _bundle_features(bundle)
+    audio, text = bundle_feature_names(bundle)
     dialogues = load_dialogues(store, args.split, audio, text, label_key=args.label_key)
     modalities = args.modalities or bundle.head_config.modalities
     for d in dialogues:

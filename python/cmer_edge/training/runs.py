@@ -21,11 +21,16 @@ class FeatureChoice:
     text: str | None
 
     def manifest(self, store: FeatureStore) -> dict:
+        """features.audio / features.text as the runtime rebuilds them: the extractor spec of each
+        stored feature (several audio features become a chain, like make_audio_extractor("a+b"))."""
         specs = store.manifest["features"]
         out = {}
-        if self.audio:
-            out["audio"] = {"dim": sum(int(specs[n]["dim"]) for n in self.audio),
-                            "extractors": [dict(specs[n], name=n) for n in self.audio]}
+        if len(self.audio) == 1:
+            out["audio"] = dict(specs[self.audio[0]], name=self.audio[0])
+        elif self.audio:
+            out["audio"] = {"name": "+".join(self.audio), "kind": "chain",
+                            "dim": sum(int(specs[n]["dim"]) for n in self.audio),
+                            "parts": [dict(specs[n], name=n) for n in self.audio]}
         if self.text:
             out["text"] = dict(specs[self.text], name=self.text)
         return out
