@@ -93,7 +93,9 @@ def fill_text_feature(store: FeatureStore, split: str, name: str, spec, texts: l
     from cmer_edge.features.text import encode_texts, load_text_encoder
 
     encoder, tokenizer = load_text_encoder(spec, model_path=model_path)
-    full_spec = dict(spec.to_dict(), dim=encoder.dim, weights=model_path or spec.model)
+    # "model" is where the weights really come from (a fine-tuned copy when given), so the exporter and
+    # the runtime rebuild exactly this encoder; "base_model" keeps the id it was fine-tuned from.
+    full_spec = dict(spec.to_dict(), model=str(model_path or spec.model), base_model=spec.model, dim=encoder.dim)
     store.declare(name, full_spec)
     writer = store.writer(split, name)
     pending = writer.pending()

@@ -34,9 +34,16 @@ class FinetuneConfig:
     seed: int = 0
 
 
-def _batches(n: int, batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
-    order = rng.permutation(n)
-    return [order[i:i + batch_size] for i in range(0, n, batch_size)]
+def _batches(lengths: list[int], batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """Shuffled batches of similar length (less padding): sort a shuffled order by length within
+    chunks of 50 batches, cut into batches, shuffle the batches."""
+    order = rng.permutation(len(lengths))
+    chunk = 50 * batch_size
+    batches = []
+    for start in range(0, len(order), chunk):
+        part = sorted(order[start:start + chunk], key=lambda i: lengths[i])
+        batches += [np.array(part[i:i + batch_size]) for i in range(0, len(part), batch_size)]
+    return [batches[i] for i in rng.permutation(len(batches))]
 
 
 def finetune_text_encoder(spec: TextEncoderSpec, train: tuple[list[str], np.ndarray],
@@ -75,11 +82,12 @@ def finetune_text_encoder(spec: TextEncoderSpec, train: tuple[list[str], np.ndar
                 preds.append(head(encoder(batch["input_ids"], batch["attention_mask"])).argmax(-1).numpy())
         return np.concatenate(preds)
 
+    lengths = [len(t) for t in train[0]]
     history, best = [], -1.0
     for epoch in range(1, cfg.epochs + 1):
         encoder.train(), head.train()
         started, total = time.perf_counter(), 0.0
-        for idx in _batches(len(train[0]), cfg.batch_size, rng):
+        for step, idx in enumerate(_batches(lengths, cfg.batch_size, rng), 1):
             batch = tokens([train[0][i] for i in idx])
             logits = head(encoder(batch["input_ids"], batch["attention_mask"]))
             loss = loss_fn(logits, torch.as_tensor(train[1][idx], dtype=torch.long))
@@ -89,6 +97,9 @@ def finetune_text_encoder(spec: TextEncoderSpec, train: tuple[list[str], np.ndar
             optimiser.step()
             schedule.step()
             total += float(loss.detach()) * len(idx)
+            if step % 50 == 0:
+                log.info("finetune epoch %d step %d: loss %.4f (%.0f s)", epoch, step, float(loss.detach()),
+                         time.perf_counter() - started)
         dev_f1 = score(dev[1], predict(dev[0]), labels).weighted_f1
         row = {"epoch": epoch, "train_loss": total / len(train[0]), "dev_weighted_f1": dev_f1,
                "seconds": time.perf_counter() - started}
