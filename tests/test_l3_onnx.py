@@ -93,7 +93,8 @@ def test_onnx_extractor_runs_without_torch(edgel3_onnx):
         "assert 'torch' not in sys.modules, 'torch was imported'\n"
         "print('ok')\n")
     env = dict(os.environ, PYTHONPATH=str(ROOT / "python"))
-    out = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, env=env, timeout=120)
+    out = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, env=env,
+                         timeout=120)
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
 
 

@@ -43,8 +43,9 @@ class FrontendConfig:
     dynamic_range_db: float = 80.0
 
     def __post_init__(self) -> None:
-        for value, allowed, what in ((self.mel_scale, MEL_SCALES, "mel_scale"), (self.mel_input, MEL_INPUTS, "mel_input"),
-                                     (self.padding, PADDINGS, "padding")):
+        choices = ((self.mel_scale, MEL_SCALES, "mel_scale"), (self.mel_input, MEL_INPUTS, "mel_input"),
+                   (self.padding, PADDINGS, "padding"))
+        for value, allowed, what in choices:
             if value not in allowed:
                 raise ValueError(f"FrontendConfig.{what} must be one of {allowed}, got {value!r}")
         if self.sample_rate_hz <= 0 or self.n_fft < 2 or self.hop_samples < 1 or self.n_mels < 1:

@@ -114,8 +114,9 @@ def export_onnx(model: L3Embedder, path: str | os.PathLike, *, spec: dict | None
     proto = _to_opset17(program.model_proto)
     proto.graph.output[1].type.tensor_type.shape.dim[0].dim_param = "windows"
     del proto.metadata_props[:]
-    for key, value in ((SPEC_KEY, json.dumps(spec, sort_keys=True)), ("sample_rate_hz", str(cfg.frontend.sample_rate_hz)),
-                       ("dim", str(cfg.dim)), ("name", cfg.name)):
+    meta = {SPEC_KEY: json.dumps(spec, sort_keys=True), "sample_rate_hz": str(cfg.frontend.sample_rate_hz),
+            "dim": str(cfg.dim), "name": cfg.name}
+    for key, value in meta.items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value
     onnx.checker.check_model(proto)
