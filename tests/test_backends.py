@@ -161,6 +161,30 @@ def test_live_encoders_run_without_torch(bundle, speech_clips):
                       "transformers": False} or importlib.util.find_spec("tensorrt") is not None
 
 
+def test_l3_weights_found_in_bundle_or_by_env(bundle, tmp_path, monkeypatch, shared_dir):
+    from cmer_edge.export.bundle_io import write_random_bundle
+    from cmer_edge.export.registry import plan_for
+
+    monkeypatch.delenv("CMER_EDGE_L3_WEIGHTS", raising=False)
+    other = write_random_bundle(tmp_path, bundle.head_config, features={"audio": bundle.manifest["features"]["audio"]})
+    with pytest.raises(BundleError, match="L3 weights 'edgel3_sea_ust_audio_emb_64.h5.gz' not found"):
+        plan_for(other, "audio_encoder")
+    monkeypatch.setenv("CMER_EDGE_L3_WEIGHTS", str(shared_dir / "weights/edgel3"))
+    assert plan_for(other, "audio_encoder").outputs[0].dims == (64,)
+
+
+def test_backends_cli_reports_each_encoder(bundle, tmp_path, capsys):
+    from cmer_edge.runtime.backends import main
+
+    assert main([str(bundle.path), "--backend", "onnxruntime", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["encoders"] == {
+        "text_encoder": "text_encoder: onnxruntime (onnx/text_encoder.onnx)",
+        "audio_encoder": "audio_encoder: onnxruntime (onnx/audio_encoder.onnx)"}
+    assert main([str(tmp_path / "missing")]) == 2
+    assert "not a bundle" in capsys.readouterr().out
+
+
 def test_bad_bundles(bundle, tmp_path):
     from cmer_edge.export.bundle_io import write_random_bundle
     from cmer_edge.model.config import HeadConfig

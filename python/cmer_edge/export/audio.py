@@ -6,12 +6,15 @@ metadata `cmer_edge.spec`), so `OnnxL3Extractor` runs it unchanged; this exporte
 cmer_edge.* axis ranges TensorRT profiles are derived from, labels and sample rate, and checks it
 like every other graph. The bundle's features.audio is an extractor spec (a chain such as
 opensmile.emo_large+l3.mel256.6144, or one L3 part) whose L3 part names its weights: a Keras
-.h5[.gz] inside the bundle (checked against the spec's sha256) or "random(seed=N)".
+.h5[.gz] (in the bundle or at $CMER_EDGE_L3_WEIGHTS; checked against the spec's sha256) or
+"random(seed=N)".
 """
 
 from __future__ import annotations
 
+import os
 import re
+from pathlib import Path
 
 import numpy as np
 
@@ -19,6 +22,7 @@ from cmer_edge.export.plan import AxisRange, ExportPlan, TensorSpec
 from cmer_edge.model.bundle import Bundle, BundleError
 
 _RANDOM = re.compile(r"random\(seed=(\d+)\)")
+WEIGHTS_ENV = "CMER_EDGE_L3_WEIGHTS"
 
 
 def l3_spec_of(bundle: Bundle) -> dict:
@@ -38,6 +42,24 @@ def l3_spec_of(bundle: Bundle) -> dict:
     return l3[0]
 
 
+def _find_weights(bundle: Bundle, name: str) -> Path:
+    """The L3 weights file: the bundle's "audio_weights" role, `name` inside the bundle, or
+    $CMER_EDGE_L3_WEIGHTS (the file, or a directory holding `name`)."""
+    candidates = []
+    if "audio_weights" in bundle.manifest.get("files", {}):
+        candidates.append(bundle.file("audio_weights"))
+    if name:
+        candidates.append(bundle.path / Path(name).name)
+    env = os.environ.get(WEIGHTS_ENV)
+    if env:
+        candidates += [Path(env), Path(env) / Path(name).name]
+    for path in candidates:
+        if path.is_file():
+            return path
+    raise BundleError(f"L3 weights {name!r} not found (looked at {[str(c) for c in candidates]}): copy the "
+                      f".h5[.gz] into the bundle or point ${WEIGHTS_ENV} at it")
+
+
 def load_l3_module(bundle: Bundle, spec: dict):
     """The L3Embedder of `spec` with its weights (from the bundle, or seeded random init)."""
     from cmer_edge.features.l3.config import L3Config
@@ -51,12 +73,7 @@ def load_l3_module(bundle: Bundle, spec: dict):
     random = _RANDOM.fullmatch(weights)
     if random:
         return build_embedder(cfg, seed=int(random[1]))
-    path = bundle.path / weights
-    if "audio_weights" in bundle.manifest.get("files", {}):
-        path = bundle.file("audio_weights")
-    if not weights or not path.is_file():
-        raise BundleError(f"L3 weights {weights!r} of {spec['name']} not found in bundle {bundle.path} "
-                          "(copy the .h5[.gz] into the bundle)")
+    path = _find_weights(bundle, weights)
     model = build_embedder(cfg)
     report = load_keras_weights(model, path)
     if spec.get("weights_sha256") and report.sha256 != spec["weights_sha256"]:

@@ -20,11 +20,10 @@ import os
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Protocol
-
-import numpy as np
+from typing import Any
 
 from cmer_edge.model.bundle import Bundle
+from cmer_edge.runtime.runners import OrtRunner, Runner, TensorRTRunner, TorchRunner
 
 log = logging.getLogger("cmer_edge")
 BACKENDS = ("tensorrt", "onnxruntime", "torch")
@@ -54,6 +53,7 @@ class BackendConfig:
     threads: int | None = None
     device_id: int = 0
     providers: tuple[str, ...] | None = None
+    spin_wait: bool = True
 
     def __post_init__(self) -> None:
         if self.backend not in ("auto", *BACKENDS):
@@ -73,14 +73,6 @@ class BackendConfig:
         return cls(**values)
 
 
-class Runner(Protocol):
-    backend: str
-    input_names: list[str]
-    output_names: list[str]
-
-    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]: ...
-
-
 @dataclass(frozen=True)
 class BackendChoice:
     model: str
@@ -91,55 +83,6 @@ class BackendChoice:
     def summary(self) -> str:
         text = f"{self.model}: {self.backend} ({self.artefact})"
         return text + "".join(f"; skipped {name}: {why}" for name, why in self.skipped.items())
-
-
-class OrtRunner:
-    backend = "onnxruntime"
-
-    def __init__(self, path: Path, *, threads: int | None, providers: tuple[str, ...] | None) -> None:
-        import onnxruntime as ort
-
-        opts = ort.SessionOptions()
-        if threads:
-            opts.intra_op_num_threads, opts.inter_op_num_threads = int(threads), 1
-        available = ort.get_available_providers()
-        chosen = list(providers) if providers else [
-            p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
-        self.path = Path(path)
-        self.session = ort.InferenceSession(str(path), opts, providers=chosen)
-        self.providers = self.session.get_providers()
-        self.input_names = [i.name for i in self.session.get_inputs()]
-        self.output_names = [o.name for o in self.session.get_outputs()]
-
-    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        return dict(zip(self.output_names, self.session.run(self.output_names, feeds)))
-
-
-class TensorRTRunner:
-    backend = "tensorrt"
-
-    def __init__(self, engine: Any) -> None:
-        self.engine = engine
-        self.input_names, self.output_names = engine.input_names, engine.output_names
-
-    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        return self.engine.run(feeds)
-
-
-class TorchRunner:
-    backend = "torch"
-
-    def __init__(self, plan: Any) -> None:
-        self.module = (plan.reference if plan.reference is not None else plan.module).eval()
-        self.input_names, self.output_names = plan.input_names, plan.output_names
-
-    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        import torch
-
-        with torch.inference_mode():
-            out = self.module(**{k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in feeds.items()})
-        outs = out if isinstance(out, (tuple, list)) else (out,)
-        return {name: o.float().numpy() for name, o in zip(self.output_names, outs)}
 
 
 def _open_tensorrt(bundle: Bundle, model: str, cfg: BackendConfig) -> tuple[Runner, str]:
@@ -177,7 +120,8 @@ def _open_onnxruntime(bundle: Bundle, model: str, cfg: BackendConfig) -> tuple[R
     if importlib.util.find_spec("onnxruntime") is None:
         raise BackendUnavailable("onnxruntime is not installed (pip install onnxruntime)")
     path = bundle.file(role)
-    return OrtRunner(path, threads=cfg.threads, providers=cfg.providers), str(path.relative_to(bundle.path))
+    runner = OrtRunner(path, threads=cfg.threads, providers=cfg.providers, spin_wait=cfg.spin_wait)
+    return runner, str(path.relative_to(bundle.path))
 
 
 def _open_torch(bundle: Bundle, model: str, cfg: BackendConfig) -> tuple[Runner, str]:
@@ -252,3 +196,62 @@ def backend_availability() -> dict[str, dict[str, Any]]:
                      "role": "development fallback"}
     info["default"] = os.environ.get(ENV_BACKEND, "auto")
     return info
+
+
+def describe_bundle(bundle: Bundle, config: BackendConfig | None = None) -> dict[str, BackendChoice | str]:
+    """The backend each encoder of `bundle` gets (opening it), or why none can run it."""
+    out: dict[str, BackendChoice | str] = {}
+    features = bundle.manifest.get("features", {})
+    wanted = [m for m, present in (("text_encoder", bundle.head_config.uses_text and "text" in features),
+                                   ("audio_encoder", bundle.head_config.uses_audio and _has_l3(features)))
+              if present]
+    for model in wanted:
+        try:
+            out[model] = open_runner(bundle, model, config)[1]
+        except BackendUnavailable as exc:
+            out[model] = str(exc)
+    return out
+
+
+def _has_l3(features: dict) -> bool:
+    spec = features.get("audio")
+    parts = spec.get("parts", [spec]) if isinstance(spec, dict) else []
+    return any(isinstance(p, dict) and p.get("kind") == "l3" for p in parts)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m cmer_edge.runtime.backends [BUNDLE]`: what this machine offers and, for a
+    bundle, the backend each encoder gets. Exit 1 if an encoder has none, 2 for a bad bundle."""
+    import argparse
+    import json
+
+    from cmer_edge.model.bundle import BundleError, load_bundle
+
+    parser = argparse.ArgumentParser(prog="python -m cmer_edge.runtime.backends", description=main.__doc__,
+                                     epilog="example: python -m cmer_edge.runtime.backends /opt/cmer_edge/bundle")
+    parser.add_argument("bundle", nargs="?")
+    parser.add_argument("--backend", choices=["auto", *BACKENDS], help=f"default: ${ENV_BACKEND} or auto")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    report: dict[str, Any] = {"available": backend_availability()}
+    if args.bundle:
+        try:
+            bundle = load_bundle(args.bundle)
+        except BundleError as exc:
+            print(f"error: {exc}", flush=True)
+            return 2
+        choices = describe_bundle(bundle, BackendConfig.from_env(backend=args.backend))
+        report["encoders"] = {m: c.summary() if isinstance(c, BackendChoice) else f"none: {c}"
+                              for m, c in choices.items()}
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        for name, info in report["available"].items():
+            print(f"{name:12s} {info}")
+        for model, line in report.get("encoders", {}).items():
+            print(line if not line.startswith("none:") else f"{model}: {line}")
+    return 1 if any(v.startswith("none:") for v in report.get("encoders", {}).values()) else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
