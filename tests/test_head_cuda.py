@@ -55,6 +55,24 @@ def test_cuda_session_matches_cpu(overrides, window):
         np.testing.assert_allclose(probs[1], probs[0], atol=1e-5)
 
 
+@pytest.mark.parametrize("overrides", [c[0] for c in CONFIGS], ids=[c[1] for c in CONFIGS])
+def test_cuda_graph_session_replays_like_the_plain_session(overrides):
+    """Graphs are recorded per (window length, modalities present, window sliding): push enough
+    utterances, with a missing modality now and then, to hit recorded graphs again."""
+    cfg = HeadConfig(**overrides)
+    head = native(make_model(cfg, seed=4), device="cuda")
+    plain, graphed = head.session(4), head.session(4, cuda_graph=True)
+    gen = torch.Generator().manual_seed(4)
+    for i in range(14):
+        x_a = torch.randn(cfg.audio_dim, generator=gen).numpy()
+        x_t = None if (cfg.modalities == "both" and i % 3 == 2) else torch.randn(cfg.text_dim, generator=gen).numpy()
+        args = (x_a if cfg.uses_audio else None, x_t if cfg.uses_text else None)
+        np.testing.assert_allclose(graphed.push(*args), plain.push(*args), rtol=1e-6, atol=1e-7)
+        if i == 8:
+            plain.reset()
+            graphed.reset()
+
+
 def test_cuda_lstm_layer_and_head_report_the_device():
     head = native(make_model(HeadConfig(**SMALL), seed=3), device="cuda")
     assert head.device == "cuda"

@@ -85,6 +85,11 @@ def test_bad_window_names_the_value(head, window):
         head.session(window)
 
 
+def test_cuda_graph_needs_a_cuda_head(head):
+    with pytest.raises(ValueError, match=r"cuda_graph=True needs a head on device 'cuda', this one is on 'cpu'"):
+        head.session(3, cuda_graph=True)
+
+
 @pytest.mark.parametrize("kwargs, message", [
     (dict(precision="fp16"), r"precision must be one of \('fp32', 'bf16', 'int8'\), got 'fp16'"),
     (dict(device="gpu"), r"device must be one of \('cpu', 'cuda'\), got 'gpu'"),

@@ -172,3 +172,33 @@ def test_from_bundle_round_trip(tmp_path):
     x_a, x_t, lengths, _ = inputs(cfg, 2, 4, seed=9)
     got = head.forward(x_a.numpy(), x_t.numpy(), lengths.numpy())
     assert rel_error(got, reference(model, x_a, x_t, lengths)) <= TOLERANCE
+
+
+def test_runtime_head_runs_without_importing_torch(tmp_path):
+    """The live runtime loads a bundle and pushes utterances with numpy + _native only."""
+    import json
+    import subprocess
+    import sys
+
+    from cmer_edge.model.bundle import save_bundle
+
+    cfg = HeadConfig(**SMALL)
+    model = make_model(cfg, seed=10)
+    save_bundle(tmp_path / "b", head_config=cfg, head_tensors=state_dict(model), manifest={"window_utts": 3})
+    x_a, x_t, _, _ = inputs(cfg, 1, 4, seed=10)
+    np.save(tmp_path / "x_a.npy", x_a[0].numpy())
+    np.save(tmp_path / "x_t.npy", x_t[0].numpy())
+    code = (
+        "import json, sys, numpy as np\n"
+        "from cmer_edge.runtime.head import NativeHead\n"
+        f"head = NativeHead.from_bundle({str(tmp_path / 'b')!r}, precision='int8')\n"
+        "live = head.session()\n"
+        f"x_a, x_t = np.load({str(tmp_path / 'x_a.npy')!r}), np.load({str(tmp_path / 'x_t.npy')!r})\n"
+        "probs = [live.push(a, t) for a, t in zip(x_a, x_t)]\n"
+        "assert 'torch' not in sys.modules, 'torch was imported'\n"
+        "print(json.dumps(np.stack(probs).tolist()))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    probs = np.array(json.loads(done.stdout))
+    assert probs.shape == (4, 7) and np.allclose(probs.sum(axis=1), 1, atol=1e-5)

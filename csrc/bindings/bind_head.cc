@@ -115,7 +115,8 @@ py::array_t<float> Forward(Head& head, const py::object& x_a, const py::object& 
 }
 
 struct PySession {
-  PySession(std::shared_ptr<Head> h, int64_t window) : head(std::move(h)), session(*head, window) {}
+  PySession(std::shared_ptr<Head> h, int64_t window, bool cuda_graph)
+      : head(std::move(h)), session(*head, window, cuda_graph) {}
   std::shared_ptr<Head> head;  // keeps the weights alive
   Session session;
   std::vector<float> last_logits;
@@ -156,13 +157,16 @@ void BindHead(py::module_& m) {
       .def_property_readonly("weight_bytes", &Head::weight_bytes,
                              "Bytes of weights as stored: what one live push reads with every modality present.");
   py::class_<PySession>(m, "Session", "Live session over a Head: push one utterance at a time.")
-      .def(py::init<std::shared_ptr<Head>, int64_t>(), py::arg("head"), py::arg("window_utts"))
+      .def(py::init<std::shared_ptr<Head>, int64_t, bool>(), py::arg("head"), py::arg("window_utts"),
+           py::arg("cuda_graph") = false,
+           "cuda_graph=True (CUDA heads): record each distinct push once as a CUDA graph and replay it.")
       .def("push", &Push, py::arg("x_a"), py::arg("x_t"),
            "x_a [audio_dim], x_t [text_dim] (None = modality missing) -> probs [num_classes].")
       .def("reset", [](PySession& s) { s.session.Reset(); }, "Forget the conversation.")
       .def_property_readonly("window_utts", [](const PySession& s) { return s.session.window_utts(); })
       .def_property_readonly("size", [](const PySession& s) { return s.session.size(); })
       .def_property_readonly("pushed", [](const PySession& s) { return s.session.pushed(); })
+      .def_property_readonly("cuda_graph", [](const PySession& s) { return s.session.cuda_graph(); })
       .def_property_readonly("last_logits", [](const PySession& s) {
         return py::array_t<float>(static_cast<py::ssize_t>(s.last_logits.size()), s.last_logits.data());
       });

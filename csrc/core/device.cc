@@ -37,6 +37,13 @@ void DeviceSynchronize() { RequireCuda("DeviceSynchronize"); }
 void* CreateStream() { RequireCuda("CreateStream"); return nullptr; }
 void DestroyStream(void*) noexcept {}
 void StreamSynchronize(void*) { RequireCuda("StreamSynchronize"); }
+void CopyDeviceToHostAsync(void*, const void*, size_t, void*) { RequireCuda("CopyDeviceToHostAsync"); }
+void* HostAllocPinned(size_t) { RequireCuda("HostAllocPinned"); return nullptr; }
+void HostFreePinned(void*) noexcept {}
+void BeginStreamCapture(void*) { RequireCuda("BeginStreamCapture"); }
+void* EndStreamCapture(void*) { RequireCuda("EndStreamCapture"); return nullptr; }
+void LaunchGraph(void*, void*) { RequireCuda("LaunchGraph"); }
+void DestroyGraph(void*) noexcept {}
 #endif
 
 }  // namespace cmer_edge

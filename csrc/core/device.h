@@ -26,7 +26,10 @@ void RequireCuda(const char* what);
 void* DeviceAlloc(size_t bytes);
 void DeviceFree(void* ptr) noexcept;
 void CopyHostToDevice(void* dst, const void* src, size_t bytes, void* stream = nullptr);
+// Returns once the host copy is complete (synchronises the stream).
 void CopyDeviceToHost(void* dst, const void* src, size_t bytes, void* stream = nullptr);
+// Ordered on the stream only (capturable in a CUDA graph when dst is pinned).
+void CopyDeviceToHostAsync(void* dst, const void* src, size_t bytes, void* stream);
 void CopyDeviceToDevice(void* dst, const void* src, size_t bytes, void* stream = nullptr);
 void DeviceMemsetZero(void* dst, size_t bytes, void* stream = nullptr);
 // `rows` rows of `row_bytes` each, from src (pitch src_pitch bytes) to dst (pitch dst_pitch), on device.
@@ -36,5 +39,16 @@ void DeviceSynchronize();
 void* CreateStream();
 void DestroyStream(void* stream) noexcept;
 void StreamSynchronize(void* stream);
+
+// Page-locked host memory (CUDA builds only): what graph-captured host<->device copies need.
+void* HostAllocPinned(size_t bytes);
+void HostFreePinned(void* ptr) noexcept;
+
+// CUDA graphs: record the work issued on `stream` between Begin and End (nothing runs while
+// capturing), then replay it. EndStreamCapture returns an instantiated executable graph.
+void BeginStreamCapture(void* stream);
+void* EndStreamCapture(void* stream);
+void LaunchGraph(void* graph_exec, void* stream);
+void DestroyGraph(void* graph_exec) noexcept;
 
 }  // namespace cmer_edge

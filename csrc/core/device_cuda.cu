@@ -40,6 +40,10 @@ void CopyDeviceToHost(void* dst, const void* src, size_t bytes, void* stream) {
   CMER_EDGE_CUDA_CHECK(cudaStreamSynchronize(AsStream(stream)));  // the host reads it next
 }
 
+void CopyDeviceToHostAsync(void* dst, const void* src, size_t bytes, void* stream) {
+  if (bytes > 0) CMER_EDGE_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, AsStream(stream)));
+}
+
 void CopyDeviceToDevice(void* dst, const void* src, size_t bytes, void* stream) {
   if (bytes > 0) {
     CMER_EDGE_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, AsStream(stream)));
@@ -71,5 +75,38 @@ void DestroyStream(void* stream) noexcept {
 }
 
 void StreamSynchronize(void* stream) { CMER_EDGE_CUDA_CHECK(cudaStreamSynchronize(AsStream(stream))); }
+
+void* HostAllocPinned(size_t bytes) {
+  RequireCuda("HostAllocPinned");
+  void* ptr = nullptr;
+  if (bytes > 0) CMER_EDGE_CUDA_CHECK(cudaHostAlloc(&ptr, bytes, cudaHostAllocDefault));
+  return ptr;
+}
+
+void HostFreePinned(void* ptr) noexcept {
+  if (ptr != nullptr) cudaFreeHost(ptr);
+}
+
+void BeginStreamCapture(void* stream) {
+  CMER_EDGE_CUDA_CHECK(cudaStreamBeginCapture(AsStream(stream), cudaStreamCaptureModeThreadLocal));
+}
+
+void* EndStreamCapture(void* stream) {
+  cudaGraph_t graph = nullptr;
+  CMER_EDGE_CUDA_CHECK(cudaStreamEndCapture(AsStream(stream), &graph));
+  cudaGraphExec_t exec = nullptr;
+  const cudaError_t err = cudaGraphInstantiate(&exec, graph, 0);
+  cudaGraphDestroy(graph);
+  CMER_EDGE_CUDA_CHECK(err);
+  return exec;
+}
+
+void LaunchGraph(void* graph_exec, void* stream) {
+  CMER_EDGE_CUDA_CHECK(cudaGraphLaunch(static_cast<cudaGraphExec_t>(graph_exec), AsStream(stream)));
+}
+
+void DestroyGraph(void* graph_exec) noexcept {
+  if (graph_exec != nullptr) cudaGraphExecDestroy(static_cast<cudaGraphExec_t>(graph_exec));
+}
 
 }  // namespace cmer_edge

@@ -13,6 +13,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <mutex>
 
@@ -54,7 +55,10 @@ class Head {
 
 class Session {
  public:
-  Session(const Head& head, int64_t window_utts);
+  // cuda_graph (CUDA heads only): record each distinct push (window length, which modalities are
+  // present, whether the window slides) once as a CUDA graph and replay it afterwards; inputs and
+  // outputs then go through page-locked staging buffers.
+  Session(const Head& head, int64_t window_utts, bool cuda_graph = false);
   ~Session();
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;
@@ -69,17 +73,24 @@ class Session {
   int64_t window_utts() const { return window_; }
   int64_t size() const { return pushed_ < window_ ? pushed_ : window_; }  // utterances in the window
   int64_t pushed() const { return pushed_; }
+  bool cuda_graph() const { return use_graphs_; }
 
  private:
   struct Workspace;
-  void ProjectUtterance(int64_t stream, const float* x, int64_t slot);
+  struct Pinned;
+  // Issues one push on the session's device/stream; the logits land in `logits_out` (host).
+  void Enqueue(const float* const inputs[2], int64_t steps, bool slide, float* logits_out);
+  void ProjectUtterance(int64_t stream, const float* x, int64_t row);
   void RunFusionAndClassifier(int64_t steps, const ExecContext& ctx);
 
   const Head& head_;
   int64_t window_;
   int64_t pushed_ = 0;
+  bool use_graphs_ = false;
   void* stream_ = nullptr;
   std::unique_ptr<Workspace> ws_;
+  std::unique_ptr<Pinned> pinned_;
+  std::map<int64_t, void*> graphs_;
 };
 
 }  // namespace cmer_edge

@@ -1,11 +1,13 @@
 // Session: the live protocol. Each pushed utterance is normalised and projected once (one GEMV per
-// modality over the stacked input weights) into a ring of the last W projections; the residual
+// modality over the stacked input weights) into a window of the last W projections; the residual
 // branch of the newest utterance is finished at once. Then only the window's recurrent and
 // attention work runs again, and only the rows the newest position needs: the final SCA layers
 // compute one query row, the mid-fusion backward LSTM one step, the classifier one row.
 //
-// The ring holds 2W rows and every projection is written twice (slot and slot + W), so the window
-// is always one contiguous run of rows [slot + W - T + 1, slot + W].
+// The window buffer keeps the cached projections in order at rows 0..T-1; once it is full a push
+// slides it up one row (a copy of (W-1) x 12h floats, microseconds) before writing the newest row.
+// Every pointer a push uses is then fixed for a given T, which is what lets a CUDA session record
+// a push once as a graph and replay it.
 #include <algorithm>
 #include <cmath>
 #include <numeric>
@@ -34,7 +36,8 @@ struct Session::Workspace {
       x_in.push_back(dev == Device::kCuda ? make(dim) : Buffer<float>());
       xn.push_back(make(dim));
       row.push_back(make(StreamWeights::ProjectedCols(h)));
-      ring.push_back(make(2 * window * StreamWeights::CachedCols(h)));
+      rows.push_back(make(window * StreamWeights::CachedCols(h)));
+      slide_tmp.push_back(dev == Device::kCuda ? make(window * StreamWeights::CachedCols(h)) : Buffer<float>());
       enc.push_back(make(window * w));
       self_buf.push_back(make(window * w));
       mid1.push_back(make(window * h));
@@ -54,20 +57,41 @@ struct Session::Workspace {
   BranchSlots slots;
   std::vector<int32_t> lengths_host;  // 1..W: lengths_host[T-1] == T
   Buffer<int32_t> lengths_dev;
-  std::vector<Buffer<float>> x_in, xn, row, ring, enc, self_buf, mid1, gates2;
+  std::vector<Buffer<float>> x_in, xn, row, rows, slide_tmp, enc, self_buf, mid1, gates2;
   std::vector<StageScratch> scratch;
   Buffer<float> cross[4];  // audio/text ping and pong
   Buffer<float> midcat, concat, gf, gb, hmid, hidden, logits;
 };
 
-Session::Session(const Head& head, int64_t window_utts) : head_(head), window_(window_utts) {
+// Page-locked staging for graph-captured copies: inputs per stream, and the logits.
+struct Session::Pinned {
+  Pinned(const Head& head) {
+    for (const StreamWeights& s : head.weights().streams) {
+      inputs.push_back(static_cast<float*>(HostAllocPinned(static_cast<size_t>(s.input_dim) * sizeof(float))));
+    }
+    logits = static_cast<float*>(HostAllocPinned(static_cast<size_t>(head.config().num_classes) * sizeof(float)));
+  }
+  ~Pinned() {
+    for (float* p : inputs) HostFreePinned(p);
+    HostFreePinned(logits);
+  }
+  std::vector<float*> inputs;
+  float* logits = nullptr;
+};
+
+Session::Session(const Head& head, int64_t window_utts, bool cuda_graph)
+    : head_(head), window_(window_utts), use_graphs_(cuda_graph) {
   if (window_utts < 1) {
     throw std::invalid_argument("window_utts must be >= 1, got " + std::to_string(window_utts));
   }
   const Device dev = head.options().device;
+  if (cuda_graph && dev != Device::kCuda) {
+    throw std::invalid_argument("cuda_graph=True needs a head on device 'cuda', this one is on 'cpu'");
+  }
   if (dev == Device::kCuda) stream_ = CreateStream();
   try {
     ws_ = std::make_unique<Workspace>(head, window_utts, dev);
+    if (cuda_graph) pinned_ = std::make_unique<Pinned>(head);
   } catch (...) {
     DestroyStream(stream_);
     throw;
@@ -75,11 +99,13 @@ Session::Session(const Head& head, int64_t window_utts) : head_(head), window_(w
 }
 
 Session::~Session() {
+  for (auto& [key, graph] : graphs_) DestroyGraph(graph);
+  pinned_.reset();
   ws_.reset();
   DestroyStream(stream_);
 }
 
-void Session::ProjectUtterance(int64_t i, const float* x, int64_t slot) {
+void Session::ProjectUtterance(int64_t i, const float* x, int64_t row_index) {
   const HeadConfig& cfg = head_.config();
   const StreamWeights& s = head_.weights().streams[i];
   const ExecContext ctx = head_.Context(stream_);
@@ -97,9 +123,7 @@ void Session::ProjectUtterance(int64_t i, const float* x, int64_t slot) {
     CopyOnDevice(ctx.device, row, s.input.bias(), static_cast<size_t>(cols) * sizeof(float), stream_);
   }
   const int64_t cached = StreamWeights::CachedCols(h);
-  float* ring = ws_->ring[i].data();
-  CopyRows(ring + slot * cached, cached, row, cols, 1, cached, ctx);
-  CopyRows(ring + (slot + window_) * cached, cached, row, cols, 1, cached, ctx);
+  CopyRows(ws_->rows[i].data() + row_index * cached, cached, row, cols, 1, cached, ctx);
   AddLayerNorm({row + StreamWeights::ResidualCol(h), cols, nullptr, 0,
                 ws_->concat.data() + ws_->slots.residual[i] * w, w},
                s.residual_norm.gamma.data(), s.residual_norm.beta.data(), 1, w, kLayerNormEps, ctx);
@@ -107,21 +131,76 @@ void Session::ProjectUtterance(int64_t i, const float* x, int64_t slot) {
 
 void Session::Push(const float* x_a, const float* x_t, float* probs, float* logits) {
   const HeadConfig& cfg = head_.config();
+  const int64_t steps = std::min(pushed_ + 1, window_);
+  const bool slide = pushed_ >= window_;
+  const float* inputs[2] = {cfg.uses_audio() ? x_a : x_t, x_t};
+  const int64_t ns = cfg.num_streams();
+  std::vector<float> out(static_cast<size_t>(cfg.num_classes));
+  if (!use_graphs_) {
+    Enqueue(inputs, steps, slide, out.data());
+    if (stream_ != nullptr) StreamSynchronize(stream_);
+  } else {
+    int64_t key = (steps - 1) * 2 + (slide ? 1 : 0);
+    const float* staged[2] = {nullptr, nullptr};
+    for (int64_t i = 0; i < ns; ++i) {
+      key = key * 2 + (inputs[i] != nullptr ? 1 : 0);
+      if (inputs[i] == nullptr) continue;
+      const size_t dim = static_cast<size_t>(head_.weights().streams[i].input_dim);
+      std::copy(inputs[i], inputs[i] + dim, pinned_->inputs[i]);
+      staged[i] = pinned_->inputs[i];
+    }
+    auto it = graphs_.find(key);
+    if (it == graphs_.end()) {
+      BeginStreamCapture(stream_);
+      try {
+        Enqueue(staged, steps, slide, pinned_->logits);
+      } catch (...) {
+        try {
+          DestroyGraph(EndStreamCapture(stream_));  // leave capture mode; the first error is the one to report
+        } catch (...) {
+        }
+        throw;
+      }
+      it = graphs_.emplace(key, EndStreamCapture(stream_)).first;
+    }
+    LaunchGraph(it->second, stream_);
+    StreamSynchronize(stream_);
+    std::copy(pinned_->logits, pinned_->logits + out.size(), out.begin());
+  }
+  ++pushed_;
+  const float mx = *std::max_element(out.begin(), out.end());
+  float sum = 0.f;
+  for (size_t c = 0; c < out.size(); ++c) {
+    probs[c] = std::exp(out[c] - mx);
+    sum += probs[c];
+  }
+  for (size_t c = 0; c < out.size(); ++c) probs[c] /= sum;
+  if (logits != nullptr) std::copy(out.begin(), out.end(), logits);
+}
+
+void Session::Enqueue(const float* const inputs[2], int64_t steps, bool slide, float* logits_out) {
+  const HeadConfig& cfg = head_.config();
   const HeadWeights& weights = head_.weights();
   const ExecContext ctx = head_.Context(stream_);
   const int64_t h = cfg.hidden, w = cfg.width(), ns = cfg.num_streams(), ld_cat = cfg.num_branches() * w;
-  const int64_t steps = std::min(pushed_ + 1, window_);
-  const int64_t slot = pushed_ % window_;
-  const float* inputs[2] = {cfg.uses_audio() ? x_a : x_t, x_t};
-  for (int64_t i = 0; i < ns; ++i) ProjectUtterance(i, inputs[i], slot);
-
   const int64_t cached = StreamWeights::CachedCols(h);
-  const int64_t first_row = slot + window_ - steps + 1;
+  for (int64_t i = 0; i < ns; ++i) {
+    if (slide) {  // drop the oldest utterance: rows 1..W-1 move to 0..W-2
+      float* rows = ws_->rows[i].data();
+      if (ctx.device == Device::kCpu) {
+        CopyRows(rows, cached, rows + cached, cached, window_ - 1, cached, ctx);  // ascending: no overlap hazard
+      } else {
+        CopyRows(ws_->slide_tmp[i].data(), cached, rows + cached, cached, window_ - 1, cached, ctx);
+        CopyRows(rows, cached, ws_->slide_tmp[i].data(), cached, window_ - 1, cached, ctx);
+      }
+    }
+    ProjectUtterance(i, inputs[i], steps - 1);
+  }
   const SeqInfo seq{1, steps, &ws_->lengths_host[steps - 1], ws_->lengths_dev.data() + (steps - 1)};
   RunTasks(ctx, ns, [&](int64_t i) {
-    const StreamIo io{ws_->ring[i].data() + first_row * cached, cached, ws_->enc[i].data(),
-                      ws_->self_buf[i].data(), ws_->mid1[i].data(), ws_->gates2[i].data(),
-                      ws_->midcat.data() + i * h, ns * h, ws_->concat.data() + ws_->slots.self[i] * w, ld_cat, 1};
+    const StreamIo io{ws_->rows[i].data(), cached, ws_->enc[i].data(), ws_->self_buf[i].data(),
+                      ws_->mid1[i].data(), ws_->gates2[i].data(), ws_->midcat.data() + i * h, ns * h,
+                      ws_->concat.data() + ws_->slots.self[i] * w, ld_cat, 1};
     RunStream(weights.streams[i], cfg, seq, io, ws_->scratch[i], ctx);
   });
   if (cfg.has_cross()) {
@@ -139,18 +218,12 @@ void Session::Push(const float* x_a, const float* x_t, float* probs, float* logi
     }
   }
   RunFusionAndClassifier(steps, ctx);
-
-  std::vector<float> out(static_cast<size_t>(cfg.num_classes));
-  ws_->logits.CopyToHost(out.data(), out.size(), 0, stream_);
-  ++pushed_;
-  const float mx = *std::max_element(out.begin(), out.end());
-  float sum = 0.f;
-  for (size_t c = 0; c < out.size(); ++c) {
-    probs[c] = std::exp(out[c] - mx);
-    sum += probs[c];
+  const size_t bytes = static_cast<size_t>(cfg.num_classes) * sizeof(float);
+  if (ctx.device == Device::kCpu) {
+    std::copy(ws_->logits.data(), ws_->logits.data() + cfg.num_classes, logits_out);
+  } else {
+    CopyDeviceToHostAsync(logits_out, ws_->logits.data(), bytes, stream_);
   }
-  for (size_t c = 0; c < out.size(); ++c) probs[c] /= sum;
-  if (logits != nullptr) std::copy(out.begin(), out.end(), logits);
 }
 
 // Mid fusion over the window: the forward LSTM over every row; the backward LSTM's output at the

@@ -7,6 +7,8 @@
 // in cache. Panels are split over the thread pool when the product is large.
 #include <algorithm>
 #include <cstring>
+#include <type_traits>
+#include <vector>
 
 #include "core/packed_linear.h"
 #include "core/simd.h"
@@ -95,13 +97,21 @@ void Merge(const float* tile, int rows, int64_t col0, int64_t cols, float* y, in
   }
 }
 
+// Widens one k block of a bf16/int8 panel to fp32 once, so that many row blocks reuse it.
+template <typename W>
+void WidenPanel(const W* p, int64_t kn, float* out) {
+  for (int64_t i = 0; i < kn * kP; i += simd::kLanes) simd::Store(out + i, LoadWeights(p + i));
+}
+
 template <typename W>
 void RunPanels(const PackedView& w, int64_t p0, int64_t p1, const float* x, int64_t rows, int64_t ldx, float* y,
                int64_t ldy, Activation act) {
   const int64_t k_dim = w.in_dim;
   const W* base = static_cast<const W*>(w.weights);
   const int64_t kc = rows <= kMaxRows ? k_dim : kKBlock;
+  constexpr bool kWiden = !std::is_same_v<W, float>;
   alignas(64) float tile[kMaxRows * kP];
+  std::vector<float> widened(kWiden && rows > kMaxRows ? static_cast<size_t>(kKBlock * kP) : 0);
   for (int64_t k0 = 0; k0 < k_dim; k0 += kc) {
     const int64_t kn = std::min(kc, k_dim - k0);
     const bool first = k0 == 0, last = k0 + kn == k_dim;
@@ -110,9 +120,14 @@ void RunPanels(const PackedView& w, int64_t p0, int64_t p1, const float* x, int6
       for (int64_t p = p0; p < p1; ++p) {
         const W* panel = base + (p * k_dim + k0) * kP;
         const int64_t cols = std::min(kP, w.out_dim - p * kP);
+        if (!widened.empty()) WidenPanel(panel, kn, widened.data());
         for (int64_t r0 = g0; r0 < g1; r0 += kMaxRows) {
           const int r = static_cast<int>(std::min<int64_t>(kMaxRows, g1 - r0));
-          TileRows(r, panel, kn, x + r0 * ldx + k0, ldx, tile);
+          if (widened.empty()) {
+            TileRows(r, panel, kn, x + r0 * ldx + k0, ldx, tile);
+          } else {
+            TileRows(r, widened.data(), kn, x + r0 * ldx + k0, ldx, tile);
+          }
           Merge(tile, r, p * kP, cols, y + r0 * ldy, ldy, first, last, w, act);
         }
       }

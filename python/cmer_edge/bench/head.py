@@ -76,6 +76,9 @@ def _candidates(case: impls.Case, args: argparse.Namespace, cuda: bool) -> list[
 
             out.append((dict(meta, op="push"), lambda head=head: impls.native_push(head(), case)))
             out.append((dict(meta, op="forward"), lambda head=head: impls.native_forward(head(), case)))
+            if device == "cuda":
+                out.append((dict(meta, impl="native-cuda-graph", op="push"),
+                            lambda head=head: impls.native_push(head(), case, cuda_graph=True)))
     script = ("torch-compile", impls.torch_compiled) if args.torch_compile else ("torchscript", impls.torchscript)
     for op in ("push", "forward"):
         out.append((dict(impl="torch-eager", device="cpu", op=op), lambda op=op: impls.torch_eager(case, op, "cpu")))

@@ -57,9 +57,9 @@ def native_head(case: Case, device: str, precision: str, threads: int) -> Native
     return NativeHead.from_state_dict(case.cfg, case.state, device=device, precision=precision, num_threads=threads)
 
 
-def native_push(head: NativeHead, case: Case) -> Callable[[], object]:
+def native_push(head: NativeHead, case: Case, cuda_graph: bool = False) -> Callable[[], object]:
     """Session.push of the next utterance into a full window (the steady state of a live session)."""
-    session = head.session(case.window)
+    session = head.session(case.window, cuda_graph=cuda_graph)
     counter = iter(range(1 << 62))
     n = len(case.utts_a)
 

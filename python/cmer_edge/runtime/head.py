@@ -60,11 +60,13 @@ class Session:
     Not thread-safe: one thread per session (sessions of one head may run in parallel).
     """
 
-    def __init__(self, head: NativeHead, window_utts: int) -> None:
+    def __init__(self, head: NativeHead, window_utts: int, cuda_graph: bool = False) -> None:
         if isinstance(window_utts, bool) or not isinstance(window_utts, (int, np.integer)) or window_utts < 1:
             raise ValueError(f"window_utts must be an int >= 1, got {window_utts!r}")
+        if cuda_graph and head.device != "cuda":
+            raise ValueError(f"cuda_graph=True needs a head on device 'cuda', this one is on {head.device!r}")
         self._head = head
-        self._native = _native().Session(head.native, int(window_utts))
+        self._native = _native().Session(head.native, int(window_utts), bool(cuda_graph))
 
     @property
     def window_utts(self) -> int:
@@ -166,6 +168,7 @@ class NativeHead:
         (0 = missing, zeros after normalisation). A modality the config does not use may be None."""
         return self.native.forward(x_a, x_t, lengths, present)
 
-    def session(self, window_utts: int | None = None) -> Session:
-        """A live session; window_utts defaults to the bundle's (16 without a bundle)."""
-        return Session(self, self.window_utts if window_utts is None else window_utts)
+    def session(self, window_utts: int | None = None, cuda_graph: bool = False) -> Session:
+        """A live session; window_utts defaults to the bundle's (16 without a bundle). cuda_graph=True
+        (CUDA heads) records each distinct push once as a CUDA graph and replays it."""
+        return Session(self, self.window_utts if window_utts is None else window_utts, cuda_graph)
