@@ -139,3 +139,25 @@ def synthetic_meld(tmp_path_factory):
     csv_dir = SHARED / "data" / "meld"
     return write_synthetic_meld(tmp_path_factory.mktemp("meld_synth"), n_dialogues=2, seed=0, broken=True,
                                 source=csv_dir if csv_dir.is_dir() else None)
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(tmp_path_factory, shared_dir):
+    """A small real bundle (random weights, eGeMAPS + 2-layer RoBERTa exported to ONNX) for runtime tests."""
+    pytest.importorskip("torch")
+    pytest.importorskip("transformers")
+    from runtime_bundle import make_tiny_bundle
+
+    return make_tiny_bundle(tmp_path_factory.mktemp("bundle") / "tiny", shared_dir)
+
+
+@pytest.fixture(scope="session")
+def dialogue_wav(tmp_path_factory, speech_clips):
+    """A 44.1 kHz stereo WAV of three espeak-ng utterances separated by silences, and their texts."""
+    from cmer_edge.audio.convert import load_audio
+    from cmer_edge.audio.scenes import write_scene
+
+    clips = [(c.text, load_audio(c.path)) for c in speech_clips[:3]]
+    path = tmp_path_factory.mktemp("dialogue") / "dialogue.wav"
+    scene = write_scene(path, clips, [0.6, 1.4, 1.4], sample_rate_hz=44_100, channels=2, noise_dbfs=-60)
+    return path, scene
