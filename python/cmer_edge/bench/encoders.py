@@ -111,8 +111,8 @@ def _time(calls: dict[str, list], rounds: int) -> dict[str, list[float]]:
 
 
 def _agreement(out: list[np.ndarray], ref: list[np.ndarray]) -> tuple[float, float, float]:
-    cos = [float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b))) for a, b in zip(out, ref)]
-    rel = [float(np.abs(a - b).max() / np.abs(b).max()) for a, b in zip(out, ref)]
+    cos = [float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b))) for a, b in zip(out, ref, strict=True)]
+    rel = [float(np.abs(a - b).max() / np.abs(b).max()) for a, b in zip(out, ref, strict=True)]
     return min(cos), float(np.mean(cos)), max(rel)
 
 

@@ -98,7 +98,7 @@ def verify_onnx(plan: ExportPlan, path: str | Path, *, seed: int, tolerance: Tol
         feeds = plan.sample_inputs(size, rng)
         expected = torch_outputs(plan, feeds)
         actual = session.run(plan.output_names, feeds)
-        for name, a, e in zip(plan.output_names, actual, expected):
+        for name, a, e in zip(plan.output_names, actual, expected, strict=True):
             results.append(ParityResult(label or plan.model, name, dict(size), *compare(a, e, tol)))
             log.debug(results[-1].line())
     return results

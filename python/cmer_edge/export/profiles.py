@@ -58,7 +58,7 @@ def profile_shapes(path: str | Path, overrides: list[AxisRange] | tuple[AxisRang
                 sizes = (d, d, d)
             else:
                 raise ValueError(f"{path}: input {name!r} has an unnamed dynamic dimension; cannot derive a profile")
-            for key, size in zip(("min", "opt", "max"), sizes):
+            for key, size in zip(("min", "opt", "max"), sizes, strict=True):
                 entry[key].append(size)
         shapes[name] = entry
     return shapes

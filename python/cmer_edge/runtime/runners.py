@@ -42,7 +42,7 @@ class OrtRunner:
         self.output_names = [o.name for o in self.session.get_outputs()]
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        return dict(zip(self.output_names, self.session.run(self.output_names, feeds)))
+        return dict(zip(self.output_names, self.session.run(self.output_names, feeds), strict=True))
 
 
 class TensorRTRunner:
@@ -69,4 +69,4 @@ class TorchRunner:
         with torch.inference_mode():
             out = self.module(**{k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in feeds.items()})
         outs = out if isinstance(out, (tuple, list)) else (out,)
-        return {name: o.float().numpy() for name, o in zip(self.output_names, outs)}
+        return {name: o.float().numpy() for name, o in zip(self.output_names, outs, strict=True)}

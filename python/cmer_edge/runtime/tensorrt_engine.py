@@ -135,7 +135,8 @@ class TensorRTEngine:
             raise ValueError(f"{self.path.name}: input {name} must be {self.dtypes[name]}, got {array.dtype}")
         array = np.ascontiguousarray(array, dtype=self.dtypes[name])
         low, _, high = self.profile[name]
-        if len(array.shape) != len(low) or any(not lo <= s <= hi for s, lo, hi in zip(array.shape, low, high)):
+        if len(array.shape) != len(low) or any(
+                not lo <= s <= hi for s, lo, hi in zip(array.shape, low, high, strict=True)):
             raise ValueError(f"{self.path.name}: input {name} has shape {array.shape}, the engine's profile "
                              f"allows {low} .. {high}")
         if not self.context.set_input_shape(name, array.shape):
