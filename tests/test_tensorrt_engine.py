@@ -197,3 +197,44 @@ def test_without_tensorrt_the_engine_says_how_to_get_it(tmp_path, head_onnx):
     engine = write_engine(tmp_path, head_onnx, ORIN)
     with pytest.raises(TensorRTUnavailable, match="TensorRT Python package is not installed"):
         TensorRTEngine(engine)
+
+
+def test_head_calibration_batches_from_a_feature_store(tmp_path):
+    """int8 calibration of the head reads the feature store the bundle was trained from."""
+    pytest.importorskip("torch")
+    from cmer_edge.export.bundle_io import write_random_bundle
+    from cmer_edge.export.calibration import head_calibration_batches
+    from cmer_edge.features.store import FeatureStore
+    from cmer_edge.model.config import HeadConfig
+
+    store = FeatureStore.open(tmp_path / "store", create=True, corpus="synthetic")
+    rows = [{"dialogue_id": d, "utterance_id": u, "label": 0} for d, n in ((0, 5), (1, 2)) for u in range(n)]
+    store.set_index("train", rows)
+    rng = np.random.default_rng(0)
+    values = {}
+    for name, dim in (("opensmile.eGeMAPSv02", 3), ("edgel3.sea.64", 2), ("text.minilm", 4)):
+        store.declare(name, {"dim": dim})
+        writer = store.writer("train", name)
+        values[name] = rng.standard_normal((len(rows), dim)).astype(np.float32)
+        for i in range(len(rows)):
+            writer.put(i, None if (name == "text.minilm" and i == 3) else values[name][i])
+        writer.flush()
+    features = {"audio": {"name": "opensmile.eGeMAPSv02+edgel3.sea.64", "kind": "chain", "dim": 5,
+                          "parts": [{"name": "opensmile.eGeMAPSv02", "dim": 3}, {"name": "edgel3.sea.64", "dim": 2}]},
+                "text": {"name": "text.minilm", "dim": 4}}
+    bundle = write_random_bundle(tmp_path / "bundle", HeadConfig(audio_dim=5, text_dim=4, hidden=4, ffn_dim=8,
+                                                                 classifier_dim=8), features=features)
+    batches = head_calibration_batches(tmp_path / "store", "train", bundle, batch=2, utterances=4)
+    assert len(batches) == 3  # 7 live windows -> 3 full batches of 2
+    first = batches[0]
+    assert {k: v.shape for k, v in first.items()} == {"x_a": (2, 4, 5), "x_t": (2, 4, 4), "lengths": (2,),
+                                                     "present": (2, 4, 2)}
+    assert first["lengths"].tolist() == [1, 2]
+    np.testing.assert_array_equal(first["x_a"][1, :2, :3], values["opensmile.eGeMAPSv02"][:2])
+    np.testing.assert_array_equal(first["x_t"][1, :2], values["text.minilm"][:2])
+    assert not first["x_a"][0, 1:].any()  # padding
+    last = batches[2]  # windows 5 and 6: dialogue 0 utterance 4 (window 1..4), dialogue 1 utterance 0
+    assert last["lengths"].tolist() == [4, 1]
+    assert last["present"][0, :, 1].tolist() == [1.0, 1.0, 0.0, 1.0]  # row 3's text was unusable
+    with pytest.raises(ValueError, match="fewer than one batch of 8"):
+        head_calibration_batches(tmp_path / "store", "train", bundle, batch=8, utterances=4)

@@ -2,9 +2,10 @@
 
 With dynamic shapes TensorRT calibrates at the calibration profile's opt shapes, so every batch
 must have exactly those shapes. Sources: MELD transcripts tokenised with the bundle's own
-tokenizer (text encoder), or any `.npz` files of named input arrays (one batch per file), e.g.
-written from the feature store for the head. (TensorRT 10.1 deprecates implicit int8 calibration
-in favour of explicit Q/DQ graphs; it still builds, and fp16 is the default precision.)
+tokenizer (text encoder), the feature store the head was trained from (head: live-protocol
+windows of x_a, x_t, lengths, present), or any `.npz` files of named input arrays. (TensorRT
+10.1 deprecates implicit int8 calibration in favour of explicit Q/DQ graphs; it still builds, and
+fp16 is the default precision.)
 """
 
 from __future__ import annotations
@@ -70,6 +71,45 @@ def text_calibration_batches(texts: list[str], tokenizer_json: str | Path, *, to
         ids[row, :len(seq)], mask[row, :len(seq)] = seq, 1
     n = len(texts) // batch * batch
     return [{"input_ids": ids[i:i + batch], "attention_mask": mask[i:i + batch]} for i in range(0, n, batch)]
+
+
+def _store_names(bundle) -> tuple[list[str], str | None]:
+    """Feature-store names of the head's audio parts and text feature (features.* 'name' fields)."""
+    features, cfg = bundle.manifest.get("features", {}), bundle.head_config
+    audio = features.get("audio") if cfg.uses_audio else None
+    audio_names = [p["name"] for p in audio.get("parts", [audio])] if isinstance(audio, dict) else []
+    text = features.get("text", {}).get("name") if cfg.uses_text else None
+    if (cfg.uses_audio and not audio_names) or (cfg.uses_text and not text):
+        raise ValueError(f"bundle {bundle.path}: features.audio/.text do not name the store features "
+                         "(train with python -m cmer_edge.train to get them)")
+    return audio_names, text
+
+
+def head_calibration_batches(store_root: str | Path, split: str, bundle, *, batch: int, utterances: int,
+                             limit: int = 512) -> list[dict[str, np.ndarray]]:
+    """Head inputs from a feature store: the live protocol's windows (each utterance with up to
+    utterances-1 predecessors), padded to exactly `utterances`, `batch` windows per batch."""
+    from cmer_edge.features.store import FeatureStore
+    from cmer_edge.model.protocol import window_bounds
+    from cmer_edge.training.dialogues import load_dialogues
+
+    audio_names, text = _store_names(bundle)
+    dialogues = load_dialogues(FeatureStore.open(store_root), split, audio_names, text)
+    windows = [(d, s, e) for d in dialogues for s, e in window_bounds(len(d.labels), utterances)][:limit]
+    cfg = bundle.head_config
+    batches = []
+    for first in range(0, len(windows) // batch * batch, batch):
+        feeds = {"x_a": np.zeros((batch, utterances, cfg.audio_dim), np.float32),
+                 "x_t": np.zeros((batch, utterances, cfg.text_dim), np.float32),
+                 "lengths": np.zeros(batch, np.int64), "present": np.zeros((batch, utterances, 2), np.float32)}
+        for row, (d, s, e) in enumerate(windows[first:first + batch]):
+            feeds["x_a"][row, :e - s], feeds["x_t"][row, :e - s] = d.x_a[s:e], d.x_t[s:e]
+            feeds["present"][row, :e - s], feeds["lengths"][row] = d.present[s:e], e - s
+        batches.append({k: v for k, v in feeds.items()
+                        if (k != "x_a" or cfg.uses_audio) and (k != "x_t" or cfg.uses_text)})
+    if not batches:
+        raise ValueError(f"{store_root}/{split}: {len(windows)} windows are fewer than one batch of {batch}")
+    return batches
 
 
 def make_calibrator(trt, batches: list[dict[str, np.ndarray]], cache_path: Path | None):

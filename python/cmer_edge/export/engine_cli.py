@@ -22,6 +22,12 @@ def _calibration(args, bundle: Bundle, model: str, onnx_path: Path, axes: tuple[
     opt = {name: s["opt"] for name, s in profile_shapes(onnx_path, axes).items()}
     if args.calib_npz:
         return tuple(load_calibration_npz(args.calib_npz, opt))
+    if args.calib_store and model == "head":
+        from cmer_edge.export.calibration import head_calibration_batches
+
+        batch, utterances = opt["lengths"][0], opt["present"][1]
+        return tuple(head_calibration_batches(args.calib_store, args.calib_split, bundle, batch=batch,
+                                              utterances=utterances, limit=args.calib_limit))
     if args.calib_texts and model == "text_encoder":
         with open(args.calib_texts, encoding="utf-8", newline="") as fh:
             texts = [row.get("Utterance") or row.get("text") or "" for row in csv.DictReader(fh)]
@@ -54,6 +60,8 @@ def build_engine_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timing-cache", help="default: <out>/timing.trt<ver>.sm<cc>.cache")
     parser.add_argument("--calib-texts", help="int8: CSV with an Utterance (MELD) or text column")
     parser.add_argument("--calib-npz", help="int8: .npz file or directory of batches at the opt shapes")
+    parser.add_argument("--calib-store", help="int8 head: the feature store the bundle was trained from")
+    parser.add_argument("--calib-split", default="train", help="int8 head: feature-store split (default train)")
     parser.add_argument("--calib-limit", type=int, default=512, help="int8: at most this many texts")
     parser.add_argument("--calib-cache", help="int8: calibration cache file (read if present, written after)")
     parser.add_argument("--keep-fp16-norms", action="store_true", help="do not pin normalisation layers to fp32")
