@@ -2,7 +2,7 @@
 
 Export uses torch.onnx's TorchScript exporter (dynamo=False): on torch 2.13 it exports the
 head's LSTMs as ONNX LSTM ops with a dynamic utterance axis, where the torch.export-based exporter
-specialised that axis, and it is ~10x faster on RoBERTa-sized encoders (docs/deployment.md).
+specialised that axis, and it exports transformer encoders several times faster (docs/deployment.md).
 """
 
 from __future__ import annotations
