@@ -51,6 +51,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="time torch.compile instead of TorchScript (compiling takes minutes per shape here)")
     p.add_argument("--bandwidth-mb", type=int, default=256, help="buffer size of the bandwidth probe")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    p.add_argument("--markdown", action="store_true", help="print the table as markdown (docs/benchmarks.md)")
     args = p.parse_args(argv)
     args.profiles = [s for s in args.profiles.split(",") if s]
     unknown = sorted(set(args.profiles) - set(PROFILES))
@@ -190,12 +191,34 @@ def print_table(report: dict) -> None:
               f"{_fmt(r.get('x_floor'), '6.2f')}x  {notes}")
 
 
+def print_markdown(report: dict) -> None:
+    bw = report["bandwidth"]
+    print(f"`{report['command']}` — {report['machine']}, {report['threads']} threads, torch {report['torch']}; "
+          f"{report['load']} before, {report['load_after']} after. Read bandwidth {bw['best_gb_per_s']:.1f} GB/s "
+          f"(best of {bw['passes']}, {bw['megabytes']} MB, {bw['num_threads']} threads).\n")
+    print("| profile | precision | weights read per push (MB) | floor (ms) |")
+    print("| --- | --- | ---: | ---: |")
+    for f in report["floors"]:
+        print(f"| {f['profile']} | {f['precision']} | {f['weight_bytes'] / 1e6:.1f} | {f['floor_ms']:.2f} |")
+    print("\n| profile | op | impl | device | precision | p50 ms | p95 ms | vs eager | x floor | output change vs fp32 |")
+    print("| --- | --- | --- | --- | --- | ---: | ---: | ---: | ---: | --- |")
+    for r in report["rows"]:
+        note = r.get("error", "")
+        if "max_abs_dprob" in r:
+            note = f"max abs dprob {r['max_abs_dprob']:.1e}, argmax agree {r['argmax_agree']:.0%}"
+        print(f"| {r['profile']} | {r['op']} | {r['impl']} | {r['device']} | {r['precision']} | "
+              f"{_fmt(r['p50_ms'], '.2f')} | {_fmt(r['p95_ms'], '.2f')} | {_fmt(r.get('speedup_vs_eager'), '.1f')} | "
+              f"{_fmt(r.get('x_floor'), '.2f')} | {note} |")
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
     report = run(args, "python -m cmer_edge.bench head " + shlex.join(argv))
     if args.json:
         print(json.dumps(report, indent=1))
+    elif args.markdown:
+        print_markdown(report)
     else:
         print_table(report)
     return 0
