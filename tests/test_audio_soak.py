@@ -12,47 +12,22 @@ from pathlib import Path
 
 import pytest
 
-from cmer_edge.audio.scenes import write_scene
 from cmer_edge.audio.segmenter import Segmenter
 from cmer_edge.audio.sources import FileSource
 
 from conftest import need
+from soak_scene import rss_bytes, write_soak_scene
 
 pytestmark = pytest.mark.slow
 
-PHRASES = [
-    ("I can't believe you did that to me", 165, 50),
-    ("Why are you always late?", 140, 35),
-    ("Okay. Fine. Whatever you say.", 190, 70),
-    ("This is the best day of my whole life", 150, 60),
-    ("Please, just leave me alone for a while", 120, 45),
-    ("No", 160, 50),
-]
-GAPS_S = [0.8, 1.7, 3.0, 0.9, 6.0, 1.2, 2.2]
-SCENE_S = 620.0
-
-
-def rss_bytes() -> int:
-    import os
-
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-
 
 def test_ten_minutes_all_utterances_bounded_memory(tmp_path: Path):
-    from cmer_edge.data.espeak import espeak_available, speak
+    from cmer_edge.data.espeak import espeak_available
 
     need(espeak_available(), "espeak-ng is not installed (apt-get install espeak-ng)")
     need(Path("/proc/self/statm").is_file(), "RSS measurement needs /proc (Linux)")
-    voices = [(text, speak(text, speed_wpm=wpm, pitch=pitch)) for text, wpm, pitch in PHRASES]
-    clips, gaps, total = [], [], 0.0
-    while total < SCENE_S:
-        i = len(clips)
-        clips.append(voices[i % len(voices)])
-        gaps.append(GAPS_S[i % len(GAPS_S)])
-        total += gaps[-1] + len(clips[-1][1]) / 16_000
     path = tmp_path / "soak.wav"
-    truth = write_scene(path, clips, gaps, sample_rate_hz=22_050, noise_dbfs=-55)
+    truth = write_soak_scene(path)
 
     segmenter = Segmenter()
     found = []

@@ -27,6 +27,9 @@ def collect_info() -> dict:
         info["native"] = {"error": f"cmer_edge._native failed to import: {exc}"}
     else:
         info["native"] = dict(_native.build_info(), cuda_available=_native.cuda_available())
+    from cmer_edge.runtime.backends import backend_availability
+
+    info["backends"] = backend_availability()
     info["subcommands"] = {
         name: desc for name, desc in SUBCOMMANDS.items()
         if importlib.util.find_spec(f"cmer_edge.{name}") is not None
@@ -49,6 +52,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"cmer_edge {info['version']} (Python {info['python']})")
     for key, value in info["native"].items():
         print(f"  {key:15s} {value}")
+    print("encoder backends (auto picks TensorRT -> ONNX Runtime -> PyTorch):")
+    for name, state in info["backends"].items():
+        if isinstance(state, dict):
+            detail = state.get("version") or state.get("reason", "")
+            print(f"  {name:15s} {'yes' if state.get('available') else 'no ':3s} {detail}")
     print("subcommands (python -m cmer_edge.<name>):")
     for name, desc in info["subcommands"].items():
         print(f"  {name:10s} {desc}")

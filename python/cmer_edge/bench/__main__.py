@@ -12,6 +12,9 @@ import sys
 
 SUBCOMMANDS: dict[str, tuple[str, str]] = {  # name -> (module, one-line description)
     "head": ("cmer_edge.bench.head", "fused head: native vs PyTorch / TorchScript / ONNX Runtime, push and forward"),
+    "pipeline": ("cmer_edge.bench.pipeline", "live pipeline: per-stage and end-of-utterance -> event latency, RTF"),
+    "encoders": ("cmer_edge.bench.encoders", "encoders: ONNX Runtime vs PyTorch (text, L3), batch 1, MELD-length inputs"),
+    "audio": ("cmer_edge.features.bench_audio", "audio extractors: openSMILE, EdgeL3, OpenL3-6144 per utterance"),
 }
 
 
