@@ -60,7 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     bundle = load_bundle(args.bundle)
     store = FeatureStore.open(args.store)
     audio, text = bundle_feature_names(bundle)
-    dialogues = load_dialogues(store, args.split, audio, text, label_key=args.label_key)
+    dialogues = load_dialogues(store, args.split, audio, text, label_key=args.label_key,
+                               audio_norm=bundle.manifest.get("audio_norm", "global"))
     modalities = args.modalities or bundle.head_config.modalities
     for d in dialogues:
         if modalities == "text":

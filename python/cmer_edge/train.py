@@ -45,6 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--dropout", type=float, default=0.3)
     p.add_argument("--hidden", type=int, default=128)
+    p.add_argument("--audio-norm", choices=("global", "speaker"), default="global",
+                   help="speaker: z-score audio features per speaker (live: per session, running)")
     p.add_argument("--class-weighting", action="store_true")
     p.add_argument("--modality-dropout", type=float, default=0.0)
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
@@ -90,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
                        class_weighting=args.class_weighting, modality_dropout=args.modality_dropout)
 
     def load(split):
-        return load_dialogues(store, split, list(features.audio), features.text)
+        return load_dialogues(store, split, list(features.audio), features.text, audio_norm=args.audio_norm)
 
     if args.cv_folds:
         plans = [(f"fold{f}", tr, dv, {"test": te}) for f, tr, dv, te in _folds(load(args.train_split), args.cv_folds)]
@@ -101,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         for tag, train, dev, evals in plans:
             name = f"seed{seed}" + (f"_{tag}" if tag else "")
             metrics = run_one(store, features, head_cfg, replace(base, seed=seed), train, dev, evals,
-                              args.out / name, name)
+                              args.out / name, name, audio_norm=args.audio_norm)
             runs.append({"run": name, "seed": seed, "fold": tag or None, "metrics": metrics})
             log.info("%s: %s", name, {s: round(m["weighted_f1"], 2) for s, m in metrics.items()})
     summary = summarise(runs, head_cfg, base, sys.argv[1:] if argv is None else argv)

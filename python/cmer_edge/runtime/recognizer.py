@@ -104,8 +104,21 @@ class Recognizer:
         self.external_text = external
         self.stages = Stages(audio_extractor=audio, text_encoder=text, transcriber=transcriber,
                              external_text=external, text_timeout_s=config.text_timeout_s)
+        self.audio_norm = self._session_normaliser()
         self.stats = RecognizerStats()
         self._last_end_s: float | None = None
+
+    def _session_normaliser(self):
+        """Bundles trained on per-speaker z-scored audio get the live equivalent: per-session running
+        statistics with the training population as prior (cmer_edge.features.normalise)."""
+        if self.bundle.manifest.get("audio_norm", "global") != "speaker" or not self.bundle.head_config.uses_audio:
+            return None
+        from safetensors.numpy import load_file
+
+        from cmer_edge.features.normalise import OnlineZScore
+
+        stats = load_file(str(self.bundle.file("audio_norm")))
+        return OnlineZScore(stats["mean"], stats["var"])
 
     # -- one utterance ---------------------------------------------------------------------------
     def supply_text(self, text: str, utterance_index: int | None = None, start_s: float | None = None,
@@ -118,6 +131,8 @@ class Recognizer:
     def reset(self) -> None:
         """Start a new conversation: forget the dialogue context."""
         self.session.reset()
+        if self.audio_norm is not None:
+            self.audio_norm.reset()
         self._last_end_s = None
 
     def process(self, utt: Utterance, text: str | None = None, closed_at: float | None = None) -> EmotionEvent:
@@ -131,6 +146,8 @@ class Recognizer:
         self._last_end_s = utt.end_s
         self.stats.utterances += 1
         result = self.stages.run(utt, text)
+        if result.x_a is not None and self.audio_norm is not None:
+            result.x_a = self.audio_norm.update_then_apply(result.x_a)
         self.stats.stage_failures += sum(note.endswith("failed") or " failed: " in note for note in result.notes)
         labels = self.bundle.labels
         modalities = tuple(m for m, x in (("audio", result.x_a), ("text", result.x_t)) if x is not None)

@@ -24,10 +24,15 @@ class Dialogue:
     present: np.ndarray  # [T, 2] float32
     labels: np.ndarray   # [T] int64
     fold: int | None = None  # the index's 'fold' field (cross-validation corpora such as EmoDB)
+    x_a_raw: np.ndarray | None = None  # audio before per-speaker z-scoring (audio_norm="speaker")
 
 
 def load_dialogues(store: FeatureStore, split: str, audio: list[str], text: str | None,
-                   label_key: str = "label") -> list[Dialogue]:
+                   label_key: str = "label", audio_norm: str = "global") -> list[Dialogue]:
+    """audio_norm="speaker": z-score the audio features per speaker (cmer_edge.features.normalise);
+    "global": leave them to the head's own normalisation."""
+    if audio_norm not in ("global", "speaker"):
+        raise ValueError(f"audio_norm must be 'global' or 'speaker', got {audio_norm!r}")
     rows = store.index(split)
     n = len(rows)
     parts, audio_ok = [], np.ones(n, bool)
@@ -40,6 +45,11 @@ def load_dialogues(store: FeatureStore, split: str, audio: list[str], text: str 
         x_t, text_ok = store.load(split, text)
     else:
         x_t, text_ok = np.zeros((n, 0), np.float32), np.ones(n, bool)
+    x_a_raw = None
+    if audio_norm == "speaker" and parts:
+        from cmer_edge.features.normalise import speaker_zscore
+
+        x_a_raw, x_a = x_a, speaker_zscore(x_a, [row.get("speaker", "") for row in rows], audio_ok)
     present = np.stack([audio_ok & bool(audio), text_ok & bool(text)], axis=1).astype(np.float32)
     labels = np.array([row[label_key] for row in rows], np.int64)
     order: dict[str, list[int]] = {}
@@ -49,7 +59,8 @@ def load_dialogues(store: FeatureStore, split: str, audio: list[str], text: str 
     for dialogue_id, idx in order.items():
         idx = sorted(idx, key=lambda i: int(rows[i].get("utterance_id", 0)))
         dialogues.append(Dialogue(dialogue_id, [rows[i].get("utterance_id") for i in idx], x_a[idx], x_t[idx],
-                                  present[idx], labels[idx], rows[idx[0]].get("fold")))
+                                  present[idx], labels[idx], rows[idx[0]].get("fold"),
+                                  None if x_a_raw is None else x_a_raw[idx]))
     return dialogues
 
 

@@ -36,6 +36,17 @@ class FeatureChoice:
         return out
 
 
+def write_population_stats(out_dir: Path, train: list[Dialogue]) -> Path:
+    """The training population's raw audio mean/var: the prior of live per-session z-scoring."""
+    from safetensors.numpy import save_file
+
+    raw = np.concatenate([d.x_a_raw[d.present[:, 0] > 0] for d in train]).astype(np.float64)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / "audio_norm.safetensors"
+    save_file({"mean": raw.mean(0).astype(np.float32), "var": raw.var(0).astype(np.float32)}, str(path))
+    return path
+
+
 def store_labels(store: FeatureStore) -> tuple[str, ...]:
     return tuple(store.manifest.get("labels") or EMOTIONS)
 
@@ -50,7 +61,7 @@ def scores_for(model, dialogues: list[Dialogue], protocol: str, window_utts: int
 
 def run_one(store: FeatureStore, features: FeatureChoice, head_cfg: HeadConfig, cfg: TrainConfig,
             train: list[Dialogue], dev: list[Dialogue], evals: dict[str, list[Dialogue]], out_dir: Path,
-            name: str) -> dict:
+            name: str, audio_norm: str = "global") -> dict:
     """Train one seed, save its bundle in `out_dir`, score dev (selection) and `evals` (report only)."""
     labels = store_labels(store)
     result = train_head(head_cfg, cfg, train, dev)
@@ -59,10 +70,14 @@ def run_one(store: FeatureStore, features: FeatureChoice, head_cfg: HeadConfig, 
         metrics[split] = scores_for(result.model, dialogues, cfg.protocol, cfg.window_utts, labels)[0].to_dict()
     manifest = {
         "name": name, "profile": store.manifest.get("profile", "custom"), "labels": list(labels),
-        "features": features.manifest(store), "protocol": cfg.protocol, "window_utts": cfg.window_utts,
+        "features": features.manifest(store), "audio_norm": audio_norm,
+        "protocol": cfg.protocol, "window_utts": cfg.window_utts,
         "metrics": {split: {k: m[k] for k in ("weighted_f1", "uar", "accuracy")} for split, m in metrics.items()},
         "training": result.summary(cfg), "store": str(store.root),
     }
     tensors = {k: v.detach().numpy() for k, v in result.model.state_dict().items()}
-    save_bundle(out_dir, head_config=head_cfg, head_tensors=tensors, manifest=manifest)
+    extra = {}
+    if audio_norm == "speaker":
+        extra["audio_norm"] = write_population_stats(out_dir, train)
+    save_bundle(out_dir, head_config=head_cfg, head_tensors=tensors, manifest=manifest, extra_files=extra)
     return metrics
