@@ -88,3 +88,41 @@ def test_train_cli_cross_validates_over_folds(tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert [r["fold"] for r in summary["runs"]] == ["fold0", "fold1", "fold2"]
     assert "test" in summary and "dev" in summary
+
+
+def test_edge_recipe_trains_a_bimodal_bundle_from_two_unimodal_corpora(tmp_path):
+    """MELD-like text dialogues + EmoDB-like audio utterances (per-speaker normalised) -> one bundle."""
+    pytest.importorskip("torch")
+    from cmer_edge.model.bundle import load_bundle
+    from cmer_edge.training import edge
+
+    rng = np.random.default_rng(0)
+    meld = FeatureStore.open(tmp_path / "meld", create=True, corpus="meld")
+    emodb = FeatureStore.open(tmp_path / "emodb", create=True, corpus="emodb")
+    centres_t, centres_a = rng.normal(size=(7, 5)), rng.normal(size=(7, 4))
+    for split in ("train", "dev", "test"):
+        rows = [{"dialogue_id": f"{split}{d}", "utterance_id": u, "label": int(rng.integers(0, 7))}
+                for d in range(12) for u in range(3)]
+        meld.set_index(split, rows)
+        meld.declare("txt", {"dim": 5, "model": "toy"})
+        w = meld.writer(split, "txt")
+        for i in w.pending():
+            w.put(i, centres_t[rows[i]["label"]] + 0.5 * rng.normal(size=5))
+        w.flush()
+    rows = [{"dialogue_id": f"e{i}", "utterance_id": 0, "label": 0, "meld_label": int(rng.choice([0, 2, 3, 4, 5, 6])),
+             "speaker": f"s{i % 6}", "fold": (i % 6) // 2} for i in range(90)]
+    emodb.set_index("all", rows)
+    emodb.declare("aud", {"dim": 4, "kind": "toy"})
+    w = emodb.writer("all", "aud")
+    for i in w.pending():
+        w.put(i, 10 + 3 * (i % 6) + centres_a[rows[i]["meld_label"]] + 0.3 * rng.normal(size=4))  # speaker offsets
+    w.flush()
+    out = tmp_path / "edge"
+    assert edge.main(["--meld-store", str(tmp_path / "meld"), "--text", "txt", "--emodb-store", str(tmp_path / "emodb"),
+                      "--audio", "aud", "--out", str(out), "--hidden", "8", "--epochs", "6", "--window", "4"]) == 0
+    bundle = load_bundle(out)
+    assert bundle.head_config.modalities == "both" and bundle.manifest["audio_norm"] == "speaker"
+    assert set(bundle.manifest["features"]) == {"audio", "text"}
+    assert bundle.file("audio_norm").is_file()
+    assert {"meld_test_text", "emodb_test_audio"} <= set(bundle.manifest["metrics"])
+    assert bundle.manifest["recipe"]["paired_utterances"] > 0

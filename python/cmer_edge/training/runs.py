@@ -59,6 +59,21 @@ def scores_for(model, dialogues: list[Dialogue], protocol: str, window_utts: int
     return score(y_true, y_pred, labels), probs
 
 
+def save_trained(out_dir: Path, result, head_cfg: HeadConfig, cfg: TrainConfig, *, name: str,
+                 labels: tuple[str, ...], features: dict, audio_norm: str, train: list[Dialogue], metrics: dict,
+                 **manifest_extra) -> Path:
+    """Write a trained head as a bundle: weights, features spec, protocol, dev/test metrics, history."""
+    manifest = {
+        "name": name, "labels": list(labels), "features": features, "audio_norm": audio_norm,
+        "protocol": cfg.protocol, "window_utts": cfg.window_utts,
+        "metrics": {split: {k: m[k] for k in ("weighted_f1", "uar", "accuracy")} for split, m in metrics.items()},
+        "training": result.summary(cfg), **manifest_extra,
+    }
+    tensors = {k: v.detach().numpy() for k, v in result.model.state_dict().items()}
+    extra = {"audio_norm": write_population_stats(out_dir, train)} if audio_norm == "speaker" else {}
+    return save_bundle(out_dir, head_config=head_cfg, head_tensors=tensors, manifest=manifest, extra_files=extra)
+
+
 def run_one(store: FeatureStore, features: FeatureChoice, head_cfg: HeadConfig, cfg: TrainConfig,
             train: list[Dialogue], dev: list[Dialogue], evals: dict[str, list[Dialogue]], out_dir: Path,
             name: str, audio_norm: str = "global") -> dict:
@@ -68,16 +83,7 @@ def run_one(store: FeatureStore, features: FeatureChoice, head_cfg: HeadConfig, 
     metrics = {"dev": scores_for(result.model, dev, cfg.protocol, cfg.window_utts, labels)[0].to_dict()}
     for split, dialogues in evals.items():
         metrics[split] = scores_for(result.model, dialogues, cfg.protocol, cfg.window_utts, labels)[0].to_dict()
-    manifest = {
-        "name": name, "profile": store.manifest.get("profile", "custom"), "labels": list(labels),
-        "features": features.manifest(store), "audio_norm": audio_norm,
-        "protocol": cfg.protocol, "window_utts": cfg.window_utts,
-        "metrics": {split: {k: m[k] for k in ("weighted_f1", "uar", "accuracy")} for split, m in metrics.items()},
-        "training": result.summary(cfg), "store": str(store.root),
-    }
-    tensors = {k: v.detach().numpy() for k, v in result.model.state_dict().items()}
-    extra = {}
-    if audio_norm == "speaker":
-        extra["audio_norm"] = write_population_stats(out_dir, train)
-    save_bundle(out_dir, head_config=head_cfg, head_tensors=tensors, manifest=manifest, extra_files=extra)
+    save_trained(out_dir, result, head_cfg, cfg, name=name, labels=labels, features=features.manifest(store),
+                 audio_norm=audio_norm, train=train, metrics=metrics,
+                 profile=store.manifest.get("profile", "custom"), store=str(store.root))
     return metrics
