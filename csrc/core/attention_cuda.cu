@@ -53,14 +53,18 @@ __global__ void AttentionKernel(AttentionShape s, AttentionIo io, float sqrt_d) 
   }
 }
 
-}  // namespace
-
-void AttentionCuda(const AttentionShape& s, const AttentionIo& io, void* stream) {
+void LaunchAttention(const AttentionShape& s, const AttentionIo& io, cudaStream_t stream) {
   const float sqrt_d = static_cast<float>(std::sqrt(static_cast<double>(s.width / s.heads)));
   const dim3 grid(static_cast<unsigned>(s.q_steps), static_cast<unsigned>(s.heads), static_cast<unsigned>(s.batch));
   const size_t smem = static_cast<size_t>(s.kv_steps) * sizeof(float);
-  AttentionKernel<<<grid, kThreads, smem, static_cast<cudaStream_t>(stream)>>>(s, io, sqrt_d);
+  AttentionKernel<<<grid, kThreads, smem, stream>>>(s, io, sqrt_d);
   CMER_EDGE_CUDA_CHECK(cudaGetLastError());
+}
+
+}  // namespace
+
+void AttentionCuda(const AttentionShape& s, const AttentionIo& io, void* stream) {
+  LaunchAttention(s, io, static_cast<cudaStream_t>(stream));
 }
 
 }  // namespace cmer_edge

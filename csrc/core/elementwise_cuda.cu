@@ -17,13 +17,16 @@ __global__ void NormaliseRowsKernel(NormaliseIo io, int64_t dim) {
   }
 }
 
+void LaunchNormaliseRows(const NormaliseIo& io, int64_t rows, int64_t dim, cudaStream_t stream) {
+  const unsigned blocks_x = static_cast<unsigned>((dim + kThreads - 1) / kThreads);
+  NormaliseRowsKernel<<<dim3(blocks_x, static_cast<unsigned>(rows)), kThreads, 0, stream>>>(io, dim);
+  CMER_EDGE_CUDA_CHECK(cudaGetLastError());
+}
+
 }  // namespace
 
 void NormaliseRowsCuda(const NormaliseIo& io, int64_t rows, int64_t dim, void* stream) {
-  const unsigned blocks_x = static_cast<unsigned>((dim + kThreads - 1) / kThreads);
-  NormaliseRowsKernel<<<dim3(blocks_x, static_cast<unsigned>(rows)), kThreads, 0,
-                        static_cast<cudaStream_t>(stream)>>>(io, dim);
-  CMER_EDGE_CUDA_CHECK(cudaGetLastError());
+  LaunchNormaliseRows(io, rows, dim, static_cast<cudaStream_t>(stream));
 }
 
 }  // namespace cmer_edge

@@ -55,6 +55,7 @@ class Head {
 
 class Session {
  public:
+  // `head` must outlive the session (the Python binding keeps it alive).
   // cuda_graph (CUDA heads only): record each distinct push (window length, which modalities are
   // present, whether the window slides) once as a CUDA graph and replay it afterwards; inputs and
   // outputs then go through page-locked staging buffers.

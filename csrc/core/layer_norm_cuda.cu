@@ -44,6 +44,12 @@ __global__ void AddLayerNormKernel(LayerNormIo io, const float* __restrict__ gam
   }
 }
 
+void LaunchAddLayerNorm(const LayerNormIo& io, const float* gamma, const float* beta, int64_t rows, int64_t width,
+                        float eps, cudaStream_t stream) {
+  AddLayerNormKernel<<<static_cast<unsigned>(rows), kThreads, 0, stream>>>(io, gamma, beta, width, eps);
+  CMER_EDGE_CUDA_CHECK(cudaGetLastError());
+}
+
 }  // namespace
 
 void AddLayerNormCuda(const LayerNormIo& io, const float* gamma, const float* beta, int64_t rows, int64_t width,
@@ -52,9 +58,7 @@ void AddLayerNormCuda(const LayerNormIo& io, const float* gamma, const float* be
     throw std::invalid_argument("AddLayerNorm: the CUDA kernel takes width <= " +
                                 std::to_string(kThreads * kMaxPerThread) + ", got " + std::to_string(width));
   }
-  AddLayerNormKernel<<<static_cast<unsigned>(rows), kThreads, 0, static_cast<cudaStream_t>(stream)>>>(
-      io, gamma, beta, width, eps);
-  CMER_EDGE_CUDA_CHECK(cudaGetLastError());
+  LaunchAddLayerNorm(io, gamma, beta, rows, width, eps, static_cast<cudaStream_t>(stream));
 }
 
 }  // namespace cmer_edge

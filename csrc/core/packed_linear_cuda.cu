@@ -98,7 +98,7 @@ __global__ void PackedLinearKernel(const W* __restrict__ w, LinearArgs a) {
 }
 
 template <typename W>
-void Launch(const PackedView& w, const LinearArgs& a, cudaStream_t stream) {
+void LaunchPackedLinear(const PackedView& w, const LinearArgs& a, cudaStream_t stream) {
   const unsigned blocks = static_cast<unsigned>((a.m + kWarpsPerBlock - 1) / kWarpsPerBlock);
   const W* weights = static_cast<const W*>(w.weights);
   if (a.k % 4 == 0) {
@@ -116,9 +116,9 @@ void PackedLinearCuda(const PackedView& w, const float* x, int64_t rows, int64_t
   const LinearArgs a{x, rows, ldx, y, ldy, w.scale, w.bias, w.in_dim, w.out_dim, act == Activation::kRelu ? 1 : 0};
   const auto s = static_cast<cudaStream_t>(stream);
   switch (w.format) {
-    case WeightFormat::kF32: Launch<float>(w, a, s); break;
-    case WeightFormat::kBf16: Launch<uint16_t>(w, a, s); break;
-    case WeightFormat::kI8: Launch<int8_t>(w, a, s); break;
+    case WeightFormat::kF32: LaunchPackedLinear<float>(w, a, s); break;
+    case WeightFormat::kBf16: LaunchPackedLinear<uint16_t>(w, a, s); break;
+    case WeightFormat::kI8: LaunchPackedLinear<int8_t>(w, a, s); break;
   }
 }
 

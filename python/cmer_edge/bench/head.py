@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import shlex
 import sys
 
@@ -35,8 +36,6 @@ PRECISIONS = ("fp32", "bf16", "int8")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    import os
-
     p = argparse.ArgumentParser(prog="python -m cmer_edge.bench head", description=__doc__.split("\n\n")[0],
                                 epilog="example: python -m cmer_edge.bench head --profiles edge --json")
     p.add_argument("--profiles", default="edge,paper", help="comma-separated, of: " + ", ".join(PROFILES))
@@ -146,6 +145,9 @@ def _annotate(rows: list[dict], floors: list[dict]) -> None:
 def run(args: argparse.Namespace, command: str) -> dict:
     import platform
 
+    # libgomp's default busy-waiting makes PyTorch's multi-threaded CPU path collapse when the cores
+    # are shared (measured here: 35 ms -> 0.1-2.3 s per push); PASSIVE unless the caller chose.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     import torch
 
     from cmer_edge import _native
@@ -153,7 +155,8 @@ def run(args: argparse.Namespace, command: str) -> dict:
     cuda = _native.cuda_available()
     bandwidth = _native.read_bandwidth(megabytes=args.bandwidth_mb, passes=5, num_threads=args.threads)
     report = dict(command=command, machine=cpu_description(), load=load_average(), python=platform.python_version(),
-                  torch=torch.__version__, threads=args.threads, window=args.window,
+                  torch=torch.__version__, omp_wait_policy=os.environ["OMP_WAIT_POLICY"], threads=args.threads,
+                  window=args.window,
                   forward_batch=[args.batch, args.steps], cuda_available=cuda, bandwidth=bandwidth,
                   rows=[], floors=[])
     for name in args.profiles:
@@ -170,7 +173,8 @@ def _fmt(value, spec: str) -> str:
 
 def print_table(report: dict) -> None:
     bw = report["bandwidth"]
-    print(f"machine: {report['machine']}; {report['threads']} threads; {report['load']} (after: {report['load_after']})")
+    print(f"machine: {report['machine']}; {report['threads']} threads; OMP_WAIT_POLICY={report['omp_wait_policy']}; "
+          f"{report['load']} (after: {report['load_after']})")
     print(f"read bandwidth: {bw['best_gb_per_s']:.1f} GB/s best, {bw['median_gb_per_s']:.1f} median "
           f"({bw['megabytes']} MB, {bw['num_threads']} threads); window W={report['window']}, "
           f"forward batch {report['forward_batch'][0]}x{report['forward_batch'][1]}")
@@ -193,7 +197,8 @@ def print_table(report: dict) -> None:
 
 def print_markdown(report: dict) -> None:
     bw = report["bandwidth"]
-    print(f"`{report['command']}` — {report['machine']}, {report['threads']} threads, torch {report['torch']}; "
+    print(f"`{report['command']}` — {report['machine']}, {report['threads']} threads, torch {report['torch']} "
+          f"(OMP_WAIT_POLICY={report['omp_wait_policy']}); "
           f"{report['load']} before, {report['load_after']} after. Read bandwidth {bw['best_gb_per_s']:.1f} GB/s "
           f"(best of {bw['passes']}, {bw['megabytes']} MB, {bw['num_threads']} threads).\n")
     print("| profile | precision | weights read per push (MB) | floor (ms) |")
