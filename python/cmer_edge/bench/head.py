@@ -19,6 +19,7 @@ import logging
 import os
 import shlex
 import sys
+import time
 
 from cmer_edge.bench import head_impls as impls
 from cmer_edge.bench.timing import Timed, cpu_description, load_average, time_round_robin
@@ -105,7 +106,9 @@ def run_profile(name: str, args: argparse.Namespace, bandwidth_gbps: float, cuda
     for meta, build in _candidates(case, args, cuda):
         row = dict(meta, profile=name, p50_ms=None, p95_ms=None)
         try:
+            start = time.perf_counter()
             timed.append((row, Timed(f"{name}/{meta}", build())))
+            row["setup_s"] = time.perf_counter() - start  # packing / tracing / exporting / compiling
         except Exception as exc:  # an implementation that cannot run here is reported, not fatal
             row["error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
             log.warning("bench head: %s %s failed: %s", name, meta, row["error"])
@@ -119,7 +122,8 @@ def run_profile(name: str, args: argparse.Namespace, bandwidth_gbps: float, cuda
     for precision in PRECISIONS:
         weight_bytes = impls.native_head(case, "cpu", precision, 1).weight_bytes
         floor_ms = weight_bytes / (bandwidth_gbps * 1e9) * 1e3
-        floors.append(dict(profile=name, precision=precision, weight_bytes=weight_bytes, floor_ms=floor_ms))
+        floors.append(dict(profile=name, precision=precision, weight_bytes=weight_bytes, floor_ms=floor_ms,
+                           push_macs=impls.push_macs(cfg, args.window)))
         if precision != "fp32":
             cost = impls.precision_cost(case, precision, args.threads)
             for row in rows:
@@ -180,7 +184,7 @@ def print_table(report: dict) -> None:
           f"forward batch {report['forward_batch'][0]}x{report['forward_batch'][1]}")
     for f in report["floors"]:
         print(f"floor {f['profile']:5s} {f['precision']:4s}: {f['weight_bytes'] / 1e6:7.1f} MB per push -> "
-              f"{f['floor_ms']:.3f} ms")
+              f"{f['floor_ms']:.3f} ms ({f['push_macs'] / 1e6:.1f} M multiply-adds per native push)")
     header = (f"{'profile':7s} {'op':7s} {'impl':16s} {'device':6s} {'prec':5s} {'p50_ms':>9s} {'p95_ms':>9s} "
               f"{'vs eager':>8s} {'x floor':>7s}  notes")
     print(header)
@@ -201,19 +205,21 @@ def print_markdown(report: dict) -> None:
           f"(OMP_WAIT_POLICY={report['omp_wait_policy']}); "
           f"{report['load']} before, {report['load_after']} after. Read bandwidth {bw['best_gb_per_s']:.1f} GB/s "
           f"(best of {bw['passes']}, {bw['megabytes']} MB, {bw['num_threads']} threads).\n")
-    print("| profile | precision | weights read per push (MB) | floor (ms) |")
-    print("| --- | --- | ---: | ---: |")
+    print("| profile | precision | weights read per push (MB) | floor (ms) | multiply-adds per native push (M) |")
+    print("| --- | --- | ---: | ---: | ---: |")
     for f in report["floors"]:
-        print(f"| {f['profile']} | {f['precision']} | {f['weight_bytes'] / 1e6:.1f} | {f['floor_ms']:.2f} |")
-    print("\n| profile | op | impl | device | precision | p50 ms | p95 ms | vs eager | x floor | output change vs fp32 |")
-    print("| --- | --- | --- | --- | --- | ---: | ---: | ---: | ---: | --- |")
+        print(f"| {f['profile']} | {f['precision']} | {f['weight_bytes'] / 1e6:.1f} | {f['floor_ms']:.2f} | "
+              f"{f['push_macs'] / 1e6:.1f} |")
+    print("\n| profile | op | impl | device | precision | p50 ms | p95 ms | vs eager | x floor | setup s "
+          "| output change vs fp32 |")
+    print("| --- | --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | --- |")
     for r in report["rows"]:
         note = r.get("error", "")
         if "max_abs_dprob" in r:
             note = f"max abs dprob {r['max_abs_dprob']:.1e}, argmax agree {r['argmax_agree']:.0%}"
         print(f"| {r['profile']} | {r['op']} | {r['impl']} | {r['device']} | {r['precision']} | "
               f"{_fmt(r['p50_ms'], '.2f')} | {_fmt(r['p95_ms'], '.2f')} | {_fmt(r.get('speedup_vs_eager'), '.1f')} | "
-              f"{_fmt(r.get('x_floor'), '.2f')} | {note} |")
+              f"{_fmt(r.get('x_floor'), '.2f')} | {_fmt(r.get('setup_s'), '.1f')} | {note} |")
 
 
 def main(argv: list[str] | None = None) -> int:

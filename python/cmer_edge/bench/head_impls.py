@@ -194,6 +194,26 @@ def torch_cuda_graph(case: Case, op: str) -> Callable[[], object]:
         return run
 
 
+def push_macs(cfg: HeadConfig, window: int) -> int:
+    """Multiply-adds of one native Session.push into a full window (analytic count of the session's
+    work: the new utterance's projection, the LSTMs over the window, every SCA layer on all rows but
+    the last layer on one query row, mid fusion and the classifier on the newest row)."""
+    h, w, t, f = cfg.hidden, cfg.width, window, cfg.ffn_dim
+    streams = (1 if cfg.uses_audio else 0) + (1 if cfg.uses_text else 0)
+    dims = (cfg.audio_dim if cfg.uses_audio else 0) + (cfg.text_dim if cfg.uses_text else 0)
+    step = 4 * h * h
+    lstms = streams * t * (2 * step + step + step + step)  # encoder fwd + bwd, mid 1, mid 2 input, mid 2
+    full = t * (2 * w * w + w * w + w * w + 2 * w * f) + 2 * t * t * w  # K/V, Q, out, FFN, attention
+    last = t * 2 * w * w + (2 * w * w + 2 * w * f) + 2 * t * w
+    layers = cfg.sca_layers if cfg.use_sca else 0
+    per_stack = (layers - 1) * full + last if layers else 0
+    stacks = streams * per_stack + (2 * per_stack if cfg.modalities == "both" else 0)
+    mid_in = h * streams
+    fusion = t * 4 * h * mid_in + t * step + 4 * h * mid_in + step + w * w
+    classifier = cfg.num_branches * w * cfg.classifier_dim + cfg.classifier_dim * cfg.num_classes
+    return dims * 14 * h + lstms + stacks + fusion + classifier
+
+
 def precision_cost(case: Case, precision: str, threads: int, pushes: int = 32) -> dict[str, float]:
     """How far a reduced-precision head's live outputs move from the fp32 head's, on the benchmark's
     utterances: max |Δprob|, max |Δlogit| / max |logit|, and how often the argmax agrees."""
