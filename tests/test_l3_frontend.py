@@ -16,14 +16,6 @@ librosa = pytest.importorskip("librosa")
 torch = pytest.importorskip("torch")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.mark.filterwarnings("ignore:Empty filters detected")  # HTK, 256 bands, 2048 points: as in Kapre
 @pytest.mark.parametrize("scale", ["htk", "slaney"])
 @pytest.mark.parametrize("sr, n_fft, n_mels", [(48_000, 2048, 256), (48_000, 2048, 128), (8000, 1024, 64)])

@@ -21,14 +21,6 @@ from cmer_edge.features.l3.model import build_embedder  # noqa: E402
 from test_l3_model import EDGEL3, small_config  # noqa: E402
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 # -- a Keras 2 writer for the L3 layer sequence ------------------------------------------------------
 def keras_layers(net: NetworkConfig, seed: int) -> list[tuple[str, dict[str, np.ndarray]]]:
     """(layer name, {weight: array}) in Keras topological order, named as Keras 2.0 auto-names them,

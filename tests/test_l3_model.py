@@ -17,15 +17,6 @@ from cmer_edge.features.l3.model import build_embedder  # noqa: E402
 EDGEL3 = "weights/edgel3/edgel3_sea_ust_audio_emb_64.h5.gz"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Small networks on a shared 2-core machine run fastest single-threaded."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def small_config(hop_s: float = 0.25, center: bool = True, pooling: str = "mean") -> L3Config:
     """A tiny L3 (8 kHz, 32 mels, 4-8 channels) so forward passes take milliseconds."""
     fe = FrontendConfig(preset="kapre-0.1.4", sample_rate_hz=8000, n_fft=256, hop_samples=64, n_mels=32,

@@ -27,14 +27,6 @@ from test_l3_model import EDGEL3  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def edgel3_torch(shared_dir):
     path = shared_dir / EDGEL3
