@@ -56,7 +56,7 @@ class Session:
 
     The prediction for the newest utterance uses the last ``window_utts`` utterances only (the live
     protocol, cmer_edge.model.protocol.predict_live). Each utterance's input projections are
-    computed once and kept in a ring; a push reruns only the window's recurrent and attention work.
+    computed once and kept in a window buffer; a push reruns only the recurrent and attention work.
     Not thread-safe: one thread per session (sessions of one head may run in parallel).
     """
 
