@@ -76,3 +76,15 @@ def test_train_then_evaluate_with_predictions(store, tmp_path, capsys):
             assert evaluate.main(["--bundle", str(bundle), "--store", str(store), "--split", "dev",
                                   "--protocol", protocol, "--modalities", modalities]) == 0
     assert "weighted F1" in capsys.readouterr().out
+
+
+def test_evaluate_straight_from_meld_with_runtime_encoders(tiny_bundle, synthetic_meld, capsys):
+    """--meld-dir: features from the bundle's exported encoders (ONNX Runtime) and the clips' audio."""
+    from cmer_edge import evaluate
+    from cmer_edge.data.meld import load_meld_split
+
+    assert evaluate.main(["--bundle", str(tiny_bundle), "--meld-dir", str(synthetic_meld.root), "--split", "dev",
+                          "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    n = sum(len(d.utterances) for d in load_meld_split(synthetic_meld.root, "dev"))
+    assert sum(result["support"].values()) == n and result["modalities"] == "both"

@@ -3,6 +3,10 @@
 Prints weighted F1 overall and per class (`--json` for JSON), writes a confusion-matrix PNG, and
 with `--predictions FILE` a CSV of Dialogue_ID,Utterance_ID,label,pred so anyone can recompute the
 metric. `--modalities text|audio` hides the other modality of a bimodal bundle.
+
+Features come from a feature store (`--store`, as trained), or straight from a MELD directory
+(`--meld-dir`) through the bundle's own runtime encoders (ONNX Runtime / TensorRT, no torch), i.e.
+what the deployed model sees. Without `--bundle` the embedded default bundle is evaluated.
 """
 
 from __future__ import annotations
@@ -21,10 +25,17 @@ log = logging.getLogger("cmer_edge")
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m cmer_edge.evaluate", description=__doc__.splitlines()[0],
-        epilog="example: python -m cmer_edge.evaluate --bundle runs/meld_text/seed0 --store features/meld "
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples: python -m cmer_edge.evaluate --meld-dir ../shared/data/meld --split test --modalities text\n"
+               "          python -m cmer_edge.evaluate --bundle runs/meld_text/seed0 --store features/meld "
                "--split test --predictions test_preds.csv --confusion test_cm.png")
-    p.add_argument("--bundle", type=Path, required=True, help="trained bundle directory")
-    p.add_argument("--store", type=Path, required=True, help="feature store with the bundle's features")
+    p.add_argument("--bundle", type=Path, default=None, help="trained bundle directory (default: the embedded one)")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--store", type=Path, help="feature store with the bundle's features")
+    source.add_argument("--meld-dir", type=Path, help="MELD CSV directory or MELD.Raw: features computed with the "
+                                                      "bundle's runtime encoders")
+    p.add_argument("--onnx-precision", choices=("fp32", "fp16", "int8"), default="fp32",
+                   help="with --meld-dir: which exported encoder graph ONNX Runtime runs")
     p.add_argument("--split", default="test")
     p.add_argument("--modalities", choices=("both", "audio", "text"), default=None,
                    help="use only these inputs (default: what the bundle was trained on)")
@@ -57,11 +68,17 @@ def main(argv: list[str] | None = None) -> int:
     from cmer_edge.training.predictors import make_predictor
     from cmer_edge.training.report import plot_confusion, scores_table
 
-    bundle = load_bundle(args.bundle)
-    store = FeatureStore.open(args.store)
-    audio, text = bundle_feature_names(bundle)
-    dialogues = load_dialogues(store, args.split, audio, text, label_key=args.label_key,
-                               audio_norm=bundle.manifest.get("audio_norm", "global"))
+    from cmer_edge.runtime.default_bundle import default_bundle_path
+
+    bundle = load_bundle(args.bundle or default_bundle_path())
+    if args.store is not None:
+        audio, text = bundle_feature_names(bundle)
+        dialogues = load_dialogues(FeatureStore.open(args.store), args.split, audio, text, label_key=args.label_key,
+                                   audio_norm=bundle.manifest.get("audio_norm", "global"))
+    else:
+        from cmer_edge.training.corpus_features import meld_dialogues
+
+        dialogues = meld_dialogues(bundle, args.meld_dir, args.split, onnx_precision=args.onnx_precision)
     modalities = args.modalities or bundle.head_config.modalities
     for d in dialogues:
         if modalities == "text":
@@ -81,11 +98,11 @@ def main(argv: list[str] | None = None) -> int:
             for d, p in zip(dialogues, probs):
                 for u, y, k in zip(d.utterance_ids, d.labels, p.argmax(-1)):
                     writer.writerow([d.dialogue_id, u, bundle.labels[y], bundle.labels[k]])
-    name = f"{bundle.manifest.get('name', args.bundle.name)} [{modalities}, {protocol}, {args.engine}]"
+    name = f"{bundle.manifest.get('name', bundle.path.name)} [{modalities}, {protocol}, {args.engine}]"
     if args.confusion:
         plot_confusion(scores, str(args.confusion), f"{name}: {args.split} weighted F1 {scores.weighted_f1:.2f}")
     if args.json:
-        print(json.dumps({"bundle": str(args.bundle), "split": args.split, "modalities": modalities,
+        print(json.dumps({"bundle": str(bundle.path), "split": args.split, "modalities": modalities,
                           "protocol": protocol, "window_utts": window, "engine": args.engine,
                           "precision": args.precision, **scores.to_dict()}, indent=2))
     else:
