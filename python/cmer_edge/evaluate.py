@@ -34,8 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--store", type=Path, help="feature store with the bundle's features")
     source.add_argument("--meld-dir", type=Path, help="MELD CSV directory or MELD.Raw: features computed with the "
                                                       "bundle's runtime encoders")
-    p.add_argument("--onnx-precision", choices=("fp32", "fp16", "int8"), default="fp32",
-                   help="with --meld-dir: which exported encoder graph ONNX Runtime runs")
+    p.add_argument("--onnx-precision", choices=("fp32", "fp16", "int8"), default=None,
+                   help="with --meld-dir: which exported encoder graph ONNX Runtime runs (default: the bundle's)")
     p.add_argument("--split", default="test")
     p.add_argument("--modalities", choices=("both", "audio", "text"), default=None,
                    help="use only these inputs (default: what the bundle was trained on)")

@@ -42,12 +42,13 @@ class BackendUnavailable(RuntimeError):
 @dataclass(frozen=True)
 class BackendConfig:
     """backend: "auto" or one of BACKENDS. onnx_precision: which exported graph ONNX Runtime runs
-    (fp32, or an fp16/int8 variant). engine_precision: the TensorRT engine to prefer (default fp16,
+    (fp32, or an fp16/int8 variant; None: the bundle's choice, manifest runtime.onnx_precision.<model>,
+    else fp32). engine_precision: the TensorRT engine to prefer (default fp16,
     then int8, then fp32). engine_dir: default <bundle>/engines. threads: ONNX Runtime intra-op
     threads (None: its default). providers: ONNX Runtime providers (default CUDA if present, CPU)."""
 
     backend: str = "auto"
-    onnx_precision: str = "fp32"
+    onnx_precision: str | None = None
     engine_precision: str | None = None
     engine_dir: str | None = None
     threads: int | None = None
@@ -58,7 +59,7 @@ class BackendConfig:
     def __post_init__(self) -> None:
         if self.backend not in ("auto", *BACKENDS):
             raise ValueError(f"backend must be 'auto' or one of {BACKENDS}, got {self.backend!r}")
-        if self.onnx_precision not in ONNX_PRECISIONS:
+        if self.onnx_precision is not None and self.onnx_precision not in ONNX_PRECISIONS:
             raise ValueError(f"onnx_precision must be one of {ONNX_PRECISIONS}, got {self.onnx_precision!r}")
         if self.threads is not None and self.threads < 1:
             raise ValueError(f"threads must be >= 1, got {self.threads}")
@@ -111,10 +112,18 @@ def _open_tensorrt(bundle: Bundle, model: str, cfg: BackendConfig) -> tuple[Runn
     return TensorRTRunner(engine), str(path)
 
 
+def onnx_precision_for(bundle: Bundle, model: str, cfg: BackendConfig) -> str:
+    """The requested precision, else the one the bundle ships for `model`, else fp32."""
+    if cfg.onnx_precision is not None:
+        return cfg.onnx_precision
+    return bundle.manifest.get("runtime", {}).get("onnx_precision", {}).get(model, "fp32")
+
+
 def _open_onnxruntime(bundle: Bundle, model: str, cfg: BackendConfig) -> tuple[Runner, str]:
-    role = f"onnx.{model}" if cfg.onnx_precision == "fp32" else f"onnx.{model}.{cfg.onnx_precision}"
+    precision = onnx_precision_for(bundle, model, cfg)
+    role = f"onnx.{model}" if precision == "fp32" else f"onnx.{model}.{precision}"
     if role not in bundle.manifest.get("files", {}):
-        variants = "" if cfg.onnx_precision == "fp32" else f" --variants {cfg.onnx_precision}"
+        variants = "" if precision == "fp32" else f" --variants {precision}"
         raise BackendUnavailable(f"bundle has no {role} graph (export it: python export/export_onnx.py "
                                  f"{bundle.path}{variants})")
     if importlib.util.find_spec("onnxruntime") is None:

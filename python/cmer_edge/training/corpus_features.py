@@ -15,7 +15,7 @@ from cmer_edge.training.dialogues import Dialogue
 log = logging.getLogger("cmer_edge")
 
 
-def meld_dialogues(bundle: Bundle, root: str | Path, split: str, *, onnx_precision: str = "fp32",
+def meld_dialogues(bundle: Bundle, root: str | Path, split: str, *, onnx_precision: str | None = None,
                    threads: int | None = None, batch_size: int = 32) -> list[Dialogue]:
     from cmer_edge.data.meld import load_meld_split
     from cmer_edge.runtime.backends import BackendConfig
