@@ -3,6 +3,7 @@ the real tokenizer), and the fine-tuning step."""
 
 from __future__ import annotations
 
+import json
 import os
 
 import numpy as np
@@ -93,6 +94,18 @@ def test_finetune_saves_best_encoder_and_learns(tmp_path, shared_dir):
     assert (out / "finetune.json").is_file()
     encoder, tokenizer = load_text_encoder(spec, model_path=str(out))
     assert encode_texts(encoder, tokenizer, texts[:2], max_tokens=16).shape == (2, 64)
+
+
+def test_finetune_cli_on_a_meld_corpus(tmp_path, shared_dir, synthetic_meld, capsys):
+    from cmer_edge.finetune import main
+
+    path = random_roberta(tmp_path / "roberta", shared_dir, layers=1, hidden=32, heads=2)
+    out = tmp_path / "ft"
+    assert main(["--meld-dir", str(synthetic_meld.root), "--model", str(path), "--pooling", "mean",
+                 "--epochs", "1", "--batch", "4", "--threads", "1", "--out", str(out)]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert len(report["history"]) == 1 and 0.0 <= report["best_dev_weighted_f1"] <= 100.0
+    assert (out / "config.json").is_file() and (out / "finetune.json").is_file()
 
 
 @pytest.mark.slow

@@ -1,0 +1,64 @@
+"""`python -m cmer_edge.finetune`: fine-tune a text encoder on MELD utterance classification.
+
+The paper's first step, before features are extracted (`python -m cmer_edge.extract --text OUT`):
+a linear classifier on the encoder's pooled last layer, the epoch with the best dev weighted F1
+kept (dev only; test is never read).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m cmer_edge.finetune", description=__doc__.splitlines()[0],
+        epilog="example: python -m cmer_edge.finetune --meld-dir ../shared/data/meld "
+               "--model sentence-transformers/all-MiniLM-L6-v2 --pooling mean --epochs 5 --out runs/minilm_ft")
+    p.add_argument("--meld-dir", required=True, type=Path, help="MELD CSV folder or MELD.Raw root")
+    p.add_argument("--model", default="roberta-large", help="Hugging Face id or local path")
+    p.add_argument("--out", required=True, type=Path, help="where the fine-tuned encoder is saved")
+    p.add_argument("--pooling", choices=("cls", "mean"), default="cls")
+    p.add_argument("--max-tokens", type=int, default=128)
+    p.add_argument("--epochs", type=int, default=4)
+    p.add_argument("--lr", type=float, default=5e-5)
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--class-weighting", action="store_true")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    import torch
+
+    from cmer_edge.data.meld import iter_utterances, load_meld_split
+    from cmer_edge.features.text import TextEncoderSpec
+    from cmer_edge.model.config import EMOTIONS
+    from cmer_edge.training.finetune_text import FinetuneConfig, finetune_text_encoder
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    def split(name: str) -> tuple[list[str], np.ndarray]:
+        utts = list(iter_utterances(load_meld_split(args.meld_dir, name)))
+        return [u.text for u in utts], np.array([u.label for u in utts])
+
+    spec = TextEncoderSpec(model=args.model, pooling=args.pooling, max_tokens=args.max_tokens)
+    cfg = FinetuneConfig(epochs=args.epochs, lr=args.lr, batch_size=args.batch,
+                         class_weighting=args.class_weighting, seed=args.seed)
+    summary = finetune_text_encoder(spec, split("train"), split("dev"), EMOTIONS, args.out, cfg)
+    print(json.dumps({"out": str(args.out), "best_dev_weighted_f1": summary["best_dev_weighted_f1"],
+                      "history": summary["history"]}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
