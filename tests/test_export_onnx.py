@@ -172,3 +172,14 @@ def test_random_paper_bundle_end_to_end(tmp_path, shared_dir, capsys):
     assert cli("verify")([str(out)]) == 0, capsys.readouterr().out
     assert set(json.loads((out / "manifest.json").read_text())["files"]) == {
         "head", "onnx.head", "onnx.text_encoder", "text_tokenizer", "onnx.audio_encoder"}
+
+
+def test_int8_tolerance_judges_by_cosine_and_survives_zero_outputs():
+    import numpy as np
+
+    from cmer_edge.export.parity import VARIANT_TOLERANCE, compare
+
+    expected = np.array([[0.0, 1.0, 2.0], [3.0, 0.0, 1.0]], np.float32)  # zeros, as after a ReLU
+    close = expected + np.float32(0.05)
+    assert compare(close, expected, VARIANT_TOLERANCE["int8"])[-1]
+    assert not compare(-expected, expected, VARIANT_TOLERANCE["int8"])[-1]
