@@ -1,0 +1,46 @@
+"""The embedded default ("edge") bundle: shipped in the package, complete without any download, and
+download, and the README's first command (listen on the example dialogue) recognises it."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+from cmer_edge.model.bundle import load_bundle
+from cmer_edge.runtime.default_bundle import default_bundle_path
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "python" / "cmer_edge" / "examples" / "dialogue.flac"
+# what the four espeak-ng utterances of the example say (see examples/README.md)
+EXPECTED = ["joy", "surprise", "sadness", "anger"]
+
+
+def test_default_bundle_is_complete_and_small():
+    bundle = load_bundle(default_bundle_path())
+    files = bundle.manifest["files"]
+    for role in ("head", "audio_norm", "text_tokenizer", "onnx.text_encoder.int8", "onnx.audio_encoder"):
+        assert bundle.file(role).is_file(), role
+    assert bundle.manifest["runtime"]["onnx_precision"] == {"audio_encoder": "fp32", "text_encoder": "int8"}
+    total = sum((bundle.path / name).stat().st_size for name in files.values())
+    assert 0 < total < 64 * 2**20
+    scores = bundle.manifest["metrics"]["meld_test_text"]
+    assert 55.0 < scores["weighted_f1"] < 70.0  # the measured score it ships with (docs/results.md)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("faster_whisper") is None, reason="faster-whisper not installed")
+def test_readme_demo_recognises_the_example_dialogue(capsys):
+    from cmer_edge.listen import main
+
+    assert main(["--input", str(EXAMPLE), "--json", "--threads", "1"]) == 0
+    events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert len(events) == 4
+    for event in events:
+        assert event["modalities"] == ["audio", "text"] and event["text"]
+        assert abs(sum(event["probs"].values()) - 1.0) < 1e-4
+        assert event["latency_ms"]["total"] > 0
+    assert [e["start_s"] for e in events] == sorted(e["start_s"] for e in events)
+    labels = [e["label"] for e in events]
+    assert sum(a == b for a, b in zip(labels, EXPECTED)) >= 3, labels
+
