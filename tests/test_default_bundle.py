@@ -1,5 +1,5 @@
 """The embedded default ("edge") bundle: shipped in the package, complete without any download, and
-download, and the README's first command (listen on the example dialogue) recognises it."""
+the README's first command (listen on the example dialogue) recognises it."""
 
 from __future__ import annotations
 

@@ -27,10 +27,10 @@ from cmer_edge.model.config import HeadConfig
 
 log = logging.getLogger("cmer_edge")
 
-# Head dims per profile. edge (provisional): audio = eGeMAPS 88 + EdgeL3 64, text = MiniLM last 4
-# layers x 384, h = 128. paper: HeadConfig() defaults (emo_large 6552 + OpenL3 6144, RoBERTa-large 4 x 1024).
+# Head dims per profile. edge: the embedded default bundle (audio = eGeMAPS 88 + EdgeL3 64, text =
+# MiniLM last 4 layers x 384, h = 64). paper: HeadConfig() defaults (emo_large 6552 + OpenL3 6144, RoBERTa-large 4 x 1024).
 PROFILES: dict[str, dict] = {
-    "edge": dict(audio_dim=152, text_dim=1536, hidden=128),
+    "edge": dict(audio_dim=152, text_dim=1536, hidden=64),
     "paper": {},
 }
 PRECISIONS = ("fp32", "bf16", "int8")
