@@ -133,3 +133,15 @@ def test_chain_concatenates_parts_in_order(smile, speech):
     assert [p["name"] for p in chain.spec()["parts"]] == ["opensmile.eGeMAPSv02", "opensmile.emo_large"]
     with pytest.raises(AudioInputError, match="empty"):
         chain(np.zeros(0, np.float32))
+
+
+def test_parallel_chain_gives_the_sequential_vector(smile, speech):
+    parts = [smile["eGeMAPSv02"], smile["emo_large"]]
+    sequential, parallel = ChainExtractor(parts), ChainExtractor(parts, parallel=True)
+    try:
+        for clip in speech[:3]:
+            assert np.array_equal(parallel(clip), sequential(clip))
+        with pytest.raises(AudioInputError, match="empty"):
+            parallel(np.zeros(0, np.float32))
+    finally:
+        parallel.close()

@@ -159,3 +159,18 @@ def test_cli_without_microphone_lists_devices_and_exits_2(tiny_bundle, monkeypat
     done = _listen("--mic", "no-such-device", "--bundle", str(tiny_bundle), "--asr", "none", timeout=120)
     assert done.returncode == 2, (done.stdout, done.stderr)
     assert "--input" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_pipeline_benchmark_reports_every_stage_and_drops_nothing(tiny_bundle, capsys):
+    from cmer_edge.bench.pipeline import main
+
+    assert main(["--bundle", str(tiny_bundle), "--utterances", "3", "--modes", "external", "--threads", "1",
+                 "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    stages = {r["stage"]: r for r in report["rows"] if r["mode"] == "external"}
+    assert {"audio_features", "text_encoder", "head", "total"} <= set(stages)
+    assert all(r["n"] == 3 and 0 < r["p50_ms"] <= r["p95_ms"] for k, r in stages.items() if k != "text_wait")
+    rtf = report["rtf"]["external"]
+    # the throughput pass must process every utterance, not drop its way to a better real-time factor
+    assert rtf["events"] == rtf["fast_events"] == 3 and rtf["dropped"] == rtf["fast_dropped"] == 0
+    assert 0 < rtf["rtf"] < 5

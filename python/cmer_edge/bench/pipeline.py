@@ -51,7 +51,11 @@ def run_mode(bundle: str | None, asr: str, audio: np.ndarray, scene, realtime: b
     from cmer_edge.audio.sources import ArraySource
     from cmer_edge.runtime.recognizer import Recognizer, RecognizerConfig
 
-    rec = Recognizer(RecognizerConfig(bundle=bundle, asr=asr, threads=threads, text_timeout_s=0.5))
+    # as fast as possible, every utterance is closed long before inference catches up: the live
+    # policy (drop the oldest waiting utterance) would then skip work and flatter the RTF, so the
+    # throughput pass queues them all
+    queue = {} if realtime else {"max_queued_utterances": len(scene) + 1}
+    rec = Recognizer(RecognizerConfig(bundle=bundle, asr=asr, threads=threads, text_timeout_s=0.5, **queue))
     if asr == "external":  # the robot's ASR: text for every utterance, keyed by its time span
         for s in scene:
             rec.supply_text(s.text, start_s=s.start_s, end_s=s.end_s)
@@ -88,9 +92,10 @@ def main(argv: list[str] | None = None) -> int:
             summary = summarise(events, stage)
             if summary:
                 rows.append({"mode": mode, "stage": stage, **summary})
-        _, wall_s, fast_stats = run_mode(args.bundle, mode, audio, scene, realtime=False, threads=args.threads)
+        fast_events, wall_s, fast_stats = run_mode(args.bundle, mode, audio, scene, realtime=False, threads=args.threads)
         rtf[mode] = {"wall_s": wall_s, "audio_s": audio_s, "rtf": wall_s / audio_s, "events": len(events),
-                     "utterances": len(scene), "dropped": stats.dropped_utterances + fast_stats.dropped_utterances}
+                     "utterances": len(scene), "dropped": stats.dropped_utterances,
+                     "fast_events": len(fast_events), "fast_dropped": fast_stats.dropped_utterances}
     machine = {"cpu": cpu_description(), "load": load_average(), "threads": args.threads}
     if args.json:
         print(json.dumps({"machine": machine, "rows": rows, "rtf": rtf}, indent=2))
@@ -100,8 +105,10 @@ def main(argv: list[str] | None = None) -> int:
     print("| mode | stage | p50 ms | p95 ms | p99 ms | n |\n| --- | --- | --- | --- | --- | --- |")
     for r in rows:
         print(f"| {r['mode']} | {r['stage']} | {r['p50_ms']:.1f} | {r['p95_ms']:.1f} | {r['p99_ms']:.1f} | {r['n']} |")
-    print("\n| mode | events / utterances | dropped | wall s (as fast as possible) | real-time factor |")
-    print("| --- | --- | --- | --- | --- |")
+    print("\n| mode | events / utterances (paced) | dropped (paced) | events (as fast as possible) "
+          "| wall s (as fast as possible) | real-time factor |")
+    print("| --- | --- | --- | --- | --- | --- |")
     for mode, r in rtf.items():
-        print(f"| {mode} | {r['events']} / {r['utterances']} | {r['dropped']} | {r['wall_s']:.2f} | {r['rtf']:.3f} |")
+        print(f"| {mode} | {r['events']} / {r['utterances']} | {r['dropped']} | {r['fast_events']} "
+              f"| {r['wall_s']:.2f} | {r['rtf']:.3f} |")
     return 0

@@ -102,9 +102,14 @@ def check_output(vector: np.ndarray, *, name: str, dim: int, samples: int) -> np
 
 
 class ChainExtractor:
-    """Several extractors run in order; their vectors concatenated (e.g. emo_large ⊕ OpenL3-6144)."""
+    """Several extractors; their vectors concatenated in order (e.g. emo_large ⊕ OpenL3-6144).
 
-    def __init__(self, parts: list[AudioExtractor]) -> None:
+    `parallel=True` (the live runtime) runs the parts at once, the first in the calling thread and
+    the others in a small pool of their own: openSMILE (ctypes) and ONNX Runtime release the GIL,
+    so an utterance's features cost the slowest part, not the sum. Calls must not overlap (one
+    utterance at a time), as each part keeps its own state."""
+
+    def __init__(self, parts: list[AudioExtractor], *, parallel: bool = False) -> None:
         if not parts:
             raise ValueError("ChainExtractor needs at least one extractor")
         names = [p.name for p in parts]
@@ -113,6 +118,11 @@ class ChainExtractor:
         self.parts = list(parts)
         self.name = "+".join(names)
         self.dim = sum(int(p.dim) for p in parts)
+        self._pool = None
+        if parallel and len(parts) > 1:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._pool = ThreadPoolExecutor(max_workers=len(parts) - 1, thread_name_prefix="cmer_edge-audio")
 
     def offsets(self) -> dict[str, tuple[int, int]]:
         """{part name: (start, stop)} of each part inside the concatenated vector."""
@@ -127,7 +137,16 @@ class ChainExtractor:
 
     def __call__(self, audio: np.ndarray) -> np.ndarray:
         check_audio(audio, name=self.name)
-        return np.concatenate([p(audio) for p in self.parts]).astype(np.float32, copy=False)
+        if self._pool is None:
+            vectors = [p(audio) for p in self.parts]
+        else:
+            others = [self._pool.submit(p, audio) for p in self.parts[1:]]
+            vectors = [self.parts[0](audio)] + [f.result() for f in others]
+        return np.concatenate(vectors).astype(np.float32, copy=False)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
 
 
 def _opensmile(name: str, **options: Any) -> AudioExtractor:

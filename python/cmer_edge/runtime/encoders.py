@@ -126,7 +126,7 @@ def open_audio_extractor(bundle: Bundle, config: BackendConfig | None = None) ->
             parts.append(_opensmile_part(part))
         else:
             raise BundleError(f"features.audio part {part.get('name')!r} has unknown kind {kind!r}")
-    extractor = parts[0] if len(parts) == 1 else ChainExtractor(parts)
+    extractor = parts[0] if len(parts) == 1 else ChainExtractor(parts, parallel=True)
     if extractor.dim != bundle.head_config.audio_dim:
         raise BundleError(f"audio features are {extractor.dim}-d, the head expects {bundle.head_config.audio_dim}")
     return extractor, choice

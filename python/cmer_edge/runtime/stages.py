@@ -57,6 +57,8 @@ class Stages:
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
+        if hasattr(self.audio_extractor, "close"):
+            self.audio_extractor.close()
 
     def _transcript(self, utt: Utterance, result: StageResult, given_text: str | None):
         if given_text is not None:
