@@ -1,5 +1,5 @@
 """Single native ops against numpy references: the packed linear in every weight format (tiles of
-1..6 rows, k-blocking, ragged panels, threads) and masked multi-head attention (full, windowed,
+1..6 rows, one row over cache-resident and streamed weights, k-blocking, ragged panels, threads) and masked multi-head attention (full, windowed,
 last-rows-only), plus the bandwidth probe the benchmark uses."""
 
 from __future__ import annotations
@@ -11,7 +11,9 @@ from cmer_edge import _native
 
 LINEAR_SHAPES = [  # rows, out_dim, in_dim
     (1, 7, 5),
-    (1, 1792, 300),
+    (1, 256, 64),  # one row, cache-resident weights (an LSTM's W_hh): 4 panels per pass
+    (1, 100, 48),  # the same with a pass of 3 panels, the last one ragged
+    (1, 1792, 300),  # one row, streamed weights
     (3, 33, 17),
     (6, 16, 256),
     (13, 50, 700),  # rows > 6: k blocks of 256, a row group

@@ -13,29 +13,37 @@ namespace {
 
 using simd::F8;
 
-// gates (4H, W_hh·h already in) += gx; then c, h updated in place and h copied to out.
+// Adds gx into gates[0, n) and applies f in place: independent 8-lane chunks with short bodies, so
+// the out-of-order core overlaps several exp/divide chains instead of waiting on one.
+template <typename VecFn, typename ScalarFn>
+void AddActivate(float* gates, const float* gx, int64_t n, VecFn f, ScalarFn f_scalar) {
+  int64_t j = 0;
+  for (; j + simd::kLanes <= n; j += simd::kLanes) {
+    simd::Store(gates + j, f(simd::Load(gates + j) + simd::Load(gx + j)));
+  }
+  for (; j < n; ++j) gates[j] = f_scalar(gates[j] + gx[j]);
+}
+
+// gates (4H, W_hh·h already in) += gx, activated (σ for i, f, o; tanh for g); then c, h updated in
+// place and h copied to out.
 void CellUpdate(float* gates, const float* gx, int64_t hid, float* c, float* h, float* out) {
-  const int64_t g4 = 4 * hid;
-  for (int64_t j = 0; j < g4; ++j) gates[j] += gx[j];
+  const auto sigmoid = [](F8 v) { return simd::Sigmoid(v); };
+  const auto tanh = [](F8 v) { return simd::Tanh(v); };
+  AddActivate(gates, gx, 2 * hid, sigmoid, simd::SigmoidScalar);                      // i, f
+  AddActivate(gates + 2 * hid, gx + 2 * hid, hid, tanh, simd::TanhScalar);            // g
+  AddActivate(gates + 3 * hid, gx + 3 * hid, hid, sigmoid, simd::SigmoidScalar);      // o
+  const float *ig = gates, *fg = gates + hid, *gg = gates + 2 * hid, *og = gates + 3 * hid;
   int64_t j = 0;
   for (; j + simd::kLanes <= hid; j += simd::kLanes) {
-    const F8 ig = simd::Sigmoid(simd::Load(gates + j));
-    const F8 fg = simd::Sigmoid(simd::Load(gates + hid + j));
-    const F8 gg = simd::Tanh(simd::Load(gates + 2 * hid + j));
-    const F8 og = simd::Sigmoid(simd::Load(gates + 3 * hid + j));
-    const F8 cn = fg * simd::Load(c + j) + ig * gg;
-    const F8 hn = og * simd::Tanh(cn);
+    const F8 cn = simd::Load(fg + j) * simd::Load(c + j) + simd::Load(ig + j) * simd::Load(gg + j);
+    const F8 hn = simd::Load(og + j) * simd::Tanh(cn);
     simd::Store(c + j, cn);
     simd::Store(h + j, hn);
     simd::Store(out + j, hn);
   }
   for (; j < hid; ++j) {
-    const float ig = simd::SigmoidScalar(gates[j]);
-    const float fg = simd::SigmoidScalar(gates[hid + j]);
-    const float gg = simd::TanhScalar(gates[2 * hid + j]);
-    const float og = simd::SigmoidScalar(gates[3 * hid + j]);
-    c[j] = fg * c[j] + ig * gg;
-    h[j] = og * simd::TanhScalar(c[j]);
+    c[j] = fg[j] * c[j] + ig[j] * gg[j];
+    h[j] = og[j] * simd::TanhScalar(c[j]);
     out[j] = h[j];
   }
 }

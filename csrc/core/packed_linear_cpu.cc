@@ -2,7 +2,8 @@
 //
 // A tile is R rows (R <= 6) × 16 outputs held in 2R vector accumulators; each step over k loads
 // 16 weights (widened from bf16/int8 on the fly) and broadcasts R inputs. One row (the live push)
-// uses three interleaved accumulator sets instead, to hide the FMA latency. With more than 6 rows
+// uses three interleaved accumulator sets instead, to hide the FMA latency; one row over small
+// weights that stay in cache (an LSTM step's W_hh) runs four panels per pass and no prefetches. With more than 6 rows
 // the k axis is blocked (256) and rows grouped (48) so a panel block and the rows it meets stay
 // in cache. Panels are split over the thread pool when the product is large.
 //
@@ -29,6 +30,9 @@ constexpr int kMaxRows = 6;
 constexpr int64_t kKBlock = 256;
 constexpr int64_t kRowGroup = 48;
 constexpr int64_t kParallelMacs = int64_t{1} << 18;
+// Weights up to this size are taken to stay in L2 between uses (W_hh of an LSTM with H <= 128).
+constexpr int64_t kResidentBytes = int64_t{256} << 10;
+constexpr int kResidentPanels = 4;
 
 template <int R, typename W>
 CMER_EDGE_INLINE void Tile(const W* p, int64_t kn, const float* x, int64_t ldx, float* tile, const char* pf) {
@@ -77,6 +81,28 @@ CMER_EDGE_INLINE void TileOneRow(const W* p, int64_t kn, const float* x, float* 
   simd::Store(tile + 8, (a1 + b1) + c1);
 }
 
+// One row over weights that stay in cache (an LSTM's W_hh, read every step): NP panels per pass
+// share each broadcast x[k], so 2·NP independent accumulators cover the FMA latency, and nothing
+// is prefetched (the streaming kernel above issues a prefetch per cache line, which here would
+// cost more issue slots than the multiply-adds).
+template <int NP, typename W>
+CMER_EDGE_INLINE void PanelsOneRow(const W* p, int64_t kn, const float* x, float* tile) {
+  F8 acc[NP][2];
+  for (int j = 0; j < NP; ++j) acc[j][0] = acc[j][1] = F8{};
+  for (int64_t k = 0; k < kn; ++k) {
+    const float xv = x[k];
+    for (int j = 0; j < NP; ++j) {
+      const W* q = p + (j * kn + k) * kP;
+      acc[j][0] += LoadWeights(q) * xv;
+      acc[j][1] += LoadWeights(q + 8) * xv;
+    }
+  }
+  for (int j = 0; j < NP; ++j) {
+    simd::Store(tile + j * kP, acc[j][0]);
+    simd::Store(tile + j * kP + 8, acc[j][1]);
+  }
+}
+
 template <typename W>
 void TileRows(int rows, const W* p, int64_t kn, const float* x, int64_t ldx, float* tile, const char* pf = nullptr) {
   switch (rows) {
@@ -92,6 +118,22 @@ void TileRows(int rows, const W* p, int64_t kn, const float* x, int64_t ldx, flo
 // Adds (or stores, on the first k block) a tile into y; on the last block applies scale, bias, act.
 void Merge(const float* tile, int rows, int64_t col0, int64_t cols, float* y, int64_t ldy, bool first, bool last,
            const PackedView& w, Activation act) {
+  if (cols == kP) {  // a whole panel: 8 lanes at a time
+    for (int r = 0; r < rows; ++r) {
+      for (int64_t c = 0; c < kP; c += simd::kLanes) {
+        float* yc = y + r * ldy + col0 + c;
+        F8 v = simd::Load(tile + r * kP + c);
+        if (!first) v += simd::Load(yc);
+        if (last) {
+          if (w.scale != nullptr) v *= simd::Load(w.scale + col0 + c);
+          if (w.bias != nullptr) v += simd::Load(w.bias + col0 + c);
+          if (act == Activation::kRelu) v = simd::Max(v, F8{});
+        }
+        simd::Store(yc, v);
+      }
+    }
+    return;
+  }
   for (int r = 0; r < rows; ++r) {
     float* yr = y + r * ldy + col0;
     const float* tr = tile + r * kP;
@@ -114,9 +156,34 @@ void WidenPanel(const W* p, int64_t kn, float* out) {
 }
 
 template <typename W>
+void RunPanelsOneRowResident(const PackedView& w, int64_t p0, int64_t p1, const float* x, float* y,
+                             Activation act) {
+  const int64_t k_dim = w.in_dim;
+  const W* base = static_cast<const W*>(w.weights);
+  alignas(64) float tile[kMaxRows * kP];
+  for (int64_t p = p0; p < p1;) {
+    const int np = static_cast<int>(std::min<int64_t>(kResidentPanels, p1 - p));
+    const W* panel = base + p * k_dim * kP;
+    switch (np) {
+      case 1: PanelsOneRow<1>(panel, k_dim, x, tile); break;
+      case 2: PanelsOneRow<2>(panel, k_dim, x, tile); break;
+      case 3: PanelsOneRow<3>(panel, k_dim, x, tile); break;
+      default: PanelsOneRow<kResidentPanels>(panel, k_dim, x, tile); break;
+    }
+    for (int j = 0; j < np; ++j, ++p) {
+      Merge(tile + j * kP, 1, p * kP, std::min(kP, w.out_dim - p * kP), y, 0, true, true, w, act);
+    }
+  }
+}
+
+template <typename W>
 void RunPanels(const PackedView& w, int64_t p0, int64_t p1, const float* x, int64_t rows, int64_t ldx, float* y,
                int64_t ldy, Activation act) {
   const int64_t k_dim = w.in_dim;
+  if (rows == 1 && PackedBytesCpu(w.format, w.out_dim, k_dim) <= kResidentBytes) {
+    RunPanelsOneRowResident<W>(w, p0, p1, x, y, act);
+    return;
+  }
   const W* base = static_cast<const W*>(w.weights);
   const int64_t kc = rows <= kMaxRows ? k_dim : kKBlock;
   constexpr bool kWiden = !std::is_same_v<W, float>;
