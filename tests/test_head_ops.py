@@ -1,6 +1,6 @@
 """Single native ops against numpy references: the packed linear in every weight format (tiles of
 1..6 rows, one row over cache-resident and streamed weights, k-blocking, ragged panels, threads) and masked multi-head attention (full, windowed,
-last-rows-only), plus the bandwidth probe the benchmark uses."""
+last-rows-only), plus the machine probes (bandwidth, multiply-add rate) the benchmark uses."""
 
 from __future__ import annotations
 
@@ -123,3 +123,11 @@ def test_read_bandwidth_measures_something():
     assert 0.1 < result["median_gb_per_s"] <= result["best_gb_per_s"] < 10_000
     with pytest.raises(ValueError, match=r"need bytes >= 1 MiB"):
         _native.read_bandwidth(megabytes=0)
+
+
+def test_multiply_add_rate_measures_something():
+    result = _native.multiply_add_rate(passes=1, num_threads=1)
+    assert result["num_threads"] == 1
+    assert 0.1 < result["median_gmacs_per_s"] <= result["best_gmacs_per_s"] < 100_000
+    with pytest.raises(ValueError, match=r"need passes >= 1, got 0"):
+        _native.multiply_add_rate(passes=0)

@@ -3,7 +3,7 @@
 
 #include "bindings/bindings.h"
 #include "core/attention.h"
-#include "core/bandwidth.h"
+#include "core/machine_probe.h"
 #include "core/buffer.h"
 #include "core/device.h"
 #include "core/lstm_layer.h"
@@ -118,18 +118,35 @@ py::array_t<float> AttentionOp(const py::object& q_obj, const py::object& k_obj,
 }
 
 py::dict ReadBandwidth(int64_t megabytes, int passes, int num_threads) {
-  BandwidthResult r;
+  ProbeResult r;
   {
     py::gil_scoped_release release;
     ThreadPool pool(num_threads);
     r = MeasureReadBandwidth(megabytes << 20, passes, &pool);
   }
   py::dict d;
-  d["best_gb_per_s"] = r.best_gb_per_s;
-  d["median_gb_per_s"] = r.median_gb_per_s;
+  d["best_gb_per_s"] = r.best;
+  d["median_gb_per_s"] = r.median;
   d["megabytes"] = megabytes;
   d["passes"] = passes;
   d["num_threads"] = num_threads;
+  return d;
+}
+
+py::dict MultiplyAddRate(int passes, int num_threads) {
+  ProbeResult r;
+  int threads = 0;
+  {
+    py::gil_scoped_release release;
+    ThreadPool pool(num_threads);
+    threads = pool.size();
+    r = MeasureMultiplyAddRate(passes, &pool);
+  }
+  py::dict d;
+  d["best_gmacs_per_s"] = r.best;
+  d["median_gmacs_per_s"] = r.median;
+  d["passes"] = passes;
+  d["num_threads"] = threads;
   return d;
 }
 
@@ -152,6 +169,9 @@ void BindOps(py::module_& m) {
         py::arg("num_threads") = 0,
         "Streaming-read memory bandwidth (GB/s) over a buffer of `megabytes`, split over num_threads "
         "(0 = all): dict(best_gb_per_s, median_gb_per_s, ...).");
+  m.def("multiply_add_rate", &MultiplyAddRate, py::arg("passes") = 5, py::arg("num_threads") = 0,
+        "fp32 multiply-add throughput (G/s) of independent 8-lane vector chains, the arithmetic of the "
+        "packed-linear kernels, on num_threads (0 = all): dict(best_gmacs_per_s, median_gmacs_per_s, ...).");
 }
 
 }  // namespace cmer_edge

@@ -6,9 +6,10 @@ PyTorch eager, TorchScript (trace + freeze; torch.compile with --torch-compile),
 when `_native.cuda_available()`, native CUDA, PyTorch eager CUDA and PyTorch with CUDA graphs.
 Implementations are timed round-robin so load changes on a shared machine hit all alike.
 
-The floor next to the push rows is the bytes of weights one push reads (every weight of the head,
-at the row's precision) over the machine's streaming-read bandwidth, measured here with the same
-thread count. Reduced-precision rows also report how far their outputs move from fp32.
+The floor next to the push rows is the larger of two lower bounds, both measured here with the same
+thread count: the bytes of weights one push reads (every weight of the head, at the row's precision)
+over the machine's streaming-read bandwidth, and the push's multiply-adds over the machine's vector
+multiply-add rate. Reduced-precision rows also report how far their outputs move from fp32.
 """
 
 from __future__ import annotations
@@ -96,7 +97,8 @@ def _candidates(case: impls.Case, args: argparse.Namespace, cuda: bool) -> list[
     return out
 
 
-def run_profile(name: str, args: argparse.Namespace, bandwidth_gbps: float, cuda: bool) -> tuple[list, list]:
+def run_profile(name: str, args: argparse.Namespace, bandwidth_gbps: float, gmacs: float,
+                cuda: bool) -> tuple[list, list]:
     import torch
 
     torch.set_num_threads(args.threads)
@@ -121,11 +123,14 @@ def run_profile(name: str, args: argparse.Namespace, bandwidth_gbps: float, cuda
     for row, t in timed:
         row["p50_ms"], row["p95_ms"] = t.percentile_ms(50), t.percentile_ms(95)
     floors = []
+    macs = impls.push_macs(cfg, args.window)
     for precision in PRECISIONS:
         weight_bytes = impls.native_head(case, "cpu", precision, 1).weight_bytes
-        floor_ms = weight_bytes / (bandwidth_gbps * 1e9) * 1e3
-        floors.append(dict(profile=name, precision=precision, weight_bytes=weight_bytes, floor_ms=floor_ms,
-                           push_macs=impls.push_macs(cfg, args.window)))
+        bandwidth_ms = weight_bytes / (bandwidth_gbps * 1e9) * 1e3
+        compute_ms = macs / (gmacs * 1e9) * 1e3
+        floors.append(dict(profile=name, precision=precision, weight_bytes=weight_bytes, push_macs=macs,
+                           bandwidth_floor_ms=bandwidth_ms, compute_floor_ms=compute_ms,
+                           floor_ms=max(bandwidth_ms, compute_ms)))
         if precision != "fp32":
             cost = impls.precision_cost(case, precision, args.threads)
             for row in rows:
@@ -160,13 +165,14 @@ def run(args: argparse.Namespace, command: str) -> dict:
 
     cuda = _native.cuda_available()
     bandwidth = _native.read_bandwidth(megabytes=args.bandwidth_mb, passes=5, num_threads=args.threads)
+    mac_rate = _native.multiply_add_rate(passes=5, num_threads=args.threads)
     report = dict(command=command, machine=cpu_description(), load=load_average(), python=platform.python_version(),
                   torch=torch.__version__, omp_wait_policy=os.environ["OMP_WAIT_POLICY"], threads=args.threads,
                   window=args.window,
                   forward_batch=[args.batch, args.steps], cuda_available=cuda, bandwidth=bandwidth,
-                  rows=[], floors=[])
+                  multiply_add_rate=mac_rate, rows=[], floors=[])
     for name in args.profiles:
-        rows, floors = run_profile(name, args, bandwidth["best_gb_per_s"], cuda)
+        rows, floors = run_profile(name, args, bandwidth["best_gb_per_s"], mac_rate["best_gmacs_per_s"], cuda)
         report["rows"] += rows
         report["floors"] += floors
     report["load_after"] = load_average()
@@ -177,16 +183,27 @@ def _fmt(value, spec: str) -> str:
     return "-" if value is None else format(value, spec)
 
 
+def _machine_rates(report: dict) -> str:
+    bw, mac = report["bandwidth"], report["multiply_add_rate"]
+    return (f"Read bandwidth {bw['best_gb_per_s']:.1f} GB/s (best of {bw['passes']}, {bw['megabytes']} MB), "
+            f"multiply-add rate {mac['best_gmacs_per_s']:.1f} G/s (best of {mac['passes']}), "
+            f"{mac['num_threads']} threads")
+
+
+def _floor_cells(f: dict) -> list[str]:
+    return [f"{f['weight_bytes'] / 1e6:.1f}", f"{f['bandwidth_floor_ms']:.2f}", f"{f['push_macs'] / 1e6:.1f}",
+            f"{f['compute_floor_ms']:.2f}", f"{f['floor_ms']:.2f}"]
+
+
 def print_table(report: dict) -> None:
-    bw = report["bandwidth"]
     print(f"machine: {report['machine']}; {report['threads']} threads; OMP_WAIT_POLICY={report['omp_wait_policy']}; "
           f"{report['load']} (after: {report['load_after']})")
-    print(f"read bandwidth: {bw['best_gb_per_s']:.1f} GB/s best, {bw['median_gb_per_s']:.1f} median "
-          f"({bw['megabytes']} MB, {bw['num_threads']} threads); window W={report['window']}, "
+    print(f"{_machine_rates(report)}; window W={report['window']}, "
           f"forward batch {report['forward_batch'][0]}x{report['forward_batch'][1]}")
     for f in report["floors"]:
-        print(f"floor {f['profile']:5s} {f['precision']:4s}: {f['weight_bytes'] / 1e6:7.1f} MB per push -> "
-              f"{f['floor_ms']:.3f} ms ({f['push_macs'] / 1e6:.1f} M multiply-adds per native push)")
+        mb, bw_ms, macs, mac_ms, floor_ms = _floor_cells(f)
+        print(f"floor {f['profile']:5s} {f['precision']:4s}: {floor_ms} ms = max({mb} MB of weights -> {bw_ms} ms, "
+              f"{macs} M multiply-adds -> {mac_ms} ms)")
     header = (f"{'profile':7s} {'op':7s} {'impl':16s} {'device':6s} {'prec':5s} {'p50_ms':>9s} {'p95_ms':>9s} "
               f"{'vs eager':>8s} {'x floor':>7s}  notes")
     print(header)
@@ -202,16 +219,14 @@ def print_table(report: dict) -> None:
 
 
 def print_markdown(report: dict) -> None:
-    bw = report["bandwidth"]
     print(f"`{report['command']}` — {report['machine']}, {report['threads']} threads, torch {report['torch']} "
           f"(OMP_WAIT_POLICY={report['omp_wait_policy']}); "
-          f"{report['load']} before, {report['load_after']} after. Read bandwidth {bw['best_gb_per_s']:.1f} GB/s "
-          f"(best of {bw['passes']}, {bw['megabytes']} MB, {bw['num_threads']} threads).\n")
-    print("| profile | precision | weights read per push (MB) | floor (ms) | multiply-adds per native push (M) |")
-    print("| --- | --- | ---: | ---: | ---: |")
+          f"{report['load']} before, {report['load_after']} after. {_machine_rates(report)}.\n")
+    print("| profile | precision | weights read per push (MB) | bandwidth floor (ms) "
+          "| multiply-adds per native push (M) | compute floor (ms) | floor (ms) |")
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: |")
     for f in report["floors"]:
-        print(f"| {f['profile']} | {f['precision']} | {f['weight_bytes'] / 1e6:.1f} | {f['floor_ms']:.2f} | "
-              f"{f['push_macs'] / 1e6:.1f} |")
+        print(f"| {f['profile']} | {f['precision']} | " + " | ".join(_floor_cells(f)) + " |")
     print("\n| profile | op | impl | device | precision | p50 ms | p95 ms | vs eager | x floor | setup s "
           "| output change vs fp32 |")
     print("| --- | --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | --- |")
