@@ -3,9 +3,9 @@
 // A tile is R rows (R <= 6) × 16 outputs held in 2R vector accumulators; each step over k loads
 // 16 weights (widened from bf16/int8 on the fly) and broadcasts R inputs. One row (the live push)
 // uses three interleaved accumulator sets instead, to hide the FMA latency; one row over small
-// weights that stay in cache (an LSTM step's W_hh) runs four panels per pass and no prefetches. With more than 6 rows
-// the k axis is blocked (256) and rows grouped (48) so a panel block and the rows it meets stay
-// in cache. Panels are split over the thread pool when the product is large.
+// weights that stay in cache (an LSTM step's W_hh) runs four panels per pass and no prefetches.
+// With more than 6 rows the k axis is blocked (256) and rows grouped (48) so a panel block and the
+// rows it meets stay in cache. Panels are split over the thread pool when the product is large.
 //
 // Weights are read once per push from DRAM (they exceed the caches), so the kernels prefetch:
 // one row streams 2 KiB ahead; a multi-row tile pulls the next panel's block in while its first
@@ -33,6 +33,7 @@ constexpr int64_t kParallelMacs = int64_t{1} << 18;
 // Weights up to this size are taken to stay in L2 between uses (W_hh of an LSTM with H <= 128).
 constexpr int64_t kResidentBytes = int64_t{256} << 10;
 constexpr int kResidentPanels = 4;
+static_assert(kResidentPanels <= kMaxRows, "the one-row resident pass uses the tile buffer, kMaxRows panels");
 
 template <int R, typename W>
 CMER_EDGE_INLINE void Tile(const W* p, int64_t kn, const float* x, int64_t ldx, float* tile, const char* pf) {
