@@ -3,10 +3,10 @@
 
 #include "bindings/bindings.h"
 #include "core/attention.h"
-#include "core/machine_probe.h"
 #include "core/buffer.h"
 #include "core/device.h"
 #include "core/lstm_layer.h"
+#include "core/machine_probe.h"
 #include "core/packed_linear.h"
 #include "core/thread_pool.h"
 

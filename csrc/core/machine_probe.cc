@@ -32,8 +32,10 @@ double SumRange(const float* p, int64_t n) {
 
 // Twelve independent multiply-add chains: enough to cover the latency of the vector unit, as the
 // kernels' 6-row x 16-column tiles do. acc*m + a stays bounded (m < 1), so nothing overflows.
+constexpr int kChains = 12;
+constexpr int64_t kChainMacsPerIteration = kChains * simd::kLanes;
+
 double MultiplyAddChains(int64_t iterations, float seed) {
-  constexpr int kChains = 12;
   F8 acc[kChains];
   for (int i = 0; i < kChains; ++i) acc[i] = simd::Splat(seed + 0.01f * static_cast<float>(i));
   const F8 m = simd::Splat(0.999f), a = simd::Splat(0.001f);
@@ -44,8 +46,6 @@ double MultiplyAddChains(int64_t iterations, float seed) {
   for (int i = 0; i < kChains; ++i) sum += acc[i];
   return simd::HorizontalSum(sum);
 }
-
-constexpr int64_t kChainMacsPerIteration = 12 * simd::kLanes;
 
 // Runs body(chunk) for `chunks` chunks per pass (over the pool when there is one), one warm-up pass
 // then `passes` timed ones; rate = units_per_pass / seconds / 1e9.
