@@ -7,6 +7,12 @@ metric. `--modalities text|audio` hides the other modality of a bimodal bundle.
 Features come from a feature store (`--store`, as trained), or straight from a MELD directory
 (`--meld-dir`) through the bundle's own runtime encoders (ONNX Runtime / TensorRT, no torch), i.e.
 what the deployed model sees. Without `--bundle` the embedded default bundle is evaluated.
+
+`--manifest CSV` scores labelled speech clips (RAVDESS, SAVEE, EmoDB or your own; see
+cmer_edge.data.speech_manifest) through the live runtime itself, each clip its own fresh conversation:
+UAR, accuracy, weighted F1, per-class recall and the confusion matrix, and how many clips were
+scored of how many listed. `--warmup-clips N`: the per-speaker normaliser first hears N other clips
+of the same speaker.
 """
 
 from __future__ import annotations
@@ -34,6 +40,17 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--store", type=Path, help="feature store with the bundle's features")
     source.add_argument("--meld-dir", type=Path, help="MELD CSV directory or MELD.Raw: features computed with the "
                                                       "bundle's runtime encoders")
+    source.add_argument("--manifest", type=Path, nargs="+",
+                        help="labelled speech manifest(s) (CSV or folder with manifest.csv): each clip through "
+                             "the live runtime as its own conversation")
+    p.add_argument("--asr", choices=("none", "whisper"), default="none",
+                   help="with --manifest: text from the manifest transcript (none) or from Whisper tiny.en")
+    p.add_argument("--warmup-clips", type=int, default=0,
+                   help="with --manifest: other clips of the same speaker the normaliser hears first")
+    p.add_argument("--speakers", nargs="*", default=None, help="with --manifest: only these speaker ids")
+    p.add_argument("--skip-bad", action="store_true", help="with --manifest: skip (and count) bad rows")
+    p.add_argument("--seed", type=int, default=0, help="with --warmup-clips: which other clips")
+    p.add_argument("--threads", type=int, default=1, help="with --manifest: runtime CPU threads")
     p.add_argument("--onnx-precision", choices=("fp32", "fp16", "int8"), default=None,
                    help="with --meld-dir: which exported encoder graph ONNX Runtime runs (default: the bundle's)")
     p.add_argument("--split", default="test")
@@ -70,6 +87,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from cmer_edge.runtime.default_bundle import default_bundle_path
 
+    if args.manifest:
+        return evaluate_manifest(args)
     bundle = load_bundle(args.bundle or default_bundle_path())
     if args.store is not None:
         audio, text = bundle_feature_names(bundle)
@@ -109,6 +128,62 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{args.split}: {len(y_true)} utterances in {len(dialogues)} dialogues")
         print(scores_table({name: [scores]}))
         print(f"weighted F1 {scores.weighted_f1:.2f}  accuracy {scores.accuracy:.2f}  UAR {scores.uar:.2f}")
+    return 0
+
+
+def evaluate_manifest(args) -> int:
+    from cmer_edge.data.speech_manifest import load_manifests
+    from cmer_edge.runtime.recognizer import Recognizer, RecognizerConfig
+    from cmer_edge.training.clip_eval import evaluate_clips
+    from cmer_edge.training.metrics import score
+    from cmer_edge.training.report import plot_confusion
+
+    manifest = load_manifests(args.manifest, skip_bad=args.skip_bad)
+    clips = manifest.clips
+    if args.speakers is not None:
+        clips = [c for c in clips if c.speaker in set(args.speakers)]
+        if not clips:
+            raise SystemExit(f"error: no clip of speakers {args.speakers} in {manifest.path}")
+    modalities = args.modalities or "both"
+    asr = "whisper" if args.asr == "whisper" else ("none" if modalities == "audio" else "external")
+    recognizer = Recognizer(RecognizerConfig(bundle=str(args.bundle) if args.bundle else None, asr=asr,
+                                             modalities=modalities, threads=args.threads, text_timeout_s=0.0))
+    try:
+        result = evaluate_clips(clips, recognizer, asr=args.asr, modalities=modalities,
+                                warmup_clips=args.warmup_clips, seed=args.seed)
+    finally:
+        recognizer.close()
+    labels = recognizer.bundle.labels
+    scores = score(result.y_true, result.y_pred, labels)
+    support = scores.confusion.sum(axis=1)
+    recall = {name: (100.0 * scores.confusion[k, k] / support[k] if support[k] else None)
+              for k, name in enumerate(labels)}
+    listed = len(manifest.clips) + len(manifest.skipped)
+    counts = {"listed": listed, "selected": len(clips), "scored": len(result.scored),
+              "skipped_rows": len(manifest.skipped), "unscored": len(result.unscored)}
+    if args.predictions:
+        with open(args.predictions, "w", newline="") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(["path", "speaker", "label", "pred", "text"])
+            for k, i in enumerate(result.scored):
+                writer.writerow([clips[i].path, clips[i].speaker_key, labels[result.y_true[k]],
+                                 labels[result.y_pred[k]], result.texts[k]])
+    title = f"{recognizer.bundle.manifest.get('name', 'bundle')} [{modalities}, asr {args.asr}]"
+    if args.confusion:
+        plot_confusion(scores, str(args.confusion), f"{title}: UAR {scores.uar:.2f}")
+    if args.json:
+        print(json.dumps({"manifest": [str(m) for m in args.manifest], "modalities": modalities, "asr": args.asr,
+                          "warmup_clips": args.warmup_clips, "counts": counts, "per_class_recall": recall,
+                          "unscored": [(str(clips[i].path), why) for i, why in result.unscored],
+                          "skipped": manifest.skipped, **scores.to_dict()}, indent=2))
+        return 0
+    print(f"{title}: scored {counts['scored']} of {counts['selected']} clips selected "
+          f"({listed} listed, {counts['skipped_rows']} bad rows skipped, {counts['unscored']} unscored)")
+    print(f"UAR {scores.uar:.2f}  accuracy {scores.accuracy:.2f}  weighted F1 {scores.weighted_f1:.2f}")
+    print("per-class recall: " + ", ".join(f"{k} {'-' if v is None else f'{v:.1f}'}" for k, v in recall.items()))
+    print("confusion (rows true, columns predicted: " + " ".join(labels) + ")")
+    for k, name in enumerate(labels):
+        print(f"  {name:9s} " + " ".join(f"{n:4d}" for n in scores.confusion[k]))
     return 0
 
 

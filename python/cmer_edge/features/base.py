@@ -12,7 +12,8 @@ Names (see `AUDIO_EXTRACTORS`):
   opensmile.emo_large (6552; config path via `config_path=` or $CMER_EDGE_EMO_LARGE_CONF),
   l3.mel256.6144, l3.mel256.512, l3.mel128.6144, l3.mel128.512 (OpenL3 audio network; `weights=`
   an OpenL3 Keras .h5[.gz], or "random" for a random-init network of the real shape),
-  edgel3.sea.64/128/256/512 (EdgeL3 SEA students; `weights=` the EdgeL3 .h5[.gz]).
+  edgel3.sea.64/128/256/512 (EdgeL3 SEA students; `weights=` the EdgeL3 .h5[.gz]),
+  whisper.tiny.en (768: Whisper encoder states, mean ⊕ std; CTranslate2, the `asr` extra).
 An L3/EdgeL3 name with `onnx=path` runs an exported graph through ONNX Runtime without torch.
 Names joined by "+" build a `ChainExtractor` whose vector is the concatenation, e.g. the paper's
 x_a = "opensmile.emo_large+l3.mel256.6144" (6552 + 6144 = 12696); its options are given per part:
@@ -172,12 +173,20 @@ def _l3(name: str, **options: Any) -> AudioExtractor:
     return TorchL3Extractor.from_name(name, **options)
 
 
+def _whisper(name: str, **options: Any) -> AudioExtractor:
+    from cmer_edge.features.whisper_encoder import WhisperEncoderExtractor
+
+    return WhisperEncoderExtractor(name, **options)
+
+
 def _registry() -> dict[str, Callable[..., AudioExtractor]]:
     from cmer_edge.features.l3.config import PRESETS
     from cmer_edge.features.opensmile_func import FEATURE_SETS
+    from cmer_edge.features.whisper_encoder import WHISPER_PRESETS
 
     table: dict[str, Callable[..., AudioExtractor]] = {f"opensmile.{s}": _opensmile for s in FEATURE_SETS}
     table.update({name: _l3 for name in PRESETS})
+    table.update({name: _whisper for name in WHISPER_PRESETS})
     return table
 
 

@@ -41,6 +41,7 @@ class RecognizerConfig:
     device: str = "auto"                 # head device: auto | cpu | cuda
     backend: str = "auto"                # encoder backend: auto | tensorrt | onnxruntime | torch
     threads: int = 2                     # CPU threads for ASR and ONNX Runtime
+    modalities: str = "both"             # both | audio | text: which inputs the head may use
     text_timeout_s: float = 1.0          # external text: how long to wait after the utterance ends
     max_queued_utterances: int = 4
     new_dialogue_after_s: float = 30.0
@@ -53,6 +54,8 @@ class RecognizerConfig:
             raise ValueError(f"device must be auto, cpu or cuda, got {self.device!r}")
         if self.max_queued_utterances < 1:
             raise ValueError(f"max_queued_utterances must be >= 1, got {self.max_queued_utterances}")
+        if self.modalities not in ("both", "audio", "text"):
+            raise ValueError(f"modalities must be both, audio or text, got {self.modalities!r}")
         if self.window_utts is not None and self.window_utts < 1:
             raise ValueError(f"window_utts must be >= 1, got {self.window_utts}")
 
@@ -90,8 +93,10 @@ class Recognizer:
         self.session = self.head.session(config.window_utts or self.bundle.window_utts)
         backends = BackendConfig.from_env(backend=None if config.backend == "auto" else config.backend,
                                           threads=config.threads)
-        audio = open_audio_extractor(self.bundle, backends)[0] if head_cfg.uses_audio else None
-        text = open_text_encoder(self.bundle, backends) if head_cfg.uses_text and config.asr != "none" else None
+        use_audio = head_cfg.uses_audio and config.modalities != "text"
+        use_text = head_cfg.uses_text and config.modalities != "audio" and config.asr != "none"
+        audio = open_audio_extractor(self.bundle, backends)[0] if use_audio else None
+        text = open_text_encoder(self.bundle, backends) if use_text else None
         transcriber = external = None
         if text is not None and config.asr == "whisper":
             from cmer_edge.asr.whisper import WhisperTranscriber
@@ -119,6 +124,12 @@ class Recognizer:
 
         stats = load_file(str(self.bundle.file("audio_norm")))
         return OnlineZScore(stats["mean"], stats["var"])
+
+    def observe_audio(self, x_a: np.ndarray) -> None:
+        """Let the per-session audio statistics see an utterance's raw audio features without
+        scoring it (a speaker's enrolment speech; evaluation after N clips of a speaker)."""
+        if self.audio_norm is not None:
+            self.audio_norm.update_then_apply(np.asarray(x_a, np.float32))
 
     # -- one utterance ---------------------------------------------------------------------------
     def supply_text(self, text: str, utterance_index: int | None = None, start_s: float | None = None,
