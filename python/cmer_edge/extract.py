@@ -26,9 +26,15 @@ def build_parser() -> argparse.ArgumentParser:
                "      --audio opensmile.emo_large l3.mel256.6144 --audio-option l3.mel256.6144:weights=openl3.h5\n"
                "  python -m cmer_edge.extract emodb --root ../shared/data/emodb --store features/emodb \\\n"
                "      --audio opensmile.eGeMAPSv02 opensmile.emo_large \\\n"
-               "      --audio-option opensmile.emo_large:config_path=../shared/opensmile/emo_large.conf")
-    p.add_argument("corpus", choices=("meld", "emodb"))
-    p.add_argument("--root", required=True, type=Path, help="corpus root (MELD CSV dir or MELD.Raw; EmoDB dir)")
+               "      --audio-option opensmile.emo_large:config_path=../shared/opensmile/emo_large.conf\n"
+               "  python -m cmer_edge.extract manifest --manifest ../shared/data/ravdess ../shared/data/savee \\\n"
+               "      ../shared/data/emodb --store features/speech --audio opensmile.eGeMAPSv02 whisper.tiny.en \\\n"
+               "      --text minilm --text-path runs/minilm_ft --pooling mean")
+    p.add_argument("corpus", choices=("meld", "emodb", "manifest"))
+    p.add_argument("--root", type=Path, help="corpus root (MELD CSV dir or MELD.Raw; EmoDB dir)")
+    p.add_argument("--manifest", type=Path, nargs="+", default=[],
+                   help="corpus 'manifest': speech manifest(s) (cmer_edge.data.speech_manifest), one split 'all'")
+    p.add_argument("--skip-bad", action="store_true", help="manifest: skip (and count) bad rows")
     p.add_argument("--store", required=True, type=Path, help="feature store directory (created if absent)")
     p.add_argument("--splits", nargs="+", default=["train", "dev", "test"], help="MELD splits")
     p.add_argument("--audio", nargs="*", default=[], help="audio extractor names (cmer_edge.features.base)")
@@ -90,8 +96,29 @@ def emodb_rows(args) -> dict[str, tuple[list[dict], list[Path | None], list[str]
     return {"all": (rows, [u.path for u in utts], [u.transcript for u in utts])}
 
 
+def manifest_rows(args) -> dict[str, tuple[list[dict], list[Path | None], list[str]]]:
+    """One split 'all': a clip per dialogue; the transcript is the text unless it is not English
+    (the text encoders are English; EmoDB's German syllables would be noise) or empty."""
+    from cmer_edge.data.speech_manifest import load_manifests
+    from cmer_edge.model.config import EMOTIONS
+
+    manifest = load_manifests(args.manifest, skip_bad=args.skip_bad)
+    log.info("%s", manifest.summary())
+    for line, why in manifest.skipped:
+        log.warning("skipped line %d: %s", line, why)
+    rows = [{"dialogue_id": f"{c.corpus}/{c.path.stem}", "utterance_id": 0, "label": c.meld_label,
+             "meld_label": c.meld_label, "corpus_label": c.label, "emotion": EMOTIONS[c.meld_label],
+             "speaker": c.speaker_key, "corpus": c.corpus, "gender": c.gender} for c in manifest.clips]
+    texts = [c.transcript if c.language in ("", "en") else "" for c in manifest.clips]
+    return {"all": (rows, [c.path for c in manifest.clips], texts)}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.corpus == "manifest" and not args.manifest:
+        raise SystemExit("error: corpus 'manifest' needs --manifest CSV [CSV ...]")
+    if args.corpus != "manifest" and args.root is None:
+        raise SystemExit(f"error: corpus '{args.corpus}' needs --root")
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     from cmer_edge.features.extraction import fill_audio_feature, fill_text_feature
     from cmer_edge.features.store import FeatureStore
@@ -108,7 +135,8 @@ def main(argv: list[str] | None = None) -> int:
     else:
         store.manifest["labels"] = list(EMOTIONS)
     store._save_manifest()
-    splits = meld_rows(args) if args.corpus == "meld" else emodb_rows(args)
+    rows_of = {"meld": meld_rows, "emodb": emodb_rows, "manifest": manifest_rows}[args.corpus]
+    splits = rows_of(args)
     report = {}
     for split, (rows, wavs, texts) in splits.items():
         store.set_index(split, rows)

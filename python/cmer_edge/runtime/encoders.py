@@ -107,6 +107,19 @@ def _opensmile_part(part: dict):
     return ext
 
 
+def _whisper_part(part: dict, config: BackendConfig | None):
+    from cmer_edge.features.base import make_audio_extractor
+
+    threads = config.threads if config is not None and config.threads else 1
+    ext = make_audio_extractor(part["name"], compute_type=part.get("params", {}).get("compute_type", "int8"),
+                               threads=threads)
+    want, have = part.get("weights_sha256"), ext.spec()["weights_sha256"]
+    if want and want != have:
+        raise BundleError(f"{part['name']}: the installed Whisper model {ext.model_dir} (sha256 {have[:12]}...) is "
+                          f"not the one the bundle was trained with ({want[:12]}...)")
+    return ext
+
+
 def open_audio_extractor(bundle: Bundle, config: BackendConfig | None = None) -> tuple[Any, BackendChoice | None]:
     """The bundle's audio extractor (features.audio) with its L3 part on the chosen backend;
     returns (extractor, the L3 backend choice or None when there is no L3 part)."""
@@ -124,6 +137,8 @@ def open_audio_extractor(bundle: Bundle, config: BackendConfig | None = None) ->
             parts.append(_runner_l3_class()(L3Config.from_dict(part["params"]), part, runner))
         elif kind == "opensmile":
             parts.append(_opensmile_part(part))
+        elif kind == "whisper_encoder":
+            parts.append(_whisper_part(part, config))
         else:
             raise BundleError(f"features.audio part {part.get('name')!r} has unknown kind {kind!r}")
     extractor = parts[0] if len(parts) == 1 else ChainExtractor(parts, parallel=True)
