@@ -44,3 +44,27 @@ def test_readme_demo_recognises_the_example_dialogue(capsys):
     labels = [e["label"] for e in events]
     assert sum(a == b for a, b in zip(labels, EXPECTED)) >= 3, labels
 
+
+
+def test_held_out_ravdess_actors_strong_intensity(shared_dir):
+    """Regression rule fixed before the bundle was trained: RAVDESS actors 19 and 20 are never
+    trained on nor used for selection; on all their strong-intensity clips, each a fresh conversation
+    through the live runtime with its transcript, at least 70 % are right."""
+    from cmer_edge.data.speech_manifest import load_manifest
+    from cmer_edge.runtime.recognizer import Recognizer, RecognizerConfig
+    from cmer_edge.training.clip_eval import evaluate_clips
+
+    # RAVDESS file names: modality-channel-emotion-intensity-statement-repetition-actor; intensity 02 = strong
+    clips = [c for c in load_manifest(shared_dir / "data" / "ravdess").clips
+             if c.speaker in ("19", "20") and c.path.stem.split("-")[3] == "02"]
+    assert len(clips) == 56
+    bundle = load_bundle(default_bundle_path())
+    assert {"RAVDESS/19", "RAVDESS/20"} <= set(bundle.manifest["training_data"]["holdout_speakers"])
+    recognizer = Recognizer(RecognizerConfig(asr="external", threads=1, text_timeout_s=0.0))
+    try:
+        result = evaluate_clips(clips, recognizer)
+    finally:
+        recognizer.close()
+    assert len(result.scored) == 56
+    accuracy = float((result.y_true == result.y_pred).mean())
+    assert accuracy >= 0.70, f"{accuracy:.1%} of the held-out strong clips right"
