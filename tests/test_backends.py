@@ -17,7 +17,8 @@ import textwrap
 
 import numpy as np
 import pytest
-from cmer_edge.model.bundle import BundleError, load_bundle
+from cmer_edge.bundle import BundleError, load_bundle
+from cmer_edge.bundle.manifest import thaw
 from cmer_edge.runtime.backends import BackendConfig, BackendUnavailable, backend_availability, open_runner
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -142,7 +143,7 @@ def test_live_encoders_run_without_torch(bundle, speech_clips):
     code = textwrap.dedent(f"""
         import json, sys
         from cmer_edge.audio.convert import load_audio
-        from cmer_edge.model.bundle import load_bundle
+        from cmer_edge.bundle import load_bundle
         from cmer_edge.runtime.backends import BackendConfig
         from cmer_edge.runtime.encoders import open_audio_extractor, open_text_encoder
         bundle = load_bundle({str(bundle.path)!r})
@@ -166,7 +167,7 @@ def test_l3_weights_found_in_bundle_or_by_env(bundle, tmp_path, monkeypatch, sha
     from cmer_edge.export.registry import plan_for
 
     monkeypatch.delenv("CMER_EDGE_L3_WEIGHTS", raising=False)
-    other = write_random_bundle(tmp_path, bundle.head_config, features={"audio": bundle.manifest["features"]["audio"]})
+    other = write_random_bundle(tmp_path, bundle.head_config, features={"audio": thaw(bundle.manifest.features.audio.raw)})
     with pytest.raises(BundleError, match="L3 weights 'edgel3_sea_ust_audio_emb_64.h5.gz' not found"):
         plan_for(other, "audio_encoder")
     monkeypatch.setenv("CMER_EDGE_L3_WEIGHTS", str(shared_dir / "weights/edgel3"))

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from cmer_edge.model.bundle import load_bundle
-from cmer_edge.runtime.default_bundle import default_bundle_path
+from cmer_edge.bundle import load_bundle
+from cmer_edge.bundle import default_bundle_path
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "python" / "cmer_edge" / "examples" / "dialogue.flac"
 # what the four espeak-ng utterances of the example say (see examples/README.md)
@@ -19,13 +19,13 @@ EXPECTED = ["joy", "surprise", "sadness", "anger"]
 
 def test_default_bundle_is_complete_and_small():
     bundle = load_bundle(default_bundle_path())
-    files = bundle.manifest["files"]
+    files = bundle.manifest.files
     for role in ("head", "audio_norm", "text_tokenizer", "onnx.text_encoder.int8", "onnx.audio_encoder"):
         assert bundle.file(role).is_file(), role
-    assert bundle.manifest["runtime"]["onnx_precision"] == {"audio_encoder": "fp32", "text_encoder": "int8"}
+    assert bundle.manifest.runtime.onnx_precision == {"audio_encoder": "fp32", "text_encoder": "int8"}
     total = sum((bundle.path / name).stat().st_size for name in files.values())
     assert 0 < total < 64 * 2**20
-    scores = bundle.manifest["metrics"]["meld_test_text"]
+    scores = bundle.manifest.metrics["meld_test_text"]
     assert 55.0 < scores["weighted_f1"] < 70.0  # the measured score it ships with (docs/results.md)
 
 

@@ -22,7 +22,7 @@ from cmer_edge.export.bundle_io import random_head_tensors, write_random_bundle 
 from cmer_edge.export.onnx_io import graph_io, read_metadata  # noqa: E402
 from cmer_edge.export.plan import OPSET  # noqa: E402
 from cmer_edge.export.random_models import write_random_roberta  # noqa: E402
-from cmer_edge.model.bundle import BundleError, load_bundle, save_bundle  # noqa: E402
+from cmer_edge.bundle import BundleError, load_bundle, save_bundle  # noqa: E402
 from cmer_edge.model.config import HeadConfig  # noqa: E402
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -56,7 +56,7 @@ def exported(tmp_path_factory, shared_dir):
 
 def test_cli_exports_registers_and_verifies(exported, capsys):
     bundle = load_bundle(exported)  # sha256 of every registered artefact checked
-    files = bundle.manifest["files"]
+    files = bundle.manifest.files
     for role in ("onnx.head", "onnx.head.fp16", "onnx.head.int8", "onnx.text_encoder",
                  "onnx.text_encoder.fp16", "onnx.text_encoder.int8", "text_tokenizer"):
         assert (exported / files[role]).is_file(), role
@@ -104,7 +104,7 @@ def test_verify_fails_when_graph_and_weights_disagree(exported, tmp_path, capsys
     bundle = load_bundle(copy)
     manifest = {k: v for k, v in bundle.manifest.items() if k not in ("files", "sha256", "head", "format",
                                                                         "format_version", "labels")}
-    extra = {role: copy / name for role, name in bundle.manifest["files"].items() if role != "head"}
+    extra = {role: copy / name for role, name in bundle.manifest.files.items() if role != "head"}
     save_bundle(copy, head_config=bundle.head_config, manifest=manifest, extra_files=extra,
                 head_tensors=random_head_tensors(bundle.head_config, seed=99))
     assert cli("verify")([str(copy), "--models", "head", "--seed", "1"]) == 1

@@ -162,7 +162,7 @@ def test_float64_and_fortran_order_are_converted():
 
 
 def test_from_bundle_round_trip(tmp_path):
-    from cmer_edge.model.bundle import save_bundle
+    from cmer_edge.bundle import save_bundle
 
     cfg = HeadConfig(**SMALL)
     model = make_model(cfg, seed=9)
@@ -180,7 +180,7 @@ def test_runtime_head_runs_without_importing_torch(tmp_path):
     import subprocess
     import sys
 
-    from cmer_edge.model.bundle import save_bundle
+    from cmer_edge.bundle import save_bundle
 
     cfg = HeadConfig(**SMALL)
     model = make_model(cfg, seed=10)

@@ -45,7 +45,7 @@ def test_recognizer_applies_session_normalisation(tmp_path, speech_clips):
     from cmer_edge.audio.convert import load_audio
     from cmer_edge.audio.utterance import Utterance
     from cmer_edge.features.base import make_audio_extractor
-    from cmer_edge.model.bundle import save_bundle
+    from cmer_edge.bundle import save_bundle
     from cmer_edge.model.cm_roberta import CMRoberta
     from cmer_edge.model.config import HeadConfig
     from cmer_edge.runtime.head import NativeHead

@@ -133,7 +133,7 @@ def _rows(encoder: str, label: str, runners: dict, inputs: list, rounds: int) ->
 def bench_text(name: str, args, work: Path) -> list[Row]:
     from tokenizers import Tokenizer
 
-    from cmer_edge.model.bundle import load_bundle
+    from cmer_edge.bundle import load_bundle
     from cmer_edge.runtime.backends import BackendConfig, open_runner
 
     bundle = load_bundle(_text_bundle(work, name, args.roberta_bpe))
@@ -154,7 +154,7 @@ def bench_text(name: str, args, work: Path) -> list[Row]:
 
 
 def bench_audio(name: str, args, work: Path) -> list[Row]:
-    from cmer_edge.model.bundle import load_bundle
+    from cmer_edge.bundle import load_bundle
     from cmer_edge.runtime.backends import BackendConfig
     from cmer_edge.runtime.encoders import open_audio_extractor
 

@@ -19,7 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from cmer_edge.export.plan import AxisRange, ExportPlan, TensorSpec
-from cmer_edge.model.bundle import Bundle, BundleError
+from cmer_edge.bundle import Bundle, BundleError
+from cmer_edge.bundle.manifest import thaw
 
 _RANDOM = re.compile(r"random\(seed=(\d+)\)")
 WEIGHTS_ENV = "CMER_EDGE_L3_WEIGHTS"
@@ -31,22 +32,21 @@ def l3_spec_of(bundle: Bundle) -> dict:
 
     if not bundle.head_config.uses_audio:
         raise NotExportable(f"bundle {bundle.path} is text-only: no audio encoder")
-    spec = bundle.manifest.get("features", {}).get("audio")
-    parts = spec.get("parts", [spec]) if isinstance(spec, dict) else []
-    l3 = [p for p in parts if isinstance(p, dict) and p.get("kind") == "l3"]
+    spec = bundle.manifest.features.audio
+    l3 = [p for p in spec.parts if p.kind == "l3"] if spec is not None else []
     if not l3:
         raise NotExportable(f"bundle {bundle.path} has no L3 network in features.audio "
-                            f"({spec.get('name') if isinstance(spec, dict) else 'no spec'}); openSMILE runs natively")
+                            f"({spec.name if spec is not None else 'no spec'}); openSMILE runs natively")
     if len(l3) > 1:
         raise BundleError(f"bundle {bundle.path}: {len(l3)} L3 parts in features.audio; one is supported")
-    return l3[0]
+    return thaw(l3[0].raw)
 
 
 def _find_weights(bundle: Bundle, name: str) -> Path:
     """The L3 weights file: the bundle's "audio_weights" role, `name` inside the bundle, or
     $CMER_EDGE_L3_WEIGHTS (the file, or a directory holding `name`)."""
     candidates = []
-    if "audio_weights" in bundle.manifest.get("files", {}):
+    if bundle.has("audio_weights"):
         candidates.append(bundle.file("audio_weights"))
     if name:
         candidates.append(bundle.path / Path(name).name)
@@ -121,5 +121,5 @@ def plan_audio_encoder(bundle: Bundle) -> ExportPlan:
         check_sizes=({"samples": 2}, {"samples": one_window}, {"samples": opt}, {"samples": top}),
         metadata={"labels": list(bundle.labels), "feature": spec, "sample_rate_hz": cfg.frontend.sample_rate_hz,
                   "input_rate_hz": spec["params"].get("input_rate_hz", 16000),
-                  "max_windows_per_call": DEFAULT_MAX_WINDOWS_PER_CALL, "bundle": bundle.manifest.get("name", "")},
+                  "max_windows_per_call": DEFAULT_MAX_WINDOWS_PER_CALL, "bundle": bundle.manifest.name},
         atol=1e-4, rtol=1e-3, export_fn=write)

@@ -75,10 +75,10 @@ def text_calibration_batches(texts: list[str], tokenizer_json: str | Path, *, to
 
 def _store_names(bundle) -> tuple[list[str], str | None]:
     """Feature-store names of the head's audio parts and text feature (features.* 'name' fields)."""
-    features, cfg = bundle.manifest.get("features", {}), bundle.head_config
-    audio = features.get("audio") if cfg.uses_audio else None
-    audio_names = [p["name"] for p in audio.get("parts", [audio])] if isinstance(audio, dict) else []
-    text = features.get("text", {}).get("name") if cfg.uses_text else None
+    features, cfg = bundle.manifest.features, bundle.head_config
+    audio = features.audio if cfg.uses_audio else None
+    audio_names = [p.name for p in audio.parts] if audio is not None else []
+    text = features.text.name if cfg.uses_text and features.text is not None else None
     if (cfg.uses_audio and not audio_names) or (cfg.uses_text and not text):
         raise ValueError(f"bundle {bundle.path}: features.audio/.text do not name the store features "
                          "(train with python -m cmer_edge.train to get them)")

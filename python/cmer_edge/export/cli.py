@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from cmer_edge.export.plan import OPSET
-from cmer_edge.model.bundle import BundleError
+from cmer_edge.bundle import BundleError
 
 log = logging.getLogger("cmer_edge")
 

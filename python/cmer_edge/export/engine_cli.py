@@ -9,7 +9,7 @@ from pathlib import Path
 
 from cmer_edge.export.cli import _logging
 from cmer_edge.export.plan import AxisRange
-from cmer_edge.model.bundle import Bundle, BundleError, load_bundle
+from cmer_edge.bundle import Bundle, BundleError, load_bundle
 
 ENGINE_DIR = "engines"
 ENCODERS = ("text_encoder", "audio_encoder")
@@ -32,7 +32,8 @@ def _calibration(args, bundle: Bundle, model: str, onnx_path: Path, axes: tuple[
         with open(args.calib_texts, encoding="utf-8", newline="") as fh:
             texts = [row.get("Utterance") or row.get("text") or "" for row in csv.DictReader(fh)]
         batch, tokens = opt["input_ids"]
-        pad = bundle.manifest.get("features", {}).get("text", {}).get("pad_token_id", 1)
+        text_spec = bundle.manifest.features.text
+        pad = text_spec.pad_token_id if text_spec is not None else 1
         return tuple(text_calibration_batches(texts, bundle.file("text_tokenizer"), tokens=tokens, batch=batch,
                                               pad_id=pad if pad is not None else 1, limit=args.calib_limit))
     return ()
@@ -72,8 +73,7 @@ def build_engine_main(argv: list[str] | None = None) -> int:
         axes = tuple(parse_axis_override(a) for a in args.axis)
         bundle = load_bundle(args.bundle)
         out = Path(args.out) if args.out else bundle.path / ENGINE_DIR
-        files = bundle.manifest.get("files", {})
-        todo = [m for m in args.models if f"onnx.{m}" in files]
+        todo = [m for m in args.models if bundle.has(f"onnx.{m}")]
         if not todo:
             raise BundleError(f"bundle {bundle.path} has no ONNX graph for {args.models} (run export_onnx.py first)")
         for model in todo:

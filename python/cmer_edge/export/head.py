@@ -16,7 +16,8 @@ from torch import nn
 
 from cmer_edge.export.bundle_io import load_head_module
 from cmer_edge.export.plan import AxisRange, ExportPlan, TensorSpec
-from cmer_edge.model.bundle import Bundle
+from cmer_edge.bundle import Bundle
+from cmer_edge.bundle.manifest import thaw
 from cmer_edge.model.cm_roberta import CMRoberta
 from cmer_edge.model.layers import SequenceLSTM
 
@@ -160,6 +161,6 @@ def plan_head(bundle: Bundle) -> ExportPlan:
         check_sizes=({"batch": 1, "utterances": 1}, {"batch": 1, "utterances": min(window, MAX_UTTERANCES)},
                      {"batch": 3, "utterances": 7}, {"batch": 2, "utterances": MAX_UTTERANCES}),
         metadata={"labels": list(bundle.labels), "head": cfg.to_dict(), "window_utts": window,
-                  "features": bundle.manifest.get("features", {}), "bundle": bundle.manifest.get("name", ""),
-                  "source_sha256": bundle.manifest["sha256"][bundle.manifest["files"]["head"]]},
+                  "features": thaw(bundle.manifest.features.raw), "bundle": bundle.manifest.name,
+                  "source_sha256": bundle.sha256("head")},
         atol=1e-4, rtol=1e-4)

@@ -11,7 +11,7 @@ import importlib
 from collections.abc import Callable
 
 from cmer_edge.export.plan import ExportPlan
-from cmer_edge.model.bundle import Bundle
+from cmer_edge.bundle import Bundle
 
 ExporterFactory = Callable[[Bundle], ExportPlan]
 

@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from cmer_edge.export.plan import AxisRange, ExportPlan, TensorSpec
-from cmer_edge.model.bundle import Bundle, BundleError
+from cmer_edge.bundle import Bundle, BundleError
+from cmer_edge.bundle.manifest import thaw
 
 MAX_BATCH = 8
 OPT_TOKENS = 16  # MELD test utterances: median 12, p95 32 tokens (RoBERTa BPE incl. <s></s>)
@@ -30,8 +31,9 @@ def text_spec_of(bundle: Bundle):
 
     if not bundle.head_config.uses_text:
         raise NotExportable(f"bundle {bundle.path} is audio-only: no text encoder")
-    raw = bundle.manifest.get("features", {}).get("text")
-    if not isinstance(raw, dict) or "model" not in raw:
+    text = bundle.manifest.features.text
+    raw = thaw(text.raw) if text is not None else None
+    if raw is None or "model" not in raw:
         raise NotExportable(f"bundle {bundle.path} has no features.text encoder spec with a 'model'")
     known = {f.name for f in fields(TextEncoderSpec)}
     spec = TextEncoderSpec(**{k: v for k, v in raw.items() if k in known})
@@ -83,5 +85,5 @@ def plan_text_encoder(bundle: Bundle) -> ExportPlan:
         axes=axes, sample_inputs=_sampler(tokenizer, config.vocab_size),
         check_sizes=({"batch": 1, "tokens": 1}, {"batch": 1, "tokens": axes["tokens"].opt},
                      {"batch": 3, "tokens": min(17, max_tokens)}, {"batch": 2, "tokens": max_tokens}),
-        metadata={"labels": list(bundle.labels), "feature": feature, "bundle": bundle.manifest.get("name", "")},
+        metadata={"labels": list(bundle.labels), "feature": feature, "bundle": bundle.manifest.name},
         atol=1e-4, rtol=1e-3, extra_files=extra)

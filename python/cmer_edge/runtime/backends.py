@@ -22,7 +22,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from cmer_edge.model.bundle import Bundle
+from cmer_edge.bundle import Bundle
 from cmer_edge.runtime.runners import OrtRunner, Runner, TensorRTRunner, TorchRunner
 
 log = logging.getLogger("cmer_edge")
@@ -103,9 +103,8 @@ def _open_tensorrt(bundle: Bundle, model: str, cfg: BackendConfig) -> tuple[Runn
         raise BackendUnavailable(f"no {model} engine for TensorRT {device.tensorrt_version} on sm"
                                  f"{sm_of(device.compute_capability)} in {engine_dir} "
                                  f"(build it: python export/build_engine.py {bundle.path})")
-    files, sha = bundle.manifest.get("files", {}), bundle.manifest.get("sha256", {})
     try:
-        engine = TensorRTEngine(path, device_id=cfg.device_id, onnx_sha256=sha.get(files.get(f"onnx.{model}", "")))
+        engine = TensorRTEngine(path, device_id=cfg.device_id, onnx_sha256=bundle.sha256(f"onnx.{model}"))
     except EngineMismatchError as exc:
         log.warning("%s", exc)
         raise BackendUnavailable(str(exc)) from exc
@@ -116,13 +115,13 @@ def onnx_precision_for(bundle: Bundle, model: str, cfg: BackendConfig) -> str:
     """The requested precision, else the one the bundle ships for `model`, else fp32."""
     if cfg.onnx_precision is not None:
         return cfg.onnx_precision
-    return bundle.manifest.get("runtime", {}).get("onnx_precision", {}).get(model, "fp32")
+    return bundle.manifest.onnx_precision(model)
 
 
 def _open_onnxruntime(bundle: Bundle, model: str, cfg: BackendConfig) -> tuple[Runner, str]:
     precision = onnx_precision_for(bundle, model, cfg)
     role = f"onnx.{model}" if precision == "fp32" else f"onnx.{model}.{precision}"
-    if role not in bundle.manifest.get("files", {}):
+    if not bundle.has(role):
         variants = "" if precision == "fp32" else f" --variants {precision}"
         raise BackendUnavailable(f"bundle has no {role} graph (export it: python export/export_onnx.py "
                                  f"{bundle.path}{variants})")
@@ -210,9 +209,10 @@ def backend_availability() -> dict[str, dict[str, Any]]:
 def describe_bundle(bundle: Bundle, config: BackendConfig | None = None) -> dict[str, BackendChoice | str]:
     """The backend each encoder of `bundle` gets (opening it), or why none can run it."""
     out: dict[str, BackendChoice | str] = {}
-    features = bundle.manifest.get("features", {})
-    wanted = [m for m, present in (("text_encoder", bundle.head_config.uses_text and "text" in features),
-                                   ("audio_encoder", bundle.head_config.uses_audio and _has_l3(features)))
+    features = bundle.manifest.features
+    wanted = [m for m, present in (("text_encoder", bundle.head_config.uses_text and features.text is not None),
+                                   ("audio_encoder", bundle.head_config.uses_audio and features.audio is not None
+                                    and features.audio.has_kind("l3")))
               if present]
     for model in wanted:
         try:
@@ -222,19 +222,13 @@ def describe_bundle(bundle: Bundle, config: BackendConfig | None = None) -> dict
     return out
 
 
-def _has_l3(features: dict) -> bool:
-    spec = features.get("audio")
-    parts = spec.get("parts", [spec]) if isinstance(spec, dict) else []
-    return any(isinstance(p, dict) and p.get("kind") == "l3" for p in parts)
-
-
 def main(argv: list[str] | None = None) -> int:
     """`python -m cmer_edge.runtime.backends [BUNDLE]`: what this machine offers and, for a
     bundle, the backend each encoder gets. Exit 1 if an encoder has none, 2 for a bad bundle."""
     import argparse
     import json
 
-    from cmer_edge.model.bundle import BundleError, load_bundle
+    from cmer_edge.bundle import BundleError, load_bundle
 
     parser = argparse.ArgumentParser(prog="python -m cmer_edge.runtime.backends", description=main.__doc__,
                                      epilog="example: python -m cmer_edge.runtime.backends /opt/cmer_edge/bundle")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cmer_edge.model.bundle import Bundle
+from cmer_edge.bundle import Bundle
 from cmer_edge.training.dialogues import Dialogue
 
 log = logging.getLogger("cmer_edge")
@@ -46,7 +46,7 @@ def meld_dialogues(bundle: Bundle, root: str | Path, split: str, *, onnx_precisi
                 audio_ok[i] = True
             except (ClipError, ValueError) as exc:
                 log.info("no audio for %s: %s", u.clip_name, exc)
-    if audio_ok.any() and bundle.manifest.get("audio_norm", "global") == "speaker":
+    if audio_ok.any() and bundle.manifest.audio_norm == "speaker":
         from cmer_edge.features.normalise import speaker_zscore
 
         x_a = speaker_zscore(x_a, [u.speaker for u in utts], audio_ok)

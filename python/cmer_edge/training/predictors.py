@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from cmer_edge.model.bundle import Bundle
+from cmer_edge.bundle import Bundle
 from cmer_edge.training.dialogues import Dialogue
 
 Predictor = Callable[[list[Dialogue], str, int], list[np.ndarray]]  # (dialogues, protocol, window) -> probs
