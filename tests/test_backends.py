@@ -17,6 +17,8 @@ import textwrap
 
 import numpy as np
 import pytest
+
+from helpers.ci import need_module
 from cmer_edge.bundle import BundleError, load_bundle
 from cmer_edge.bundle.manifest import thaw
 from cmer_edge.runtime.backends import BackendConfig, BackendUnavailable, backend_availability, open_runner
@@ -27,12 +29,12 @@ TEXTS = ["Oh my God, I can't believe it!", "okay.", "Why would you do that to me
 
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory, shared_dir):
-    pytest.importorskip("torch")
-    pytest.importorskip("transformers")
+    need_module("torch")
+    need_module("transformers")
     from cmer_edge.export.bundle_export import export_bundle
     from cmer_edge.export.bundle_io import write_random_bundle
     from cmer_edge.export.random_models import write_random_roberta
-    from cmer_edge.features.base import make_audio_extractor
+    from cmer_edge.features.registry import make_audio_extractor
     from cmer_edge.model.config import HeadConfig
 
     weights = shared_dir / "weights/edgel3/edgel3_sea_ust_audio_emb_64.h5.gz"
@@ -89,7 +91,7 @@ def test_text_features_match_the_offline_extractor(bundle):
 
 def test_audio_extractor_backends_on_speech(bundle, speech_clips):
     from cmer_edge.audio.convert import load_audio
-    from cmer_edge.features.base import make_audio_extractor
+    from cmer_edge.features.registry import make_audio_extractor
     from cmer_edge.runtime.encoders import open_audio_extractor
 
     samples = load_audio(speech_clips[0].path)

@@ -13,9 +13,11 @@ from pathlib import Path
 
 import pytest
 
-torch = pytest.importorskip("torch")
-pytest.importorskip("onnx")
-pytest.importorskip("transformers")
+from helpers.ci import need_module
+
+torch = need_module("torch")
+need_module("onnx")
+need_module("transformers")
 
 from cmer_edge.export.bundle_export import export_bundle, verify_bundle  # noqa: E402
 from cmer_edge.export.bundle_io import random_head_tensors, write_random_bundle  # noqa: E402
@@ -90,7 +92,7 @@ def test_graph_interface_and_metadata(exported):
 
 
 def test_tokenizer_json_is_the_real_tokenizer(exported):
-    tokenizers = pytest.importorskip("tokenizers")
+    tokenizers = need_module("tokenizers")
     tok = tokenizers.Tokenizer.from_file(str(exported / "text_tokenizer.json"))
     assert tok.encode("Hello world").ids == [0, 31414, 232, 2]
 

@@ -13,10 +13,9 @@ from cmer_edge.features.base import (
     AudioExtractor,
     AudioInputError,
     ChainExtractor,
-    audio_extractor_names,
     check_audio,
-    make_audio_extractor,
 )
+from cmer_edge.features.registry import audio_extractor_names, make_audio_extractor
 from cmer_edge.features.opensmile_func import EMO_LARGE_ENV, OpenSmileExtractor
 
 DIMS = {"eGeMAPSv02": 88, "ComParE_2016": 6373, "emo_large": 6552}

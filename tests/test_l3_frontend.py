@@ -9,11 +9,13 @@ import io
 import numpy as np
 import pytest
 
+from helpers.ci import need_module
+
 from cmer_edge.features.l3.config import FrontendConfig, frontend_preset
 from cmer_edge.features.l3.mel import dft_kernels, hz_to_mel, mel_filterbank, mel_to_hz
 
-librosa = pytest.importorskip("librosa")
-torch = pytest.importorskip("torch")
+librosa = need_module("librosa")
+torch = need_module("torch")
 
 
 @pytest.mark.filterwarnings("ignore:Empty filters detected")  # HTK, 256 bands, 2048 points: as in Kapre

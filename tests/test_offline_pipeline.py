@@ -10,8 +10,10 @@ import json
 import numpy as np
 import pytest
 
-pytest.importorskip("torch")
-pytest.importorskip("transformers")
+from helpers.ci import need_module
+
+need_module("torch")
+need_module("transformers")
 
 MINILM = "sentence-transformers/all-MiniLM-L6-v2"
 

@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from helpers.ci import need_module
+
 pytestmark = pytest.mark.tensorrt
 EXPORT_DIR = Path(__file__).resolve().parents[1] / "export"
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -20,7 +22,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory, shared_dir):
-    pytest.importorskip("torch")
+    need_module("torch")
     from cmer_edge.export.bundle_export import export_bundle
     from cmer_edge.export.bundle_io import write_random_bundle
     from cmer_edge.export.random_models import write_random_roberta

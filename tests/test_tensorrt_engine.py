@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from helpers.ci import need_module
 from cmer_edge.runtime.engine_fingerprint import (
     DeviceInfo,
     EngineFingerprint,
@@ -52,8 +54,8 @@ def test_engine_names():
 @pytest.fixture(scope="module")
 def head_onnx(tmp_path_factory):
     """A real exported head graph (small dims)."""
-    pytest.importorskip("torch")
-    pytest.importorskip("onnx")
+    need_module("torch")
+    need_module("onnx")
     from cmer_edge.export.bundle_export import export_bundle
     from cmer_edge.export.bundle_io import write_random_bundle
     from cmer_edge.model.config import HeadConfig
@@ -146,7 +148,7 @@ def test_fingerprint_refuses_changed_files(tmp_path, head_onnx):
 
 
 def test_text_calibration_batches_from_meld(tmp_path, shared_dir):
-    pytest.importorskip("transformers")
+    need_module("transformers")
     import csv
 
     from cmer_edge.export.calibration import (
@@ -201,7 +203,7 @@ def test_without_tensorrt_the_engine_says_how_to_get_it(tmp_path, head_onnx):
 
 def test_head_calibration_batches_from_a_feature_store(tmp_path):
     """int8 calibration of the head reads the feature store the bundle was trained from."""
-    pytest.importorskip("torch")
+    need_module("torch")
     from cmer_edge.export.bundle_io import write_random_bundle
     from cmer_edge.export.calibration import head_calibration_batches
     from cmer_edge.features.store import FeatureStore

@@ -9,8 +9,10 @@ import os
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
-transformers = pytest.importorskip("transformers")
+from helpers.ci import need_module
+
+torch = need_module("torch")
+transformers = need_module("transformers")
 
 from cmer_edge.features.text import TextEncoderSpec, encode_texts, load_text_encoder, resolve_model_path  # noqa: E402
 

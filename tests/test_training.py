@@ -7,6 +7,8 @@ import json
 import numpy as np
 import pytest
 
+from helpers.ci import need_module
+
 from cmer_edge.features.store import FeatureStore, StoreError
 
 
@@ -56,7 +58,7 @@ def test_store_resumes_and_refuses_incomplete(tmp_path):
 
 @pytest.mark.parametrize("protocol", ["paper", "live"])
 def test_train_cli_learns_and_saves_bundles(tmp_path, protocol):
-    pytest.importorskip("torch")
+    need_module("torch")
     from cmer_edge import train
     from cmer_edge.bundle import load_bundle
 
@@ -77,7 +79,7 @@ def test_train_cli_learns_and_saves_bundles(tmp_path, protocol):
 
 
 def test_train_cli_cross_validates_over_folds(tmp_path):
-    pytest.importorskip("torch")
+    need_module("torch")
     from cmer_edge import train
 
     make_store(tmp_path / "store", dialogues=18)
@@ -92,7 +94,7 @@ def test_train_cli_cross_validates_over_folds(tmp_path):
 
 def test_edge_recipe_trains_a_bimodal_bundle_from_two_unimodal_corpora(tmp_path):
     """MELD-like text dialogues + EmoDB-like audio utterances (per-speaker normalised) -> one bundle."""
-    pytest.importorskip("torch")
+    need_module("torch")
     from cmer_edge.bundle import load_bundle
     from cmer_edge.training import edge
 

@@ -32,8 +32,8 @@ STAGES = ("asr", "text_wait", "audio_features", "text_encoder", "head", "total")
 
 
 def make_dialogue(n: int, gap_s: float = 1.2) -> tuple[np.ndarray, list]:
-    from cmer_edge.audio.scenes import write_scene
-    from cmer_edge.data.espeak import speak
+    from cmer_edge.testing.scenes import write_scene
+    from cmer_edge.testing.espeak import speak
 
     import tempfile
 

@@ -42,7 +42,7 @@ def _progress(total: int, desc: str):
 def _init_worker(name: str, options: dict) -> None:
     global _worker_extractor
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    from cmer_edge.features.base import make_audio_extractor
+    from cmer_edge.features.registry import make_audio_extractor
 
     _worker_extractor = make_audio_extractor(name, **options)
 
@@ -63,7 +63,7 @@ def _extract_one(job: tuple[int, str | None]) -> tuple[int, np.ndarray | None, s
 def fill_audio_feature(store: FeatureStore, split: str, name: str, options: dict,
                        wavs: list[Path | None], workers: int = 2) -> dict:
     """Extract feature `name` for every pending row of `split` from `wavs` (None: no audio)."""
-    from cmer_edge.features.base import make_audio_extractor
+    from cmer_edge.features.registry import make_audio_extractor
 
     store.declare(name, make_audio_extractor(name, **options).spec())  # refuses a changed spec
     writer = store.writer(split, name)

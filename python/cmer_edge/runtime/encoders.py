@@ -19,6 +19,10 @@ import numpy as np
 
 from cmer_edge.bundle import AudioPart, Bundle, BundleError
 from cmer_edge.bundle.manifest import thaw
+from cmer_edge.features.base import ChainExtractor
+from cmer_edge.features.l3.config import L3Config
+from cmer_edge.features.l3.runner import L3ExtractorBase
+from cmer_edge.features.registry import make_audio_extractor
 from cmer_edge.runtime.backends import BackendChoice, BackendConfig, Runner, open_runner
 
 log = logging.getLogger("cmer_edge")
@@ -98,8 +102,6 @@ def _runner_l3_class():
 
 
 def _opensmile_part(part: AudioPart):
-    from cmer_edge.features.base import make_audio_extractor
-
     ext = make_audio_extractor(part.name)
     want = part.params.get("config_sha256")
     have = ext.spec().get("params", {}).get("config_sha256")
@@ -112,9 +114,6 @@ def _opensmile_part(part: AudioPart):
 def open_audio_extractor(bundle: Bundle, config: BackendConfig | None = None) -> tuple[Any, BackendChoice | None]:
     """The bundle's audio extractor (features.audio) with its L3 part on the chosen backend;
     returns (extractor, the L3 backend choice or None when there is no L3 part)."""
-    from cmer_edge.features.base import ChainExtractor
-    from cmer_edge.features.l3.config import L3Config
-
     spec = bundle.manifest.features.audio
     if spec is None:
         raise BundleError(f"bundle {bundle.path} has no features.audio extractor spec")

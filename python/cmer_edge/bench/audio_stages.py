@@ -1,8 +1,8 @@
 """Costs of the live audio front end on this machine: streaming resampling, Silero VAD per 32 ms
 frame, the endpointer, and Whisper per utterance. Prints a markdown table.
 
-    python -m cmer_edge.audio.bench                    # all stages, espeak-ng speech
-    python -m cmer_edge.audio.bench --no-whisper --frames 3000
+    python -m cmer_edge.bench.audio_stages                    # all stages, espeak-ng speech
+    python -m cmer_edge.bench.audio_stages --no-whisper --frames 3000
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ def bench_endpointer(frames: int) -> list[float]:
 
 def bench_whisper(texts: list[str], repeats: int, threads: int) -> tuple[float, list[tuple[float, float]]]:
     from cmer_edge.asr.whisper import WhisperTranscriber
-    from cmer_edge.data.espeak import speak
+    from cmer_edge.testing.espeak import speak
 
     asr = WhisperTranscriber("tiny.en", cpu_threads=threads)
     clips = [speak(t) for t in texts]
@@ -76,7 +76,7 @@ def bench_whisper(texts: list[str], repeats: int, threads: int) -> tuple[float, 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m cmer_edge.audio.bench", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m cmer_edge.bench.audio_stages", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--frames", type=int, default=2000, help="VAD/endpointer frames to time (default 2000)")
     parser.add_argument("--repeats", type=int, default=3, help="Whisper runs per clip (median reported)")
@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.frames < 1 or args.repeats < 1 or args.threads < 1:
         parser.error(f"--frames, --repeats and --threads must be >= 1, got {args.frames}, {args.repeats}, {args.threads}")
-    from cmer_edge.data.espeak import speak
+    from cmer_edge.testing.espeak import speak
 
     speech = speak("I can't believe you did that, this is wonderful news")
     print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
