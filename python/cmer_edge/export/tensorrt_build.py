@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cmer_edge import __version__
+from cmer_edge._version import __version__
 from cmer_edge.export.plan import AxisRange
 from cmer_edge.export.profiles import profile_shapes
 from cmer_edge.runtime.engine_fingerprint import (
