@@ -104,7 +104,7 @@ def test_verify_fails_when_graph_and_weights_disagree(exported, tmp_path, capsys
     copy = tmp_path / "stale"
     shutil.copytree(exported, copy)
     bundle = load_bundle(copy)
-    manifest = {k: v for k, v in bundle.manifest.items() if k not in ("files", "sha256", "head", "format",
+    manifest = {k: v for k, v in bundle.manifest.to_dict().items() if k not in ("files", "sha256", "head", "format",
                                                                         "format_version", "labels")}
     extra = {role: copy / name for role, name in bundle.manifest.files.items() if role != "head"}
     save_bundle(copy, head_config=bundle.head_config, manifest=manifest, extra_files=extra,

@@ -41,7 +41,7 @@ def ort_and_engine(bundle: Path, model: str, engine_path: Path, sizes: list[dict
     from cmer_edge.export.parity import ort_session
     from cmer_edge.export.registry import plan_for
     from cmer_edge.bundle import load_bundle
-    from cmer_edge.runtime.tensorrt_engine import TensorRTEngine
+    from cmer_edge.backends.tensorrt_engine import TensorRTEngine
 
     b = load_bundle(bundle)
     plan = plan_for(b, model)
@@ -93,8 +93,8 @@ def test_text_engines_fp16_and_int8(bundle, tmp_path, shared_dir):
 def test_engine_refuses_mismatch_and_bad_shapes(bundle, tmp_path):
     from cmer_edge.export.tensorrt_build import EngineBuildConfig, build_engine
     from cmer_edge.bundle import load_bundle
-    from cmer_edge.runtime.engine_fingerprint import EngineMismatchError, fingerprint_path
-    from cmer_edge.runtime.tensorrt_engine import TensorRTEngine
+    from cmer_edge.backends.engine_fingerprint import EngineMismatchError, fingerprint_path
+    from cmer_edge.backends.tensorrt_engine import TensorRTEngine
 
     engine = build_engine(load_bundle(bundle).file("onnx.head"), tmp_path, "head", EngineBuildConfig(precision="fp32"))
     with TensorRTEngine(engine) as eng:

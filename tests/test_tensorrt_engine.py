@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from helpers.ci import need_module
-from cmer_edge.runtime.engine_fingerprint import (
+from cmer_edge.backends.engine_fingerprint import (
     DeviceInfo,
     EngineFingerprint,
     EngineMismatchError,
@@ -194,7 +194,7 @@ def test_build_config_and_cli_errors(tmp_path, capsys):
 @pytest.mark.skipif(importlib.util.find_spec("tensorrt") is not None,
                     reason="checks the error raised where TensorRT is absent; it is installed here")
 def test_without_tensorrt_the_engine_says_how_to_get_it(tmp_path, head_onnx):
-    from cmer_edge.runtime.tensorrt_engine import TensorRTEngine, TensorRTUnavailable
+    from cmer_edge.backends.tensorrt_engine import TensorRTEngine, TensorRTUnavailable
 
     engine = write_engine(tmp_path, head_onnx, ORIN)
     with pytest.raises(TensorRTUnavailable, match="TensorRT Python package is not installed"):

@@ -231,12 +231,7 @@ class Manifest:
         if "head" not in files:
             raise BundleError("manifest field files.head is missing")
         features = Features.from_dict(raw.get("features", {}))
-        if head.uses_audio and features.audio is not None and features.audio.dim != head.audio_dim:
-            raise BundleError(f"manifest field features.audio.dim is {features.audio.dim}, head.audio_dim "
-                              f"is {head.audio_dim}")
-        if head.uses_text and features.text is not None and features.text.dim not in (None, head.text_dim):
-            raise BundleError(f"manifest field features.text.dim is {features.text.dim}, head.text_dim "
-                              f"is {head.text_dim}")
+        # feature dims vs the head are checked where the encoders are opened (their messages say which)
         return cls(
             head=head, name=_str(raw, "name", "", default=None), profile=_str(raw, "profile", "", default=None),
             labels=tuple(labels), features=features, window_utts=_int(raw, "window_utts", "", default=16),

@@ -1,6 +1,5 @@
-"""Bundles as the exporters see them: the PyTorch head from its safetensors and random-init
-bundles for tests and for `export_onnx.py --random-paper`. (`add_artifacts` lives in
-`cmer_edge.bundle`; re-exported here for older imports.)"""
+"""Random-init bundles for tests and for `export_onnx.py --random-paper`. (`add_artifacts` lives in
+`cmer_edge.bundle`, `load_head_module` in `cmer_edge.model.from_bundle`; re-exported here.)"""
 
 from __future__ import annotations
 
@@ -10,22 +9,8 @@ from typing import Any
 import numpy as np
 
 from cmer_edge.bundle import Bundle, BundleError, add_artifacts, load_bundle, save_bundle  # noqa: F401
+from cmer_edge.model.from_bundle import load_head_module  # noqa: F401
 from cmer_edge.model.config import HeadConfig
-
-
-def load_head_module(bundle: Bundle):
-    """The bundle's head as the PyTorch reference module (eval mode, fp32)."""
-    import torch
-
-    from cmer_edge.model.cm_roberta import CMRoberta
-
-    model = CMRoberta(bundle.head_config)
-    tensors = {k: torch.from_numpy(np.array(v, np.float32)) for k, v in bundle.head_tensors().items()}
-    missing, unexpected = model.load_state_dict(tensors, strict=False)
-    if missing or unexpected:
-        raise BundleError(f"{bundle.file('head')} does not match its head config: missing {sorted(missing)[:5]}, "
-                          f"unexpected {sorted(unexpected)[:5]}")
-    return model.eval()
 
 
 def random_head_tensors(cfg: HeadConfig, seed: int) -> dict[str, np.ndarray]:

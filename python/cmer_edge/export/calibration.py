@@ -114,7 +114,7 @@ def head_calibration_batches(store_root: str | Path, split: str, bundle, *, batc
 
 def make_calibrator(trt, batches: list[dict[str, np.ndarray]], cache_path: Path | None):
     """A trt.IInt8EntropyCalibrator2 feeding `batches` from device buffers (cuda-python)."""
-    from cmer_edge.runtime.tensorrt_engine import DeviceBuffers
+    from cmer_edge.backends.tensorrt_engine import DeviceBuffers
 
     class Calibrator(trt.IInt8EntropyCalibrator2):
         def __init__(self) -> None:

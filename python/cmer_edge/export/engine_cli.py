@@ -42,7 +42,7 @@ def _calibration(args, bundle: Bundle, model: str, onnx_path: Path, axes: tuple[
 def build_engine_main(argv: list[str] | None = None) -> int:
     from cmer_edge.export.profiles import parse_axis_override
     from cmer_edge.export.tensorrt_build import EngineBuildConfig, EngineBuildError, build_engine
-    from cmer_edge.runtime.tensorrt_engine import TensorRTUnavailable
+    from cmer_edge.backends.tensorrt_engine import TensorRTUnavailable
 
     parser = argparse.ArgumentParser(
         prog="build_engine.py", description="Build TensorRT engines from a bundle's exported ONNX graphs, on the "

@@ -11,7 +11,7 @@ import importlib
 from collections.abc import Callable
 
 from cmer_edge.export.plan import ExportPlan
-from cmer_edge.bundle import Bundle
+from cmer_edge.bundle import Bundle, ModelNotInBundle
 
 ExporterFactory = Callable[[Bundle], ExportPlan]
 
@@ -24,8 +24,7 @@ _BUILTIN = {
 _REGISTERED: dict[str, ExporterFactory] = {}
 
 
-class NotExportable(ValueError):
-    """This bundle does not contain the model the exporter makes (the message says why)."""
+NotExportable = ModelNotInBundle  # this bundle does not contain the model (the message says why)
 
 
 def register_exporter(model: str, factory: ExporterFactory) -> None:

@@ -11,34 +11,16 @@ The fast tokenizer is written next to the graph as text_tokenizer.json (loads wi
 
 from __future__ import annotations
 
-from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
 
-from cmer_edge.export.plan import AxisRange, ExportPlan, TensorSpec
 from cmer_edge.bundle import Bundle, BundleError
-from cmer_edge.bundle.manifest import thaw
+from cmer_edge.export.plan import AxisRange, ExportPlan, TensorSpec
+from cmer_edge.features.from_bundle import text_spec_of
 
 MAX_BATCH = 8
 OPT_TOKENS = 16  # MELD test utterances: median 12, p95 32 tokens (RoBERTa BPE incl. <s></s>)
-
-
-def text_spec_of(bundle: Bundle):
-    """(TextEncoderSpec, model path or None) from the bundle's features.text."""
-    from cmer_edge.export.registry import NotExportable
-    from cmer_edge.features.text import TextEncoderSpec
-
-    if not bundle.head_config.uses_text:
-        raise NotExportable(f"bundle {bundle.path} is audio-only: no text encoder")
-    text = bundle.manifest.features.text
-    raw = thaw(text.raw) if text is not None else None
-    if raw is None or "model" not in raw:
-        raise NotExportable(f"bundle {bundle.path} has no features.text encoder spec with a 'model'")
-    known = {f.name for f in fields(TextEncoderSpec)}
-    spec = TextEncoderSpec(**{k: v for k, v in raw.items() if k in known})
-    local = bundle.path / spec.model
-    return spec, (str(local) if local.is_dir() else None)
 
 
 def _sampler(tokenizer, vocab_size: int):

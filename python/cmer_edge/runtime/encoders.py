@@ -10,7 +10,6 @@ Neither imports torch unless the torch backend is chosen.
 
 from __future__ import annotations
 
-import functools
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -21,7 +20,7 @@ from cmer_edge.bundle import AudioPart, Bundle, BundleError
 from cmer_edge.bundle.manifest import thaw
 from cmer_edge.features.base import ChainExtractor
 from cmer_edge.features.l3.config import L3Config
-from cmer_edge.features.l3.runner import L3ExtractorBase
+from cmer_edge.features.l3.runner import RunnerL3Extractor
 from cmer_edge.features.registry import make_audio_extractor
 from cmer_edge.runtime.backends import BackendChoice, BackendConfig, Runner, open_runner
 
@@ -79,28 +78,6 @@ def open_text_encoder(bundle: Bundle, config: BackendConfig | None = None) -> Te
     return TextEncoder(runner, choice, tokenizer, max_tokens, int(pad), dim)
 
 
-@functools.lru_cache(maxsize=1)
-def _runner_l3_class():
-    from cmer_edge.features.l3.runner import L3ExtractorBase
-
-    class RunnerL3Extractor(L3ExtractorBase):
-        """The L3 extractor contract (resample, chunk, pool: features/l3/runner.py) with the
-        graph on any backend runner (TensorRT, ONNX Runtime, PyTorch)."""
-
-        def __init__(self, cfg: Any, part: AudioPart, runner: Runner) -> None:
-            super().__init__(cfg, weights_sha256=part.weights_sha256, weights_label=part.weights or "")
-            self.runner, self.backend, self._spec = runner, runner.backend, thaw(part.raw)
-
-        def _run(self, audio: np.ndarray) -> np.ndarray:
-            feeds = {"audio": np.ascontiguousarray(audio, dtype=np.float32)}
-            return self.runner.run(feeds)["window_embeddings"]
-
-        def spec(self) -> dict:
-            return dict(self._spec)
-
-    return RunnerL3Extractor
-
-
 def _opensmile_part(part: AudioPart):
     ext = make_audio_extractor(part.name)
     want = part.params.get("config_sha256")
@@ -121,7 +98,7 @@ def open_audio_extractor(bundle: Bundle, config: BackendConfig | None = None) ->
     for part in spec.parts:
         if part.kind == "l3":
             runner, choice = open_runner(bundle, "audio_encoder", config)
-            parts.append(_runner_l3_class()(L3Config.from_dict(thaw(part.params)), part, runner))
+            parts.append(RunnerL3Extractor(L3Config.from_dict(thaw(part.params)), runner, spec=thaw(part.raw)))
         elif part.kind == "opensmile":
             parts.append(_opensmile_part(part))
         else:
