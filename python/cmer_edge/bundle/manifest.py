@@ -81,7 +81,7 @@ class AudioPart:
     """One audio extractor of features.audio (an openSMILE set or an L3 network)."""
 
     name: str
-    kind: str
+    kind: str | None  # "opensmile", "l3", ...
     dim: int
     params: Mapping[str, Any]
     weights: str | None
@@ -92,7 +92,8 @@ class AudioPart:
     def from_dict(cls, raw: Any, where: str) -> "AudioPart":
         if not isinstance(raw, Mapping):
             raise BundleError(f"manifest field {where} must be an object, got {type(raw).__name__}")
-        return cls(_str(raw, "name", where + "."), _str(raw, "kind", where + "."), _int(raw, "dim", where + "."),
+        return cls(_str(raw, "name", where + "."), _str(raw, "kind", where + ".", default=None),
+                   _int(raw, "dim", where + "."),
                    _frozen(_mapping(raw, "params", where + ".")), raw.get("weights"), raw.get("weights_sha256"),
                    _frozen(raw))
 

@@ -67,7 +67,7 @@ class ExportableLSTM(nn.Module):
 
 
 class ExportableHead(nn.Module):
-    """CMRoberta's own forward with ExportableLSTM in place of the packed LSTMs (its `sequence=`
+    """CMRoberta's own forward with ExportableLSTM in place of the packed LSTMs (its `forward_with`
     hook). Inputs: x_a [B, T, Da] and/or x_t [B, T, Dt] (per the config's modalities), lengths [B]
     int64, present [B, T, 2]; output logits [B, T, C]."""
 
@@ -87,7 +87,7 @@ class ExportableHead(nn.Module):
 
     def forward(self, x_a: torch.Tensor | None = None, x_t: torch.Tensor | None = None,
                 lengths: torch.Tensor | None = None, present: torch.Tensor | None = None) -> torch.Tensor:
-        return self.ref(x_a, x_t, lengths, present, sequence=self._sequence)
+        return self.ref.forward_with(self._sequence, x_a, x_t, lengths, present)
 
 
 def _sampler(ref: CMRoberta):

@@ -5,7 +5,7 @@ Input per dialogue of T utterances: x_a [B, T, Da], x_t [B, T, Dt], lengths [B];
 as zeros after normalisation). Output: logits [B, T, num_classes].
 
 This forward is the only one: training, evaluation, the PyTorch fallback and the ONNX export all
-run it. The exporter only swaps how each `SequenceLSTM` runs (`sequence=`: a pack-free LSTM that
+run it. The exporter only swaps how each `SequenceLSTM` runs (`forward_with`: a pack-free LSTM that
 ONNX and TensorRT can follow, export/head.py).
 """
 
@@ -74,12 +74,14 @@ class CMRoberta(nn.Module):
         stream.inv_std.copy_(1.0 / std.clamp_min(1e-6))
 
     def forward(self, x_a: torch.Tensor | None = None, x_t: torch.Tensor | None = None,
-                lengths: torch.Tensor | None = None, present: torch.Tensor | None = None, *,
-                sequence: Callable[[SequenceLSTM, torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
-                ) -> torch.Tensor:
-        """Keyword names as the exported graph's inputs; the modality a config does not use may be
-        None. `sequence(lstm, x, lengths)` runs each SequenceLSTM (default: the module itself)."""
-        run = sequence if sequence is not None else _run_sequence
+                lengths: torch.Tensor | None = None, present: torch.Tensor | None = None) -> torch.Tensor:
+        """Keyword names as the exported graph's inputs; the modality a config does not use may be None."""
+        return self.forward_with(_run_sequence, x_a, x_t, lengths, present)
+
+    def forward_with(self, run: Callable[[SequenceLSTM, torch.Tensor, torch.Tensor], torch.Tensor],
+                     x_a: torch.Tensor | None, x_t: torch.Tensor | None, lengths: torch.Tensor,
+                     present: torch.Tensor | None) -> torch.Tensor:
+        """The forward, with `run(lstm, x, lengths)` running each SequenceLSTM (the exporter's hook)."""
         inputs = {"audio": x_a, "text": x_t}
         first = inputs[self.streams()[0][0]]
         steps = first.shape[1]  # a traced size under export, so the utterance axis stays dynamic
