@@ -12,6 +12,14 @@ import json
 import logging
 from pathlib import Path
 
+from cmer_edge.data.clip_audio import ExtractConfig
+from cmer_edge.data.emodb import emodb_folds, load_emodb
+from cmer_edge.data.meld import iter_utterances, load_meld
+from cmer_edge.data.meld_audio import extract_meld_audio, wav_path
+from cmer_edge.features.extraction import fill_audio_feature, fill_text_feature
+from cmer_edge.features.store import FeatureStore
+from cmer_edge.model.config import EMOTIONS
+
 log = logging.getLogger("cmer_edge")
 
 
@@ -59,10 +67,6 @@ def parse_options(items: list[str]) -> dict[str, dict[str, str]]:
 
 def meld_rows(args) -> dict[str, tuple[list[dict], list[Path | None], list[str]]]:
     """Per split: index rows, WAV paths (None where the clip is unusable) and texts."""
-    from cmer_edge.data.clip_audio import ExtractConfig
-    from cmer_edge.data.meld import iter_utterances, load_meld
-    from cmer_edge.data.meld_audio import extract_meld_audio, wav_path
-
     splits = load_meld(args.root, tuple(args.splits))
     wav_dir = args.wav_dir or args.store / "wav"
     out = {}
@@ -81,8 +85,6 @@ def meld_rows(args) -> dict[str, tuple[list[dict], list[Path | None], list[str]]
 
 
 def emodb_rows(args) -> dict[str, tuple[list[dict], list[Path | None], list[str]]]:
-    from cmer_edge.data.emodb import emodb_folds, load_emodb
-
     utts = load_emodb(args.root)
     fold_of = {spk: i for i, fold in enumerate(emodb_folds(utts)) for spk in fold.test_speakers}
     rows = [{"dialogue_id": u.path.stem, "utterance_id": 0, "label": u.label_index, "meld_label": u.meld_label,
@@ -93,9 +95,6 @@ def emodb_rows(args) -> dict[str, tuple[list[dict], list[Path | None], list[str]
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    from cmer_edge.features.extraction import fill_audio_feature, fill_text_feature
-    from cmer_edge.features.store import FeatureStore
-    from cmer_edge.model.config import EMOTIONS
 
     if not args.audio and not args.text:
         raise SystemExit("nothing to extract: give --audio and/or --text")

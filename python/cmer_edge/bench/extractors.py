@@ -26,11 +26,10 @@ import numpy as np
 
 from cmer_edge.features.base import AudioExtractor
 from cmer_edge.features.registry import make_audio_extractor
+from cmer_edge.testing.espeak import espeak_available, speak
 
 
 def _utterance(seconds: float) -> tuple[np.ndarray, str]:
-    from cmer_edge.testing.espeak import espeak_available, speak
-
     n = int(seconds * 16_000)
     if espeak_available():
         text = "I can't believe you did that, this is wonderful news, really wonderful news"

@@ -17,6 +17,7 @@ import numpy as np
 from cmer_edge.bundle import Bundle
 from cmer_edge.export.plan import AxisRange, ExportPlan, TensorSpec
 from cmer_edge.features.from_bundle import WEIGHTS_ENV, l3_spec_of, load_l3_module  # noqa: F401
+from cmer_edge.features.l3.runner import DEFAULT_MAX_WINDOWS_PER_CALL
 
 def sample_ranges(cfg, max_windows_per_call: int) -> tuple[int, int]:
     """(opt, max) samples per graph call of the chunked runner (features/l3/runner.py): a full
@@ -30,7 +31,6 @@ def sample_ranges(cfg, max_windows_per_call: int) -> tuple[int, int]:
 
 def plan_audio_encoder(bundle: Bundle) -> ExportPlan:
     from cmer_edge.features.l3.onnx_export import export_onnx
-    from cmer_edge.features.l3.runner import DEFAULT_MAX_WINDOWS_PER_CALL
 
     spec = l3_spec_of(bundle)
     model = load_l3_module(bundle, spec)

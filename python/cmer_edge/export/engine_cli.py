@@ -7,18 +7,19 @@ import csv
 import sys
 from pathlib import Path
 
+from cmer_edge.backends.tensorrt_engine import TensorRTUnavailable
+from cmer_edge.bundle import Bundle, BundleError, load_bundle
+from cmer_edge.export.calibration import load_calibration_npz, text_calibration_batches
 from cmer_edge.export.cli import _logging
 from cmer_edge.export.plan import AxisRange
-from cmer_edge.bundle import Bundle, BundleError, load_bundle
+from cmer_edge.export.profiles import parse_axis_override, profile_shapes
+from cmer_edge.export.tensorrt_build import EngineBuildConfig, EngineBuildError, build_engine
 
 ENGINE_DIR = "engines"
 ENCODERS = ("text_encoder", "audio_encoder")
 
 
 def _calibration(args, bundle: Bundle, model: str, onnx_path: Path, axes: tuple[AxisRange, ...]):
-    from cmer_edge.export.calibration import load_calibration_npz, text_calibration_batches
-    from cmer_edge.export.profiles import profile_shapes
-
     opt = {name: s["opt"] for name, s in profile_shapes(onnx_path, axes).items()}
     if args.calib_npz:
         return tuple(load_calibration_npz(args.calib_npz, opt))
@@ -40,10 +41,6 @@ def _calibration(args, bundle: Bundle, model: str, onnx_path: Path, axes: tuple[
 
 
 def build_engine_main(argv: list[str] | None = None) -> int:
-    from cmer_edge.export.profiles import parse_axis_override
-    from cmer_edge.export.tensorrt_build import EngineBuildConfig, EngineBuildError, build_engine
-    from cmer_edge.backends.tensorrt_engine import TensorRTUnavailable
-
     parser = argparse.ArgumentParser(
         prog="build_engine.py", description="Build TensorRT engines from a bundle's exported ONNX graphs, on the "
         "device that will run them. Engines go to BUNDLE/engines/<model>.<precision>.trt<ver>.sm<cc>.engine.",

@@ -18,6 +18,7 @@ import numpy as np
 from cmer_edge.bundle import Bundle, BundleError
 from cmer_edge.export.plan import AxisRange, ExportPlan, TensorSpec
 from cmer_edge.features.from_bundle import text_spec_of
+from cmer_edge.features.text import load_text_encoder
 
 MAX_BATCH = 8
 OPT_TOKENS = 16  # MELD test utterances: median 12, p95 32 tokens (RoBERTa BPE incl. <s></s>)
@@ -43,8 +44,6 @@ def _sampler(tokenizer, vocab_size: int):
 
 
 def plan_text_encoder(bundle: Bundle) -> ExportPlan:
-    from cmer_edge.features.text import load_text_encoder
-
     spec, local = text_spec_of(bundle)
     encoder, tokenizer = load_text_encoder(spec, model_path=local)
     if encoder.dim != bundle.head_config.text_dim:

@@ -29,6 +29,7 @@ import numpy as np
 
 from cmer_edge.data.meld import CLIP_DIRS, CSV_COLUMNS, SPLITS, check_split, find_layout, read_csv_rows
 from cmer_edge.data.text_norm import normalize_text
+from cmer_edge.testing.espeak import speak
 
 log = logging.getLogger("cmer_edge")
 
@@ -160,8 +161,6 @@ def _encode_mp4(samples: np.ndarray, rate: int, channels: int, out: Path) -> Non
 
 
 def _make_clip(clip: SynthClip, config: SynthConfig) -> SynthClip:
-    from cmer_edge.testing.espeak import speak
-
     if clip.kind == "missing":
         return clip
     if clip.kind == "empty":

@@ -10,6 +10,9 @@ from pathlib import Path
 import numpy as np
 
 from cmer_edge.bundle import Bundle
+from cmer_edge.data.meld import load_meld_split
+from cmer_edge.runtime.backends import BackendConfig
+from cmer_edge.runtime.encoders import open_audio_extractor, open_text_encoder
 from cmer_edge.training.dialogues import Dialogue
 
 log = logging.getLogger("cmer_edge")
@@ -17,10 +20,6 @@ log = logging.getLogger("cmer_edge")
 
 def meld_dialogues(bundle: Bundle, root: str | Path, split: str, *, onnx_precision: str | None = None,
                    threads: int | None = None, batch_size: int = 32) -> list[Dialogue]:
-    from cmer_edge.data.meld import load_meld_split
-    from cmer_edge.runtime.backends import BackendConfig
-    from cmer_edge.runtime.encoders import open_audio_extractor, open_text_encoder
-
     cfg = bundle.head_config
     backends = BackendConfig.from_env(onnx_precision=onnx_precision, threads=threads)
     dialogues = load_meld_split(root, split)

@@ -23,8 +23,11 @@ from pathlib import Path
 
 import numpy as np
 
+from cmer_edge.features.store import FeatureStore
 from cmer_edge.model.config import EMOTIONS, HeadConfig
 from cmer_edge.training.dialogues import Dialogue, load_dialogues
+from cmer_edge.training.runs import FeatureChoice, save_trained, scores_for
+from cmer_edge.training.trainer import TrainConfig, train_head
 
 log = logging.getLogger("cmer_edge")
 
@@ -80,9 +83,6 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    from cmer_edge.features.store import FeatureStore
-    from cmer_edge.training.runs import FeatureChoice, save_trained, scores_for
-    from cmer_edge.training.trainer import TrainConfig, train_head
 
     meld_store, emodb_store = FeatureStore.open(args.meld_store), FeatureStore.open(args.emodb_store)
     audio_dim = sum(emodb_store.dim(n) for n in args.audio)
