@@ -13,11 +13,12 @@ import logging
 from pathlib import Path
 
 from cmer_edge.data.clip_audio import ExtractConfig
-from cmer_edge.data.emodb import emodb_folds, load_emodb
+from cmer_edge.data.emodb import EMODB_LABELS, emodb_folds, load_emodb
 from cmer_edge.data.meld import iter_utterances, load_meld
 from cmer_edge.data.meld_audio import extract_meld_audio, wav_path
 from cmer_edge.features.extraction import fill_audio_feature, fill_text_feature
 from cmer_edge.features.store import FeatureStore
+from cmer_edge.features.text import TextEncoderSpec
 from cmer_edge.model.config import EMOTIONS
 
 log = logging.getLogger("cmer_edge")
@@ -101,8 +102,6 @@ def main(argv: list[str] | None = None) -> int:
     options = parse_options(args.audio_option)
     store = FeatureStore.open(args.store, create=True, corpus=args.corpus)
     if args.corpus == "emodb":
-        from cmer_edge.data.emodb import EMODB_LABELS
-
         store.manifest["labels"] = list(EMODB_LABELS)
     else:
         store.manifest["labels"] = list(EMOTIONS)
@@ -115,8 +114,6 @@ def main(argv: list[str] | None = None) -> int:
             report[f"{split}/{name}"] = fill_audio_feature(store, split, name, options.get(name, {}), wavs,
                                                            args.workers)
         if args.text:
-            from cmer_edge.features.text import TextEncoderSpec
-
             spec = TextEncoderSpec(args.text, args.pooling, args.last_layers, args.max_tokens)
             name = args.text_name or f"text.{Path(args.text_path or args.text).name}.{args.pooling}{args.last_layers}"
             report[f"{split}/{name}"] = fill_text_feature(store, split, name, spec, texts, args.text_path)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cmer_edge.audio.convert import load_audio
 from cmer_edge.audio.sources import ArraySource
 from cmer_edge.bench.timing import cpu_description, load_average
 from cmer_edge.runtime.recognizer import Recognizer, RecognizerConfig
@@ -43,7 +44,6 @@ def make_dialogue(n: int, gap_s: float = 1.2) -> tuple[np.ndarray, list]:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "dialogue.wav"
         scene = write_scene(path, clips, [gap_s] * n, noise_dbfs=-60)
-        from cmer_edge.audio.convert import load_audio
 
         return load_audio(path), scene
 

@@ -13,6 +13,7 @@ import numpy as np
 from cmer_edge.bundle import BundleError
 from cmer_edge.export.bundle_export import export_bundle, verify_bundle
 from cmer_edge.export.plan import OPSET
+from cmer_edge.export.random_models import write_random_paper_bundle
 from cmer_edge.export.registry import exporter_names
 
 log = logging.getLogger("cmer_edge")
@@ -50,8 +51,6 @@ def export_main(argv: list[str] | None = None, *, default_bpe: str | Path | None
     bundle = args.bundle
     try:
         if args.random_paper:
-            from cmer_edge.export.random_models import write_random_paper_bundle
-
             if not args.roberta_bpe:
                 parser.error("--random-paper needs --roberta-bpe DIR (or CMER_EDGE_ROBERTA_BPE)")
             bundle = write_random_paper_bundle(args.random_paper, args.roberta_bpe).path

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from cmer_edge.backends.tensorrt_engine import TensorRTUnavailable
 from cmer_edge.bundle import Bundle, BundleError, load_bundle
-from cmer_edge.export.calibration import load_calibration_npz, text_calibration_batches
+from cmer_edge.export.calibration import head_calibration_batches, load_calibration_npz, text_calibration_batches
 from cmer_edge.export.cli import _logging
 from cmer_edge.export.plan import AxisRange
 from cmer_edge.export.profiles import parse_axis_override, profile_shapes
@@ -24,8 +24,6 @@ def _calibration(args, bundle: Bundle, model: str, onnx_path: Path, axes: tuple[
     if args.calib_npz:
         return tuple(load_calibration_npz(args.calib_npz, opt))
     if args.calib_store and model == "head":
-        from cmer_edge.export.calibration import head_calibration_batches
-
         batch, utterances = opt["lengths"][0], opt["present"][1]
         return tuple(head_calibration_batches(args.calib_store, args.calib_split, bundle, batch=batch,
                                               utterances=utterances, limit=args.calib_limit))

@@ -30,6 +30,7 @@ import numpy as np
 from cmer_edge.data.meld import CLIP_DIRS, CSV_COLUMNS, SPLITS, check_split, find_layout, read_csv_rows
 from cmer_edge.data.text_norm import normalize_text
 from cmer_edge.testing.espeak import speak
+from cmer_edge.testing.synth_lines import builtin_rows
 
 log = logging.getLogger("cmer_edge")
 
@@ -108,8 +109,6 @@ def _source_rows(rows, source, splits) -> dict[str, list[Mapping[str, str]]]:
         return {s: list(rows) for s in splits}
     source = Path(source) if source is not None else _find_source()
     if source is None:
-        from cmer_edge.testing.synth_lines import builtin_rows
-
         log.warning("meld_synth: no MELD CSV found (pass source= or set CMER_EDGE_MELD_DIR); "
                     "using the built-in lines")
         return {s: builtin_rows() for s in splits}
