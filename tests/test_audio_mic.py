@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 
 from cmer_edge.audio.convert import load_audio
-from cmer_edge.testing.scenes import write_scene
 from cmer_edge.audio.segmenter import Segmenter
 from cmer_edge.testing.espeak import espeak_available, speak
+from cmer_edge.testing.scenes import write_scene
 
 from helpers.ci import need
 

@@ -18,7 +18,7 @@ import textwrap
 import numpy as np
 import pytest
 
-from helpers.ci import need_module
+from helpers.ci import need, need_module
 from cmer_edge.bundle import BundleError, load_bundle
 from cmer_edge.bundle.manifest import thaw
 from cmer_edge.runtime.backends import BackendConfig, BackendUnavailable, backend_availability, open_runner
@@ -38,8 +38,7 @@ def bundle(tmp_path_factory, shared_dir):
     from cmer_edge.model.config import HeadConfig
 
     weights = shared_dir / "weights/edgel3/edgel3_sea_ust_audio_emb_64.h5.gz"
-    if not weights.is_file():
-        pytest.skip(f"EdgeL3 weights not found at {weights}")
+    need(weights.is_file(), f"EdgeL3 weights not found at {weights}")
     path = tmp_path_factory.mktemp("backend_bundle")
     shutil.copy(weights, path / weights.name)
     audio = make_audio_extractor("opensmile.eGeMAPSv02+edgel3.sea.64", **{"edgel3.sea.64": {"weights": str(weights)}})
@@ -169,7 +168,8 @@ def test_l3_weights_found_in_bundle_or_by_env(bundle, tmp_path, monkeypatch, sha
     from cmer_edge.export.registry import plan_for
 
     monkeypatch.delenv("CMER_EDGE_L3_WEIGHTS", raising=False)
-    other = write_random_bundle(tmp_path, bundle.head_config, features={"audio": thaw(bundle.manifest.features.audio.raw)})
+    audio = thaw(bundle.manifest.features.audio.raw)
+    other = write_random_bundle(tmp_path, bundle.head_config, features={"audio": audio})
     with pytest.raises(BundleError, match="L3 weights 'edgel3_sea_ust_audio_emb_64.h5.gz' not found"):
         plan_for(other, "audio_encoder")
     monkeypatch.setenv("CMER_EDGE_L3_WEIGHTS", str(shared_dir / "weights/edgel3"))

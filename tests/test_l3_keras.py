@@ -10,7 +10,7 @@ import hashlib
 import numpy as np
 import pytest
 
-from helpers.ci import need_module
+from helpers.ci import need, need_module
 
 from cmer_edge.features.l3.config import L3Config, NetworkConfig, preset
 
@@ -217,8 +217,7 @@ def test_kapre_layer_is_checked_against_the_frontend(tmp_path):
 
 def test_real_edgel3_weights_load_completely_and_match_numpy(shared_dir):
     path = shared_dir / EDGEL3
-    if not path.is_file():
-        pytest.skip(f"EdgeL3 weights not found at {path}")
+    need(path.is_file(), f"EdgeL3 weights not found at {path}")
     cfg = preset("edgel3.sea.64")
     model = build_embedder(cfg, seed=123)
     report = load_keras_weights(model, path)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from helpers.ci import need_module
+from helpers.ci import need, need_module
 
 from cmer_edge.audio.convert import load_audio
 from cmer_edge.features.l3.config import FrontendConfig, L3Config, NetworkConfig, frontend_preset, preset
@@ -20,8 +20,7 @@ from helpers.l3 import EDGEL3, small_config  # noqa: E402
 @pytest.fixture(scope="module")
 def edgel3(shared_dir):
     path = shared_dir / EDGEL3
-    if not path.is_file():
-        pytest.skip(f"EdgeL3 weights not found at {path}")
+    need(path.is_file(), f"EdgeL3 weights not found at {path}")
     return TorchL3Extractor.from_name("edgel3.sea.64", weights=path)
 
 

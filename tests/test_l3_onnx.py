@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from helpers.ci import need_module
+from helpers.ci import need, need_module
 
 from cmer_edge.audio.convert import load_audio
 
@@ -20,9 +20,9 @@ torch = need_module("torch")
 onnx = need_module("onnx")
 need_module("onnxscript")
 
-from cmer_edge.features.registry import make_audio_extractor  # noqa: E402
 from cmer_edge.features.l3.extractor import TorchL3Extractor  # noqa: E402
 from cmer_edge.features.l3.ort import OnnxL3Extractor  # noqa: E402
+from cmer_edge.features.registry import make_audio_extractor  # noqa: E402
 
 from helpers.l3 import EDGEL3  # noqa: E402
 
@@ -32,8 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="module")
 def edgel3_torch(shared_dir):
     path = shared_dir / EDGEL3
-    if not path.is_file():
-        pytest.skip(f"EdgeL3 weights not found at {path}")
+    need(path.is_file(), f"EdgeL3 weights not found at {path}")
     return TorchL3Extractor.from_name("edgel3.sea.64", weights=path)
 
 

@@ -53,3 +53,13 @@ def test_console_scripts_point_at_commands():
         assert script == "cmer-edge" or target in targets, script
     for name in ("listen", "extract", "train", "evaluate", "finetune", "export", "build-engine", "pack", "bench"):
         assert scripts[f"cmer-edge-{name}"] == COMMANDS[name][0]
+
+
+def test_readme_test_command_is_the_ci_script():
+    readme = (ROOT / "README.md").read_text()
+    script = (ROOT / ".ci" / "run").read_text()
+    assert "```bash\nbash .ci/run\n```" in readme
+    torch_at, extras_at = script.index("pip install -q torch==2.13.0"), script.index('pip install -q ".[test]"')
+    assert torch_at < extras_at and script.rstrip().endswith("python3 -m pytest")
+    for package in ("espeak-ng", "ffmpeg", "libportaudio2", "pulseaudio", "systemd"):
+        assert package in script and package in readme

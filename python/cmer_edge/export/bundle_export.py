@@ -12,12 +12,12 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cmer_edge.bundle import Bundle, BundleError, add_artifacts, load_bundle
 from cmer_edge.export.onnx_io import export_plan
 from cmer_edge.export.parity import VARIANT_TOLERANCE, ParityResult, verify_onnx
 from cmer_edge.export.plan import OPSET
 from cmer_edge.export.registry import NotExportable, exporter_names, plan_for
 from cmer_edge.export.variants import PRECISIONS, make_variant
-from cmer_edge.bundle import Bundle, BundleError, add_artifacts, load_bundle
 
 log = logging.getLogger("cmer_edge")
 ONNX_DIR = "onnx"

@@ -1,5 +1,5 @@
 """Random-init bundles for tests and for `export_onnx.py --random-paper`. (`add_artifacts` lives in
-`cmer_edge.bundle`, `load_head_module` in `cmer_edge.model.from_bundle`; re-exported here.)"""
+`cmer_edge.bundle`, `load_head_module` in `cmer_edge.backends.torch_models`; re-exported here.)"""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from typing import Any
 
 import numpy as np
 
+from cmer_edge.backends.torch_models import load_head_module  # noqa: F401
 from cmer_edge.bundle import Bundle, BundleError, add_artifacts, load_bundle, save_bundle  # noqa: F401
-from cmer_edge.model.from_bundle import load_head_module  # noqa: F401
 from cmer_edge.model.config import HeadConfig
 
 

@@ -15,11 +15,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from cmer_edge.backends.torch_models import load_head_module
 from cmer_edge.bundle import Bundle
 from cmer_edge.bundle.manifest import thaw
 from cmer_edge.export.plan import AxisRange, ExportPlan, TensorSpec
 from cmer_edge.model.cm_roberta import CMRoberta
-from cmer_edge.model.from_bundle import load_head_module
 from cmer_edge.model.layers import SequenceLSTM
 
 MAX_UTTERANCES = 64  # MELD's longest dialogue has 33 utterances

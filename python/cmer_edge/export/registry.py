@@ -10,8 +10,8 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 
-from cmer_edge.export.plan import ExportPlan
 from cmer_edge.bundle import Bundle, ModelNotInBundle
+from cmer_edge.export.plan import ExportPlan
 
 ExporterFactory = Callable[[Bundle], ExportPlan]
 

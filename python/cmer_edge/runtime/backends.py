@@ -15,7 +15,7 @@ import argparse
 import json
 from typing import Any
 
-from cmer_edge.backends.runners import Runner, TorchModel
+from cmer_edge.backends.runners import Runner
 from cmer_edge.backends.select import (  # noqa: F401  (the runtime's backend API, re-exported)
     BACKENDS,
     ENV_BACKEND,
@@ -27,17 +27,9 @@ from cmer_edge.backends.select import (  # noqa: F401  (the runtime's backend AP
     onnx_precision_for,
 )
 from cmer_edge.backends.select import open_runner as _open_runner
+from cmer_edge.backends.torch_models import head_torch_model
 from cmer_edge.bundle import Bundle, BundleError, load_bundle
 from cmer_edge.features.from_bundle import l3_torch_model, text_torch_model
-from cmer_edge.model.from_bundle import load_head_module
-
-
-def head_torch_model(bundle: Bundle) -> TorchModel:
-    """The reference CMRoberta with the head graph's inputs (x_a / x_t, lengths, present) -> logits."""
-    cfg = bundle.head_config
-    names = [n for n, used in (("x_a", cfg.uses_audio), ("x_t", cfg.uses_text)) if used] + ["lengths", "present"]
-    return TorchModel(load_head_module(bundle), names, ["logits"])
-
 
 TORCH_MODELS = {"head": head_torch_model, "text_encoder": text_torch_model, "audio_encoder": l3_torch_model}
 

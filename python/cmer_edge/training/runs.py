@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from cmer_edge.features.store import FeatureStore
 from cmer_edge.bundle import save_bundle
+from cmer_edge.features.store import FeatureStore
 from cmer_edge.model.config import EMOTIONS, HeadConfig
 from cmer_edge.training.dialogues import Dialogue
 from cmer_edge.training.metrics import Scores, score
