@@ -117,5 +117,6 @@ def test_onnx_external_data_must_be_listed_and_inside(tmp_path):
     (root / "g.data").write_bytes(b"0")
     with pytest.raises(BundleError, match="'g.data' is not a file the manifest lists"):
         add_artifacts(root, {"onnx.x": "g.onnx"})
+    assert "onnx.x" not in load_bundle(root).manifest.files  # a refused artefact is not registered
     bundle = add_artifacts(root, {"onnx.x.data": "g.data", "onnx.x": "g.onnx"})
     assert bundle.file("onnx.x").is_file()

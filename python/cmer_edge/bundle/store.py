@@ -190,6 +190,7 @@ def add_artifacts(bundle_path: str | Path, files: dict[str, str]) -> Bundle:
             sha.pop(old, None)
         names[role] = name
         sha[name] = sha256_of(file)
-    raw = replace(manifest, files=_frozen(names), sha256=_frozen(sha)).to_dict()
-    _write_manifest(root, raw, local_paths=True)  # the descriptive fields are unchanged
+    updated = replace(manifest, files=_frozen(names), sha256=_frozen(sha))
+    _check_files(root, updated, verify=False)  # refuse before the manifest lists anything unsafe
+    _write_manifest(root, updated.to_dict(), local_paths=True)  # the descriptive fields are unchanged
     return load_bundle(root)

@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from cmer_edge import _native
 from cmer_edge.asr.external import ExternalText
 from cmer_edge.asr.whisper import WhisperTranscriber
 from cmer_edge.audio.endpointer import EndpointerConfig
@@ -76,6 +75,8 @@ class RecognizerStats:
 
 
 def _head_device(requested: str) -> str:
+    from cmer_edge import _native  # the compiled core loads when a head is built, not at import
+
     if requested == "auto":
         return "cuda" if _native.cuda_available() else "cpu"
     return requested
