@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 from types import MappingProxyType
 from typing import Any
 
@@ -28,17 +28,17 @@ _TYPED = {"format", "format_version", "name", "profile", "labels", "head", "feat
           "audio_norm", "metrics", "files", "sha256", "runtime", "licences", *PROVENANCE_KEYS}
 
 
-def _frozen(value: Any) -> Any:
+def freeze(value: Any) -> Any:
     """A read-only deep copy of JSON data (dicts become mappingproxies, lists tuples)."""
     if isinstance(value, Mapping):
-        return MappingProxyType({str(k): _frozen(v) for k, v in value.items()})
+        return MappingProxyType({str(k): freeze(v) for k, v in value.items()})
     if isinstance(value, (list, tuple)):
-        return tuple(_frozen(v) for v in value)
+        return tuple(freeze(v) for v in value)
     return value
 
 
 def thaw(value: Any) -> Any:
-    """Plain JSON types (dict, list) from `_frozen` data."""
+    """Plain JSON types (dict, list) from `freeze`d data."""
     if isinstance(value, Mapping):
         return {k: thaw(v) for k, v in value.items()}
     if isinstance(value, tuple):
@@ -94,8 +94,8 @@ class AudioPart:
             raise BundleError(f"manifest field {where} must be an object, got {type(raw).__name__}")
         return cls(_str(raw, "name", where + "."), _str(raw, "kind", where + ".", default=None),
                    _int(raw, "dim", where + "."),
-                   _frozen(_mapping(raw, "params", where + ".")), raw.get("weights"), raw.get("weights_sha256"),
-                   _frozen(raw))
+                   freeze(_mapping(raw, "params", where + ".")), raw.get("weights"), raw.get("weights_sha256"),
+                   freeze(raw))
 
 
 @dataclass(frozen=True)
@@ -123,7 +123,7 @@ class AudioFeatures:
         else:
             parts = (AudioPart.from_dict(raw, where),)
         return cls(_str(raw, "name", where + ".", default="+".join(p.name for p in parts)), dim, parts,
-                   _frozen(raw))
+                   freeze(raw))
 
     def has_kind(self, kind: str) -> bool:
         return any(p.kind == kind for p in self.parts)
@@ -147,14 +147,14 @@ class TextFeatures:
             raise BundleError(f"manifest field features.text must be an object, got {type(raw).__name__}")
         return cls(_str(raw, "name", where, default=None), _int(raw, "dim", where, default=None),
                    _str(raw, "model", where, default=None), _int(raw, "max_tokens", where, default=128, minimum=4),
-                   _int(raw, "pad_token_id", where, default=None, minimum=0), _frozen(raw))
+                   _int(raw, "pad_token_id", where, default=None, minimum=0), freeze(raw))
 
 
 @dataclass(frozen=True)
 class Features:
     audio: AudioFeatures | None = None
     text: TextFeatures | None = None
-    raw: Mapping[str, Any] = field(default_factory=lambda: _frozen({}), repr=False)
+    raw: Mapping[str, Any] = field(default_factory=lambda: freeze({}), repr=False)
 
     @classmethod
     def from_dict(cls, raw: Any) -> "Features":
@@ -162,15 +162,15 @@ class Features:
             raise BundleError(f"manifest field features must be an object, got {type(raw).__name__}")
         audio = AudioFeatures.from_dict(raw["audio"]) if raw.get("audio") is not None else None
         text = TextFeatures.from_dict(raw["text"]) if raw.get("text") is not None else None
-        return cls(audio, text, _frozen(raw))
+        return cls(audio, text, freeze(raw))
 
 
 @dataclass(frozen=True)
 class RuntimeSection:
     """What the runtime should pick by default: the ONNX precision per model."""
 
-    onnx_precision: Mapping[str, str] = field(default_factory=lambda: _frozen({}))
-    raw: Mapping[str, Any] = field(default_factory=lambda: _frozen({}), repr=False)
+    onnx_precision: Mapping[str, str] = field(default_factory=lambda: freeze({}))
+    raw: Mapping[str, Any] = field(default_factory=lambda: freeze({}), repr=False)
 
     @classmethod
     def from_dict(cls, raw: Any) -> "RuntimeSection":
@@ -179,7 +179,7 @@ class RuntimeSection:
         precision = _mapping(raw, "onnx_precision", "runtime.")
         for model, value in precision.items():
             _str(precision, model, "runtime.onnx_precision.", choices=ONNX_PRECISIONS)
-        return cls(_frozen(precision), _frozen(raw))
+        return cls(freeze(precision), freeze(raw))
 
     def to_dict(self) -> dict:
         return dict(thaw(self.raw), onnx_precision=thaw(self.onnx_precision))
@@ -197,13 +197,13 @@ class Manifest:
     window_utts: int = 16
     protocol: str | None = None
     audio_norm: str = "global"
-    metrics: Mapping[str, Any] = field(default_factory=lambda: _frozen({}))
-    files: Mapping[str, str] = field(default_factory=lambda: _frozen({}))
-    sha256: Mapping[str, str] = field(default_factory=lambda: _frozen({}))
+    metrics: Mapping[str, Any] = field(default_factory=lambda: freeze({}))
+    files: Mapping[str, str] = field(default_factory=lambda: freeze({}))
+    sha256: Mapping[str, str] = field(default_factory=lambda: freeze({}))
     runtime: RuntimeSection = field(default_factory=RuntimeSection)
-    licences: Mapping[str, str] = field(default_factory=lambda: _frozen({}))
-    provenance: Mapping[str, Any] = field(default_factory=lambda: _frozen({}))
-    extra: Mapping[str, Any] = field(default_factory=lambda: _frozen({}))  # unknown keys, kept as written
+    licences: Mapping[str, str] = field(default_factory=lambda: freeze({}))
+    provenance: Mapping[str, Any] = field(default_factory=lambda: freeze({}))
+    extra: Mapping[str, Any] = field(default_factory=lambda: freeze({}))  # unknown keys, kept as written
     format_version: int = FORMAT_VERSION
 
     @classmethod
@@ -238,18 +238,11 @@ class Manifest:
             labels=tuple(labels), features=features, window_utts=_int(raw, "window_utts", "", default=16),
             protocol=_str(raw, "protocol", "", default=None, choices=PROTOCOLS),
             audio_norm=_str(raw, "audio_norm", "", default="global", choices=AUDIO_NORMS),
-            metrics=_frozen(_mapping(raw, "metrics", "")), files=_frozen(files), sha256=_frozen(sha),
+            metrics=freeze(_mapping(raw, "metrics", "")), files=freeze(files), sha256=freeze(sha),
             runtime=RuntimeSection.from_dict(raw.get("runtime", {})),
-            licences=_frozen(_string_map(raw, "licences")),
-            provenance=_frozen({k: raw[k] for k in PROVENANCE_KEYS if k in raw}),
-            extra=_frozen({k: v for k, v in raw.items() if k not in _TYPED}))
-
-    @classmethod
-    def from_dict_unchecked_files(cls, raw: Mapping) -> "Manifest":
-        """from_dict for a manifest whose files are not written yet (save_bundle fills them)."""
-        placeholder = dict(raw, files={"head": "head.safetensors"}, sha256={"head.safetensors": "0" * 64})
-        return replace(cls.from_dict(placeholder), files=_frozen(raw.get("files", {})),
-                       sha256=_frozen(raw.get("sha256", {})))
+            licences=freeze(_string_map(raw, "licences")),
+            provenance=freeze({k: raw[k] for k in PROVENANCE_KEYS if k in raw}),
+            extra=freeze({k: v for k, v in raw.items() if k not in _TYPED}))
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {**thaw(self.extra), **thaw(self.provenance)}

@@ -22,7 +22,7 @@ import numpy as np
 
 from cmer_edge.bundle.errors import BundleError
 from cmer_edge.bundle.files import inside, onnx_external_locations, sha256_of
-from cmer_edge.bundle.manifest import FORMAT, FORMAT_VERSION, Manifest, _frozen
+from cmer_edge.bundle.manifest import FORMAT, FORMAT_VERSION, Manifest, freeze
 from cmer_edge.model.config import EMOTIONS, HeadConfig
 
 log = logging.getLogger("cmer_edge")
@@ -190,7 +190,7 @@ def add_artifacts(bundle_path: str | Path, files: dict[str, str]) -> Bundle:
             sha.pop(old, None)
         names[role] = name
         sha[name] = sha256_of(file)
-    updated = replace(manifest, files=_frozen(names), sha256=_frozen(sha))
+    updated = replace(manifest, files=freeze(names), sha256=freeze(sha))
     _check_files(root, updated, verify=False)  # refuse before the manifest lists anything unsafe
     _write_manifest(root, updated.to_dict(), local_paths=True)  # the descriptive fields are unchanged
     return load_bundle(root)
