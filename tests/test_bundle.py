@@ -120,3 +120,16 @@ def test_onnx_external_data_must_be_listed_and_inside(tmp_path):
     assert "onnx.x" not in load_bundle(root).manifest.files  # a refused artefact is not registered
     bundle = add_artifacts(root, {"onnx.x.data": "g.data", "onnx.x": "g.onnx"})
     assert bundle.file("onnx.x").is_file()
+
+
+def test_pack_strips_the_build_machines_paths(tmp_path):
+    from cmer_edge.bundle.pack import pack_bundle
+
+    tensors = {"w": np.arange(6, dtype=np.float32)}
+    src = save_bundle(tmp_path / "run", head_config=CFG, head_tensors=tensors, local_paths=True,
+                      manifest={"name": "run", "features": {"text": {"model": "/home/me/runs/ft_minilm"}},
+                                "recipe": {"command": "train --out /home/me/runs/edge"}})
+    packed = load_bundle(pack_bundle(src, tmp_path / "packed", []))
+    assert absolute_paths(packed.manifest.to_dict()) == []
+    assert packed.manifest.features.text.model == "ft_minilm"
+    assert packed.manifest.provenance["recipe"]["command"] == "train --out edge"
