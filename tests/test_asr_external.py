@@ -12,6 +12,8 @@ import time
 import numpy as np
 import pytest
 
+from helpers.ci import need
+
 from cmer_edge.asr import check_text, modalities_for
 from cmer_edge.asr.external import ExternalText, parse_text_line
 from cmer_edge.audio.utterance import Utterance
@@ -130,8 +132,7 @@ def test_reader_on_a_real_pipe():
 def test_language_check_on_real_corpora(shared_dir):
     emodb = shared_dir / "data" / "emodb" / "manifest.csv"
     meld = shared_dir / "data" / "meld" / "test_sent_emo.csv"
-    if not emodb.is_file() or not meld.is_file():
-        pytest.skip("EmoDB manifest or MELD test CSV missing from ../shared")
+    need(emodb.is_file() and meld.is_file(), "EmoDB manifest or MELD test CSV missing from ../shared")
     with emodb.open(encoding="utf-8") as f:
         german = [row["transcript"] for row in csv.DictReader(f)]
     with meld.open(encoding="utf-8") as f:

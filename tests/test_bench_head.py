@@ -8,8 +8,10 @@ import json
 
 import pytest
 
-pytest.importorskip("torch")
-pytest.importorskip("onnxruntime")
+from helpers.ci import need_module
+
+need_module("torch")
+need_module("onnxruntime")
 
 from cmer_edge.bench.head import main  # noqa: E402
 

@@ -3,14 +3,11 @@ the README's first command (listen on the example dialogue) recognises it."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
-import pytest
-
-from cmer_edge.model.bundle import load_bundle
-from cmer_edge.runtime.default_bundle import default_bundle_path
+from cmer_edge.bundle import default_bundle_path, load_bundle
+from helpers.ci import need_module
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "python" / "cmer_edge" / "examples" / "dialogue.flac"
 # what the four espeak-ng utterances of the example say (see examples/README.md)
@@ -19,18 +16,18 @@ EXPECTED = ["joy", "surprise", "sadness", "anger"]
 
 def test_default_bundle_is_complete_and_small():
     bundle = load_bundle(default_bundle_path())
-    files = bundle.manifest["files"]
+    files = bundle.manifest.files
     for role in ("head", "audio_norm", "text_tokenizer", "onnx.text_encoder.int8", "onnx.audio_encoder"):
         assert bundle.file(role).is_file(), role
-    assert bundle.manifest["runtime"]["onnx_precision"] == {"audio_encoder": "fp32", "text_encoder": "int8"}
+    assert bundle.manifest.runtime.onnx_precision == {"audio_encoder": "fp32", "text_encoder": "int8"}
     total = sum((bundle.path / name).stat().st_size for name in files.values())
     assert 0 < total < 64 * 2**20
-    scores = bundle.manifest["metrics"]["meld_test_text"]
+    scores = bundle.manifest.metrics["meld_test_text"]
     assert 55.0 < scores["weighted_f1"] < 70.0  # the measured score it ships with (docs/results.md)
 
 
-@pytest.mark.skipif(importlib.util.find_spec("faster_whisper") is None, reason="faster-whisper not installed")
 def test_readme_demo_recognises_the_example_dialogue(capsys):
+    need_module("faster_whisper", "pip install cmer_edge[asr]")
     from cmer_edge.listen import main
 
     assert main(["--input", str(EXAMPLE), "--json", "--threads", "1"]) == 0
@@ -59,7 +56,7 @@ def test_held_out_ravdess_actors_strong_intensity(shared_dir):
              if c.speaker in ("19", "20") and c.path.stem.split("-")[3] == "02"]
     assert len(clips) == 56
     bundle = load_bundle(default_bundle_path())
-    assert {"RAVDESS/19", "RAVDESS/20"} <= set(bundle.manifest["training_data"]["holdout_speakers"])
+    assert {"RAVDESS/19", "RAVDESS/20"} <= set(bundle.manifest.provenance["holdout_speakers"])
     recognizer = Recognizer(RecognizerConfig(asr="external", threads=1, text_timeout_s=0.0))
     try:
         result = evaluate_clips(clips, recognizer)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from test_head_parity import EDGE, SMALL, HeadConfig, inputs, make_model, native, rel_error, torch
+from helpers.head import EDGE, SMALL, HeadConfig, inputs, make_model, native, rel_error, torch
 
 pytestmark = pytest.mark.cuda
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from test_head_parity import SMALL, HeadConfig, inputs, make_model, native, state_dict
+from helpers.head import SMALL, HeadConfig, inputs, make_model, native, state_dict
 
 from cmer_edge.runtime.head import NativeHead
 

@@ -124,7 +124,7 @@ def test_the_installed_mpnet_parts_assemble_and_load(monkeypatch):
     """The real thing: the five installed part packages -> a folder transformers loads offline
     (assembled into the user cache, where the other MPNet tests and runs find it)."""
     import transformers
-    from conftest import need
+    from helpers.ci import need
 
     from cmer_edge.features.split_zip import find_pieces
     from cmer_edge.features.text import resolve_model_path

@@ -69,23 +69,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 def bundle_feature_names(bundle) -> tuple[list[str], str | None]:
     """The store feature names a bundle was trained on: (audio parts in order, text)."""
-    feats = bundle.manifest.get("features", {})
-    audio = feats.get("audio")
-    names = [] if not audio else [p["name"] for p in audio.get("parts", [audio])]
-    return names, feats.get("text", {}).get("name")
+    feats = bundle.manifest.features
+    names = [] if feats.audio is None else [p.name for p in feats.audio.parts]
+    return names, feats.text.name if feats.text is not None else None
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     from cmer_edge.features.store import FeatureStore
-    from cmer_edge.model.bundle import load_bundle
+    from cmer_edge.bundle import load_bundle
     from cmer_edge.training.dialogues import load_dialogues
     from cmer_edge.training.metrics import score
     from cmer_edge.training.predictors import make_predictor
     from cmer_edge.training.report import plot_confusion, scores_table
 
-    from cmer_edge.runtime.default_bundle import default_bundle_path
+    from cmer_edge.bundle import default_bundle_path
 
     if args.manifest:
         return evaluate_manifest(args)
@@ -93,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.store is not None:
         audio, text = bundle_feature_names(bundle)
         dialogues = load_dialogues(FeatureStore.open(args.store), args.split, audio, text, label_key=args.label_key,
-                                   audio_norm=bundle.manifest.get("audio_norm", "global"))
+                                   audio_norm=bundle.manifest.audio_norm)
     else:
         from cmer_edge.training.corpus_features import meld_dialogues
 
@@ -104,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
             d.present[:, 0] = 0
         elif modalities == "audio":
             d.present[:, 1] = 0
-    protocol = args.protocol or bundle.manifest.get("protocol", "paper")
+    protocol = args.protocol or bundle.manifest.protocol or "paper"
     window = args.window or bundle.window_utts
     probs = make_predictor(bundle, args.engine, args.precision)(dialogues, protocol, window)
     y_true = np.concatenate([d.labels for d in dialogues])
@@ -117,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
             for d, p in zip(dialogues, probs):
                 for u, y, k in zip(d.utterance_ids, d.labels, p.argmax(-1)):
                     writer.writerow([d.dialogue_id, u, bundle.labels[y], bundle.labels[k]])
-    name = f"{bundle.manifest.get('name', bundle.path.name)} [{modalities}, {protocol}, {args.engine}]"
+    name = f"{bundle.manifest.name or bundle.path.name} [{modalities}, {protocol}, {args.engine}]"
     if args.confusion:
         plot_confusion(scores, str(args.confusion), f"{name}: {args.split} weighted F1 {scores.weighted_f1:.2f}")
     if args.json:
@@ -168,7 +167,7 @@ def evaluate_manifest(args) -> int:
             for k, i in enumerate(result.scored):
                 writer.writerow([clips[i].path, clips[i].speaker_key, labels[result.y_true[k]],
                                  labels[result.y_pred[k]], result.texts[k]])
-    title = f"{recognizer.bundle.manifest.get('name', 'bundle')} [{modalities}, asr {args.asr}]"
+    title = f"{recognizer.bundle.manifest.name or 'bundle'} [{modalities}, asr {args.asr}]"
     if args.confusion:
         plot_confusion(scores, str(args.confusion), f"{title}: UAR {scores.uar:.2f}")
     if args.json:

@@ -12,6 +12,15 @@ import json
 import logging
 from pathlib import Path
 
+from cmer_edge.data.clip_audio import ExtractConfig
+from cmer_edge.data.emodb import EMODB_LABELS, emodb_folds, load_emodb
+from cmer_edge.data.meld import iter_utterances, load_meld
+from cmer_edge.data.meld_audio import extract_meld_audio, wav_path
+from cmer_edge.features.extraction import fill_audio_feature, fill_text_feature
+from cmer_edge.features.store import FeatureStore
+from cmer_edge.features.text import TextEncoderSpec
+from cmer_edge.model.config import EMOTIONS
+
 log = logging.getLogger("cmer_edge")
 
 
@@ -65,10 +74,6 @@ def parse_options(items: list[str]) -> dict[str, dict[str, str]]:
 
 def meld_rows(args) -> dict[str, tuple[list[dict], list[Path | None], list[str]]]:
     """Per split: index rows, WAV paths (None where the clip is unusable) and texts."""
-    from cmer_edge.data.clip_audio import ExtractConfig
-    from cmer_edge.data.meld import iter_utterances, load_meld
-    from cmer_edge.data.meld_audio import extract_meld_audio, wav_path
-
     splits = load_meld(args.root, tuple(args.splits))
     wav_dir = args.wav_dir or args.store / "wav"
     out = {}
@@ -87,8 +92,6 @@ def meld_rows(args) -> dict[str, tuple[list[dict], list[Path | None], list[str]]
 
 
 def emodb_rows(args) -> dict[str, tuple[list[dict], list[Path | None], list[str]]]:
-    from cmer_edge.data.emodb import emodb_folds, load_emodb
-
     utts = load_emodb(args.root)
     fold_of = {spk: i for i, fold in enumerate(emodb_folds(utts)) for spk in fold.test_speakers}
     rows = [{"dialogue_id": u.path.stem, "utterance_id": 0, "label": u.label_index, "meld_label": u.meld_label,
@@ -120,17 +123,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.corpus != "manifest" and args.root is None:
         raise SystemExit(f"error: corpus '{args.corpus}' needs --root")
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    from cmer_edge.features.extraction import fill_audio_feature, fill_text_feature
-    from cmer_edge.features.store import FeatureStore
-    from cmer_edge.model.config import EMOTIONS
 
     if not args.audio and not args.text:
         raise SystemExit("nothing to extract: give --audio and/or --text")
     options = parse_options(args.audio_option)
     store = FeatureStore.open(args.store, create=True, corpus=args.corpus)
     if args.corpus == "emodb":
-        from cmer_edge.data.emodb import EMODB_LABELS
-
         store.manifest["labels"] = list(EMODB_LABELS)
     else:
         store.manifest["labels"] = list(EMOTIONS)
@@ -144,8 +142,6 @@ def main(argv: list[str] | None = None) -> int:
             report[f"{split}/{name}"] = fill_audio_feature(store, split, name, options.get(name, {}), wavs,
                                                            args.workers)
         if args.text:
-            from cmer_edge.features.text import TextEncoderSpec
-
             spec = TextEncoderSpec(args.text, args.pooling, args.last_layers, args.max_tokens)
             name = args.text_name or f"text.{Path(args.text_path or args.text).name}.{args.pooling}{args.last_layers}"
             report[f"{split}/{name}"] = fill_text_feature(store, split, name, spec, texts, args.text_path)

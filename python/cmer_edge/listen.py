@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         return list_devices()
     from cmer_edge.audio.convert import AudioError
     from cmer_edge.audio.devices import NoInputDeviceError
-    from cmer_edge.model.bundle import BundleError
+    from cmer_edge.bundle import BundleError
     from cmer_edge.runtime.recognizer import Recognizer, RecognizerConfig
 
     try:

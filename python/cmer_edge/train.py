@@ -13,7 +13,11 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+from cmer_edge.features.store import FeatureStore
 from cmer_edge.model.config import HeadConfig
+from cmer_edge.training.dialogues import load_dialogues
+from cmer_edge.training.runs import FeatureChoice, run_one
+from cmer_edge.training.trainer import TrainConfig
 
 log = logging.getLogger("cmer_edge")
 
@@ -71,10 +75,6 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     import torch
 
-    from cmer_edge.features.store import FeatureStore
-    from cmer_edge.training.dialogues import load_dialogues
-    from cmer_edge.training.runs import FeatureChoice, run_one
-    from cmer_edge.training.trainer import TrainConfig
 
     if args.threads:
         torch.set_num_threads(args.threads)

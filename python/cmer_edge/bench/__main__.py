@@ -14,7 +14,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {  # name -> (module, one-line descrip
     "head": ("cmer_edge.bench.head", "fused head: native vs PyTorch / TorchScript / ONNX Runtime, push and forward"),
     "pipeline": ("cmer_edge.bench.pipeline", "live pipeline: per-stage and end-of-utterance -> event latency, RTF"),
     "encoders": ("cmer_edge.bench.encoders", "encoders: ONNX Runtime vs PyTorch (text, L3), batch 1, MELD-length inputs"),
-    "audio": ("cmer_edge.features.bench_audio", "audio extractors: openSMILE, EdgeL3, OpenL3-6144 per utterance"),
+    "audio": ("cmer_edge.bench.extractors", "audio extractors: openSMILE, EdgeL3, OpenL3-6144 per utterance"),
+    "stages": ("cmer_edge.bench.audio_stages", "live audio stages: resampler, VAD, endpointer, Whisper per frame"),
 }
 
 

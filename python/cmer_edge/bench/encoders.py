@@ -24,6 +24,14 @@ from pathlib import Path
 
 import numpy as np
 
+from cmer_edge.bundle import load_bundle
+from cmer_edge.export.bundle_export import export_bundle
+from cmer_edge.export.bundle_io import write_random_bundle
+from cmer_edge.export.random_models import write_random_roberta
+from cmer_edge.model.config import HeadConfig
+from cmer_edge.runtime.backends import BackendConfig, open_runner
+from cmer_edge.runtime.encoders import open_audio_extractor
+
 TEXT = {  # name -> features.text spec (+ how to make the weights)
     "minilm": {"model": "sentence-transformers/all-MiniLM-L6-v2", "pooling": "mean", "last_layers": 4},
     "roberta-base": {"random_roberta": {"layers": 12, "hidden": 768, "heads": 12}, "pooling": "cls", "last_layers": 4},
@@ -56,11 +64,6 @@ def meld_texts(path: str, count: int, seed: int = 0) -> list[str]:
 
 
 def _text_bundle(work: Path, name: str, bpe: str | None):
-    from cmer_edge.export.bundle_export import export_bundle
-    from cmer_edge.export.bundle_io import write_random_bundle
-    from cmer_edge.export.random_models import write_random_roberta
-    from cmer_edge.model.config import HeadConfig
-
     spec = dict(TEXT[name])
     shape = spec.pop("random_roberta", None)
     if shape:
@@ -78,10 +81,7 @@ def _text_bundle(work: Path, name: str, bpe: str | None):
 
 
 def _audio_bundle(work: Path, name: str, weights: str | None, hop_s: float):
-    from cmer_edge.export.bundle_export import export_bundle
-    from cmer_edge.export.bundle_io import write_random_bundle
     from cmer_edge.features.l3.extractor import TorchL3Extractor
-    from cmer_edge.model.config import HeadConfig
 
     if name == "edgel3":
         if not weights or not Path(weights).is_file():
@@ -133,8 +133,6 @@ def _rows(encoder: str, label: str, runners: dict, inputs: list, rounds: int) ->
 def bench_text(name: str, args, work: Path) -> list[Row]:
     from tokenizers import Tokenizer
 
-    from cmer_edge.model.bundle import load_bundle
-    from cmer_edge.runtime.backends import BackendConfig, open_runner
 
     bundle = load_bundle(_text_bundle(work, name, args.roberta_bpe))
     texts = meld_texts(args.meld_csv, args.texts)
@@ -154,10 +152,6 @@ def bench_text(name: str, args, work: Path) -> list[Row]:
 
 
 def bench_audio(name: str, args, work: Path) -> list[Row]:
-    from cmer_edge.model.bundle import load_bundle
-    from cmer_edge.runtime.backends import BackendConfig
-    from cmer_edge.runtime.encoders import open_audio_extractor
-
     bundle = load_bundle(_audio_bundle(work, name, args.edgel3_weights, args.hop_s))
     rng = np.random.default_rng(0)
     audio = [(0.1 * rng.standard_normal(int(args.audio_s * 16000))).astype(np.float32) for _ in range(2)]

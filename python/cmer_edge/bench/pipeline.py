@@ -16,7 +16,12 @@ from pathlib import Path
 
 import numpy as np
 
+from cmer_edge.audio.convert import load_audio
+from cmer_edge.audio.sources import ArraySource
 from cmer_edge.bench.timing import cpu_description, load_average
+from cmer_edge.runtime.recognizer import Recognizer, RecognizerConfig
+from cmer_edge.testing.espeak import speak
+from cmer_edge.testing.scenes import write_scene
 
 TEXTS = [
     "Oh my god, I can't believe you actually came back!",
@@ -32,9 +37,6 @@ STAGES = ("asr", "text_wait", "audio_features", "text_encoder", "head", "total")
 
 
 def make_dialogue(n: int, gap_s: float = 1.2) -> tuple[np.ndarray, list]:
-    from cmer_edge.audio.scenes import write_scene
-    from cmer_edge.data.espeak import speak
-
     import tempfile
 
     clips = [(TEXTS[i % len(TEXTS)], speak(TEXTS[i % len(TEXTS)], speed_wpm=150 + 10 * (i % 4), pitch=40 + 8 * (i % 5)))
@@ -42,15 +44,11 @@ def make_dialogue(n: int, gap_s: float = 1.2) -> tuple[np.ndarray, list]:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "dialogue.wav"
         scene = write_scene(path, clips, [gap_s] * n, noise_dbfs=-60)
-        from cmer_edge.audio.convert import load_audio
 
         return load_audio(path), scene
 
 
 def run_mode(bundle: str | None, asr: str, audio: np.ndarray, scene, realtime: bool, threads: int):
-    from cmer_edge.audio.sources import ArraySource
-    from cmer_edge.runtime.recognizer import Recognizer, RecognizerConfig
-
     # as fast as possible, every utterance is closed long before inference catches up: the live
     # policy (drop the oldest waiting utterance) would then skip work and flatter the RTF, so the
     # throughput pass queues them all

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from cmer_edge.model.bundle import Bundle, load_bundle
+from cmer_edge.bundle import Bundle, load_bundle
 from cmer_edge.model.config import EMOTIONS, HeadConfig
 
 log = logging.getLogger("cmer_edge")

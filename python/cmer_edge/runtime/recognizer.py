@@ -24,9 +24,17 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from cmer_edge.asr.external import ExternalText
+from cmer_edge.asr.whisper import WhisperTranscriber
 from cmer_edge.audio.endpointer import EndpointerConfig
 from cmer_edge.audio.utterance import Utterance
+from cmer_edge.bundle import default_bundle_path, load_bundle
+from cmer_edge.features.normalise import OnlineZScore
+from cmer_edge.runtime.backends import BackendConfig
+from cmer_edge.runtime.encoders import open_audio_extractor, open_text_encoder
 from cmer_edge.runtime.events import EmotionEvent
+from cmer_edge.runtime.head import NativeHead
+from cmer_edge.runtime.stages import Stages
 
 log = logging.getLogger("cmer_edge")
 ASR_MODES = ("whisper", "external", "none")
@@ -70,7 +78,7 @@ class RecognizerStats:
 
 
 def _head_device(requested: str) -> str:
-    from cmer_edge import _native
+    from cmer_edge import _native  # the compiled core loads when a head is built, not at import
 
     if requested == "auto":
         return "cuda" if _native.cuda_available() else "cpu"
@@ -79,18 +87,12 @@ def _head_device(requested: str) -> str:
 
 class Recognizer:
     def __init__(self, config: RecognizerConfig = RecognizerConfig()) -> None:
-        from cmer_edge.model.bundle import load_bundle
-        from cmer_edge.runtime.backends import BackendConfig
-        from cmer_edge.runtime.default_bundle import default_bundle_path
-        from cmer_edge.runtime.encoders import open_audio_extractor, open_text_encoder
-        from cmer_edge.runtime.head import NativeHead
-        from cmer_edge.runtime.stages import Stages
-
         self.config = config
         self.bundle = load_bundle(config.bundle or default_bundle_path())
-        head_cfg = self.bundle.head_config
+        manifest = self.bundle.manifest
+        head_cfg = manifest.head
         self.head = NativeHead.from_bundle(self.bundle, device=_head_device(config.device))
-        self.session = self.head.session(config.window_utts or self.bundle.window_utts)
+        self.session = self.head.session(config.window_utts or manifest.window_utts)
         backends = BackendConfig.from_env(backend=None if config.backend == "auto" else config.backend,
                                           threads=config.threads)
         use_audio = head_cfg.uses_audio and config.modalities != "text"
@@ -99,12 +101,8 @@ class Recognizer:
         text = open_text_encoder(self.bundle, backends) if use_text else None
         transcriber = external = None
         if text is not None and config.asr == "whisper":
-            from cmer_edge.asr.whisper import WhisperTranscriber
-
             transcriber = WhisperTranscriber(config.asr_model, cpu_threads=config.threads)
         elif text is not None and config.asr == "external":
-            from cmer_edge.asr.external import ExternalText
-
             external = ExternalText()
         self.external_text = external
         self.stages = Stages(audio_extractor=audio, text_encoder=text, transcriber=transcriber,
@@ -116,11 +114,9 @@ class Recognizer:
     def _session_normaliser(self):
         """Bundles trained on per-speaker z-scored audio get the live equivalent: per-session running
         statistics with the training population as prior (cmer_edge.features.normalise)."""
-        if self.bundle.manifest.get("audio_norm", "global") != "speaker" or not self.bundle.head_config.uses_audio:
+        if self.bundle.manifest.audio_norm != "speaker" or not self.bundle.head_config.uses_audio:
             return None
         from safetensors.numpy import load_file
-
-        from cmer_edge.features.normalise import OnlineZScore
 
         stats = load_file(str(self.bundle.file("audio_norm")))
         return OnlineZScore(stats["mean"], stats["var"])

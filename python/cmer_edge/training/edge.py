@@ -30,7 +30,16 @@ from pathlib import Path
 
 import numpy as np
 
+from cmer_edge.bundle import add_artifacts, default_bundle_path, load_bundle
+from cmer_edge.bundle.manifest import thaw
+from cmer_edge.data.speech_manifest import load_manifests
+from cmer_edge.features.registry import make_audio_extractor
 from cmer_edge.model.config import EMOTIONS, HeadConfig
+from cmer_edge.runtime.backends import BackendConfig
+from cmer_edge.runtime.encoders import open_text_encoder
+from cmer_edge.training import edge_data
+from cmer_edge.training.runs import save_trained, scores_for
+from cmer_edge.training.trainer import TrainConfig, train_head
 
 log = logging.getLogger("cmer_edge")
 
@@ -109,15 +118,6 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     import torch
 
-    from cmer_edge.data.speech_manifest import load_manifests
-    from cmer_edge.features.base import make_audio_extractor
-    from cmer_edge.model.bundle import load_bundle
-    from cmer_edge.runtime.backends import BackendConfig
-    from cmer_edge.runtime.default_bundle import default_bundle_path
-    from cmer_edge.runtime.encoders import open_text_encoder
-    from cmer_edge.training import edge_data
-    from cmer_edge.training.runs import save_trained, scores_for
-    from cmer_edge.training.trainer import TrainConfig, train_head
 
     torch.set_num_threads(args.threads)
     cache = args.cache or args.out / "cache"
@@ -163,10 +163,10 @@ def main(argv: list[str] | None = None) -> int:
              len(meld.get("dev", [])), len(clip_dev), repeat, len(held_rows))
     result = train_head(head_cfg, cfg, meld.get("train", []) + clip_train, meld.get("dev", []) + clip_dev * repeat)
     metrics = report(result.model, meld, clip_dev, clip_test, cfg)
-    features = {"audio": extractor.spec(), "text": dict(text_bundle.manifest["features"]["text"])}
+    features = {"audio": extractor.spec(), "text": thaw(text_bundle.manifest.features.text.raw)}
     corpora = sorted({c.corpus for c in np.array(clips)[train]} | ({"MELD"} if meld else set()))
     command = "python -m cmer_edge.training.edge " + " ".join(sys.argv[1:] if argv is None else argv)
-    text_files = {role: text_bundle.file(role) for role in text_bundle.manifest["files"]
+    text_files = {role: text_bundle.file(role) for role in text_bundle.manifest.files
                   if role == "text_tokenizer" or role.startswith("onnx.text_encoder")}
     onnx_precision = {"text_encoder": r.split(".")[2] if r.count(".") == 2 else "fp32"
                       for r in text_files if r.startswith("onnx.")}
@@ -174,35 +174,28 @@ def main(argv: list[str] | None = None) -> int:
         args.out / "bundle", result, head_cfg, cfg, name="edge", labels=EMOTIONS, features=features,
         audio_norm="speaker", train=edge_data.clip_dialogues(data, clips, np.flatnonzero(train), by_k[0], "prior"),
         metrics=metrics, profile="edge", runtime={"onnx_precision": onnx_precision},
-        training_data={"corpora": corpora, "licences": {c: LICENCES.get(c, "see the corpus") for c in corpora},
-                       "use": "non-commercial research use only (inherits RAVDESS CC BY-NC-SA 4.0, SAVEE and "
-                              "EmoDB research-use terms)",
-                       "holdout_speakers": args.holdout, "dev_speakers": args.dev_speakers,
-                       "paired_meld_utterances": paired, "online_k": args.online_k},
-        recipe={"command": command})
+        licences={c: LICENCES.get(c, "see the corpus") for c in corpora},
+        provenance={"command": command, "training_corpora": corpora,
+                    "use": "non-commercial research use only (inherits RAVDESS CC BY-NC-SA 4.0, SAVEE and EmoDB "
+                           "research-use terms)",
+                    "holdout_speakers": args.holdout, "dev_speakers": args.dev_speakers,
+                    "paired_meld_utterances": paired, "online_k": args.online_k})
     _copy_text_files(out, text_files)
     print(json.dumps({k: {m: round(v[m], 2) for m in ("weighted_f1", "uar")} for k, v in metrics.items()}, indent=2))
     return 0
 
 
 def _copy_text_files(bundle_dir: Path, files: dict[str, Path]) -> None:
-    """Add the reused text encoder's files to the saved bundle (manifest files + sha256)."""
+    """Add the reused text encoder's files to the saved bundle (listed with their sha256)."""
     import shutil
 
-    from cmer_edge.model.bundle import MANIFEST, sha256_of
-
-    manifest = json.loads((bundle_dir / MANIFEST).read_text())
-    for role, src in files.items():
+    for src in files.values():
         shutil.copy2(src, bundle_dir / src.name)
-        manifest["files"][role] = src.name
-        manifest["sha256"][src.name] = sha256_of(bundle_dir / src.name)
-    (bundle_dir / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    add_artifacts(bundle_dir, {role: src.name for role, src in files.items()})
 
 
 def report(model, meld, clip_dev, clip_test, cfg) -> dict:
     """MELD text-only (dev, test) and the held-out speakers' clips (audio only / both; k = 0 and 10)."""
-    from cmer_edge.training.runs import scores_for
-
     def score(dialogues, hide: str | None):
         for d in dialogues:
             d.present_saved = d.present.copy()

@@ -6,8 +6,10 @@ from collections.abc import Callable
 
 import numpy as np
 
-from cmer_edge.model.bundle import Bundle
+from cmer_edge.bundle import Bundle
+from cmer_edge.runtime.head import NativeHead
 from cmer_edge.training.dialogues import Dialogue
+from cmer_edge.training.trainer import predict
 
 Predictor = Callable[[list[Dialogue], str, int], list[np.ndarray]]  # (dialogues, protocol, window) -> probs
 
@@ -18,8 +20,6 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
 
 
 def native_predictor(bundle: Bundle, precision: str = "fp32") -> Predictor:
-    from cmer_edge.runtime.head import NativeHead
-
     head = NativeHead.from_bundle(bundle, precision=precision)
     cfg = head.config
 
@@ -50,7 +50,6 @@ def torch_predictor(bundle: Bundle) -> Predictor:
     import torch
 
     from cmer_edge.model.cm_roberta import CMRoberta
-    from cmer_edge.training.trainer import predict
 
     model = CMRoberta(bundle.head_config)
     model.load_state_dict({k: torch.from_numpy(v) for k, v in bundle.head_tensors().items()})
