@@ -12,6 +12,8 @@ import json
 import logging
 from pathlib import Path
 
+from cmer_edge.cli_common import UserError, cli_entry, int_in_range
+
 log = logging.getLogger("cmer_edge")
 
 
@@ -42,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pooling", choices=("cls", "mean"), default="cls")
     p.add_argument("--last-layers", type=int, default=4)
     p.add_argument("--max-tokens", type=int, default=128)
-    p.add_argument("--workers", type=int, default=2, help="audio extraction processes")
+    p.add_argument("--workers", type=int_in_range(1, 64, "workers"), default=2, help="audio extraction processes")
     return p
 
 
@@ -90,6 +92,7 @@ def emodb_rows(args) -> dict[str, tuple[list[dict], list[Path | None], list[str]
     return {"all": (rows, [u.path for u in utts], [u.transcript for u in utts])}
 
 
+@cli_entry
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -100,6 +103,10 @@ def main(argv: list[str] | None = None) -> int:
     if not args.audio and not args.text:
         raise SystemExit("nothing to extract: give --audio and/or --text")
     options = parse_options(args.audio_option)
+    splits = meld_rows(args) if args.corpus == "meld" else emodb_rows(args)
+    empty = [split for split, (rows, _, _) in splits.items() if not len(rows)]
+    if empty:
+        raise UserError(f"nothing to extract: no utterances in {', '.join(empty)} under {args.root}")
     store = FeatureStore.open(args.store, create=True, corpus=args.corpus)
     if args.corpus == "emodb":
         from cmer_edge.data.emodb import EMODB_LABELS
@@ -108,7 +115,6 @@ def main(argv: list[str] | None = None) -> int:
     else:
         store.manifest["labels"] = list(EMOTIONS)
     store._save_manifest()
-    splits = meld_rows(args) if args.corpus == "meld" else emodb_rows(args)
     report = {}
     for split, (rows, wavs, texts) in splits.items():
         store.set_index(split, rows)

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from cmer_edge.bench.timing import cpu_description, load_average
+from cmer_edge.cli_common import threads_arg
 
 TEXTS = [
     "Oh my god, I can't believe you actually came back!",
@@ -80,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--bundle", default=None, help="bundle directory (default: the embedded edge bundle)")
     p.add_argument("--utterances", type=int, default=8)
     p.add_argument("--modes", nargs="+", choices=("external", "whisper"), default=["external", "whisper"])
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--threads", type=threads_arg, default=2)
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
     audio, scene = make_dialogue(args.utterances)
