@@ -29,13 +29,13 @@ import os
 import sys
 from collections.abc import Callable
 
+from cmer_edge.runtime.validate import THREADS_RANGE, WINDOW_RANGE
+
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 EXIT_BROKEN_PIPE = 141
-# the same bounds as the Python API (cmer_edge.runtime.validate): window in utterances (the context
-# ring grows with it: 100000 took 2.6 GB), CPU threads (512 made a run 20x slower)
-WINDOW_RANGE = (1, 256)
-THREADS_RANGE = (1, 64)
+# WINDOW_RANGE, THREADS_RANGE: the same bounds as the Python API. Window in utterances (the context
+# ring grows with it: 100000 took 2.6 GB), CPU threads (512 made a run 20x slower).
 
 
 class UserError(Exception):
@@ -119,9 +119,7 @@ def _first_line(exc: BaseException) -> str:
     text = str(exc).strip() or type(exc).__name__
     if isinstance(exc, MemoryError):
         return "out of memory (" + (text if text != "MemoryError" else "lower --window/--batch") + ")"
-    if isinstance(exc, SystemExit):
-        return text
-    return text if "\n" not in text else text.replace("\n", " | ")
+    return text.replace("\n", " | ")  # one line, whatever the message (a device list, a spec diff)
 
 
 def _wants_traceback(argv: list[str]) -> bool:

@@ -20,7 +20,7 @@ from cmer_edge.audio.convert import PIPELINE_RATE_HZ
 from cmer_edge.audio.utterance import Utterance
 
 log = logging.getLogger("cmer_edge")
-WINDOW_RANGE = (1, 256)
+WINDOW_RANGE = (1, 256)  # live context in utterances (cmer_edge.cli_common uses the same bounds)
 THREADS_RANGE = (1, 64)
 
 
