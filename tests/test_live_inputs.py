@@ -216,8 +216,6 @@ def test_recognizer_keeps_a_blank_turn_in_its_context(tiny_bundle, speech):
         # the same as pushing the blank explicitly into a fresh session
         session = rec.head.session(rec.session.window_utts)
         x_a = rec.stages.audio_extractor(speech)
-        from cmer_edge.runtime.validate import prepare_utterance  # noqa: F401  (the same path the recognizer takes)
-
         session.push(x_a, None)
         session.push(*blank_inputs(rec.bundle.head_config, rec.bundle.head_tensors()))
         np.testing.assert_allclose(session.push(x_a, None), _probs(after), atol=1e-5)
