@@ -4,6 +4,7 @@ on close(), and handles an utterance with no modality by one rule shared with bo
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 
@@ -13,6 +14,25 @@ import pytest
 from cmer_edge.audio.convert import AudioError, load_audio, resample
 from cmer_edge.audio.sources import ArraySource
 from cmer_edge.audio.utterance import Utterance
+
+
+class _Warnings(logging.Handler):
+    """Collects the cmer_edge logger's warnings with a handler on that logger itself: caplog's root
+    handler misses them once a CLI run in-process has set propagate=False (export/cli.py does)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.text = ""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.text += record.getMessage() + "\n"
+
+    def __enter__(self):
+        logging.getLogger("cmer_edge").addHandler(self)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        logging.getLogger("cmer_edge").removeHandler(self)
 
 
 @pytest.fixture(scope="module")
@@ -82,13 +102,13 @@ def test_utterance_rate_is_honoured(rec_none, speech):
     np.testing.assert_allclose(_probs(ev), _probs(ref), atol=0.05)
 
 
-def test_int16_scaled_float_audio_is_rescaled_with_a_warning(rec_none, speech, caplog):
+def test_int16_scaled_float_audio_is_rescaled_with_a_warning(rec_none, speech):
     rec_none.reset()
     ref = rec_none.process(Utterance(speech, 0.0, len(speech) / 16000, 0))
     rec_none.reset()
-    with caplog.at_level("WARNING", logger="cmer_edge"):
+    with _Warnings() as warned:
         ev = rec_none.process(Utterance(speech * 32767.0, 0.0, len(speech) / 16000, 0))
-    assert any("int16 PCM" in n for n in ev.notes) and "int16 PCM" in caplog.text
+    assert any("int16 PCM" in n for n in ev.notes) and "int16 PCM" in warned.text
     np.testing.assert_allclose(_probs(ev), _probs(ref), atol=1e-3)
 
 
