@@ -54,7 +54,7 @@ def test_head_benchmark_markdown_and_bad_arguments(capsys, monkeypatch):
     assert "| edge | fp32 |" in out and "compute floor (ms)" in out and "| edge | push | native | cpu | int8 |" in out
     with pytest.raises(SystemExit):
         main(["--window", "0"])
-    assert "--window must be >= 1, got 0" in capsys.readouterr().err
+    assert "--window: window (utterances) must be in 1..256, got 0" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["--profiles", "tiny"])
     assert "unknown profiles ['tiny']" in capsys.readouterr().err

@@ -23,6 +23,8 @@ import json
 import logging
 from pathlib import Path
 
+from cmer_edge.cli_common import UserError, cli_entry, window_arg
+
 import numpy as np
 
 log = logging.getLogger("cmer_edge")
@@ -57,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--modalities", choices=("both", "audio", "text"), default=None,
                    help="use only these inputs (default: what the bundle was trained on)")
     p.add_argument("--protocol", choices=("paper", "live"), default=None, help="default: the bundle's")
-    p.add_argument("--window", type=int, default=None, help="live window (default: the bundle's)")
+    p.add_argument("--window", type=window_arg, default=None, help="live window (default: the bundle's)")
     p.add_argument("--engine", choices=("native", "torch"), default="native")
     p.add_argument("--precision", choices=("fp32", "bf16", "int8"), default="fp32", help="native weights")
     p.add_argument("--label-key", default="label", help="index field holding the label")
@@ -74,6 +76,7 @@ def bundle_feature_names(bundle) -> tuple[list[str], str | None]:
     return names, feats.text.name if feats.text is not None else None
 
 
+@cli_entry
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
@@ -97,6 +100,8 @@ def main(argv: list[str] | None = None) -> int:
         from cmer_edge.training.corpus_features import meld_dialogues
 
         dialogues = meld_dialogues(bundle, args.meld_dir, args.split, onnx_precision=args.onnx_precision)
+    if not sum(len(d.labels) for d in dialogues):
+        raise UserError(f"split {args.split!r} has no labelled utterances (an empty or header-only CSV?)")
     modalities = args.modalities or bundle.head_config.modalities
     for d in dialogues:
         if modalities == "text":
@@ -142,7 +147,7 @@ def evaluate_manifest(args) -> int:
     if args.speakers is not None:
         clips = [c for c in clips if c.speaker in set(args.speakers)]
         if not clips:
-            raise SystemExit(f"error: no clip of speakers {args.speakers} in {manifest.path}")
+            raise UserError(f"no clip of speakers {args.speakers} in {manifest.path}")
     modalities = args.modalities or "both"
     asr = "whisper" if args.asr == "whisper" else ("none" if modalities == "audio" else "external")
     recognizer = Recognizer(RecognizerConfig(bundle=str(args.bundle) if args.bundle else None, asr=asr,

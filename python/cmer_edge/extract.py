@@ -16,10 +16,12 @@ from cmer_edge.data.clip_audio import ExtractConfig
 from cmer_edge.data.emodb import EMODB_LABELS, emodb_folds, load_emodb
 from cmer_edge.data.meld import iter_utterances, load_meld
 from cmer_edge.data.meld_audio import extract_meld_audio, wav_path
+from cmer_edge.data.speech_manifest import load_manifests
 from cmer_edge.features.extraction import fill_audio_feature, fill_text_feature
 from cmer_edge.features.store import FeatureStore
 from cmer_edge.features.text import TextEncoderSpec
 from cmer_edge.model.config import EMOTIONS
+from cmer_edge.cli_common import UserError, cli_entry, int_in_range
 
 log = logging.getLogger("cmer_edge")
 
@@ -57,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pooling", choices=("cls", "mean"), default="cls")
     p.add_argument("--last-layers", type=int, default=4)
     p.add_argument("--max-tokens", type=int, default=128)
-    p.add_argument("--workers", type=int, default=2, help="audio extraction processes")
+    p.add_argument("--workers", type=int_in_range(1, 64, "workers"), default=2, help="audio extraction processes")
     return p
 
 
@@ -102,9 +104,6 @@ def emodb_rows(args) -> dict[str, tuple[list[dict], list[Path | None], list[str]
 def manifest_rows(args) -> dict[str, tuple[list[dict], list[Path | None], list[str]]]:
     """One split 'all': a clip per dialogue; the transcript is the text unless it is not English
     (the text encoders are English; EmoDB's German syllables would be noise) or empty."""
-    from cmer_edge.data.speech_manifest import load_manifests
-    from cmer_edge.model.config import EMOTIONS
-
     manifest = load_manifests(args.manifest, skip_bad=args.skip_bad)
     log.info("%s", manifest.summary())
     for line, why in manifest.skipped:
@@ -116,25 +115,29 @@ def manifest_rows(args) -> dict[str, tuple[list[dict], list[Path | None], list[s
     return {"all": (rows, [c.path for c in manifest.clips], texts)}
 
 
+@cli_entry
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.corpus == "manifest" and not args.manifest:
-        raise SystemExit("error: corpus 'manifest' needs --manifest CSV [CSV ...]")
+        raise UserError("corpus 'manifest' needs --manifest CSV [CSV ...]")
     if args.corpus != "manifest" and args.root is None:
-        raise SystemExit(f"error: corpus '{args.corpus}' needs --root")
+        raise UserError(f"corpus '{args.corpus}' needs --root")
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
     if not args.audio and not args.text:
         raise SystemExit("nothing to extract: give --audio and/or --text")
     options = parse_options(args.audio_option)
+    rows_of = {"meld": meld_rows, "emodb": emodb_rows, "manifest": manifest_rows}[args.corpus]
+    splits = rows_of(args)
+    empty = [split for split, (rows, _, _) in splits.items() if not len(rows)]
+    if empty:
+        raise UserError(f"nothing to extract: no utterances in {', '.join(empty)} under {args.root}")
     store = FeatureStore.open(args.store, create=True, corpus=args.corpus)
     if args.corpus == "emodb":
         store.manifest["labels"] = list(EMODB_LABELS)
     else:
         store.manifest["labels"] = list(EMOTIONS)
     store._save_manifest()
-    rows_of = {"meld": meld_rows, "emodb": emodb_rows, "manifest": manifest_rows}[args.corpus]
-    splits = rows_of(args)
     report = {}
     for split, (rows, wavs, texts) in splits.items():
         store.set_index(split, rows)

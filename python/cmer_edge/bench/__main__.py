@@ -10,6 +10,8 @@ import argparse
 import importlib
 import sys
 
+from cmer_edge.cli_common import cli_entry
+
 SUBCOMMANDS: dict[str, tuple[str, str]] = {  # name -> (module, one-line description)
     "head": ("cmer_edge.bench.head", "fused head: native vs PyTorch / TorchScript / ONNX Runtime, push and forward"),
     "pipeline": ("cmer_edge.bench.pipeline", "live pipeline: per-stage and end-of-utterance -> event latency, RTF"),
@@ -19,6 +21,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {  # name -> (module, one-line descrip
 }
 
 
+@cli_entry
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m cmer_edge.bench",

@@ -31,6 +31,7 @@ from cmer_edge.export.random_models import write_random_roberta
 from cmer_edge.model.config import HeadConfig
 from cmer_edge.runtime.backends import BackendConfig, open_runner
 from cmer_edge.runtime.encoders import open_audio_extractor
+from cmer_edge.cli_common import threads_arg
 
 TEXT = {  # name -> features.text spec (+ how to make the weights)
     "minilm": {"model": "sentence-transformers/all-MiniLM-L6-v2", "pooling": "mean", "last_layers": 4},
@@ -203,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--audio-s", type=float, default=2.5, help="utterance length (MELD median 2.5 s)")
     parser.add_argument("--hop-s", type=float, default=0.1, help="L3 window hop (paper: 0.1 s)")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=threads_arg, default=2)
     parser.add_argument("--spin", action="store_true",
                         help="let OpenMP (torch) and ONNX Runtime threads spin-wait (default: passive waits; "
                              "spinning threads on a shared, oversubscribed CPU slow torch ~20x at 2 threads)")

@@ -24,6 +24,7 @@ import time
 
 from cmer_edge.bench import head_impls as impls
 from cmer_edge.bench.timing import Timed, cpu_description, load_average, time_round_robin
+from cmer_edge.cli_common import threads_arg, window_arg
 from cmer_edge.model.config import HeadConfig
 
 log = logging.getLogger("cmer_edge")
@@ -41,10 +42,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m cmer_edge.bench head", description=__doc__.split("\n\n")[0],
                                 epilog="example: python -m cmer_edge.bench head --profiles edge --json")
     p.add_argument("--profiles", default="edge,paper", help="comma-separated, of: " + ", ".join(PROFILES))
-    p.add_argument("--window", type=int, default=16, help="live window W (utterances)")
+    p.add_argument("--window", type=window_arg, default=16, help="live window W (utterances)")
     p.add_argument("--batch", type=int, default=8, help="forward: dialogues per batch")
     p.add_argument("--steps", type=int, default=16, help="forward: padded dialogue length T")
-    p.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="CPU threads for every implementation")
+    p.add_argument("--threads", type=threads_arg, default=os.cpu_count() or 1, help="CPU threads for every implementation")
     p.add_argument("--rounds", type=int, default=5, help="round-robin rounds")
     p.add_argument("--push-reps", type=int, default=20, help="timed pushes per implementation per round")
     p.add_argument("--forward-reps", type=int, default=2, help="timed forwards per implementation per round")

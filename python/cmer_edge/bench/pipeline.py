@@ -22,6 +22,7 @@ from cmer_edge.bench.timing import cpu_description, load_average
 from cmer_edge.runtime.recognizer import Recognizer, RecognizerConfig
 from cmer_edge.testing.espeak import speak
 from cmer_edge.testing.scenes import write_scene
+from cmer_edge.cli_common import int_in_range, threads_arg
 
 TEXTS = [
     "Oh my god, I can't believe you actually came back!",
@@ -76,9 +77,9 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m cmer_edge.bench pipeline", description=__doc__.splitlines()[0],
                                 epilog="example: python -m cmer_edge.bench pipeline --utterances 8 --json")
     p.add_argument("--bundle", default=None, help="bundle directory (default: the embedded edge bundle)")
-    p.add_argument("--utterances", type=int, default=8)
+    p.add_argument("--utterances", type=int_in_range(1, 1000, "utterances"), default=8)
     p.add_argument("--modes", nargs="+", choices=("external", "whisper"), default=["external", "whisper"])
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--threads", type=threads_arg, default=2)
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
     audio, scene = make_dialogue(args.utterances)
