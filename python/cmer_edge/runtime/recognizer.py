@@ -66,14 +66,6 @@ class RecognizerStats:
     dialogues: int = 0
 
 
-def _head_device(requested: str) -> str:
-    from cmer_edge import _native
-
-    if requested == "auto":
-        return "cuda" if _native.cuda_available() else "cpu"
-    return requested
-
-
 class Recognizer:
     def __init__(self, config: RecognizerConfig = RecognizerConfig()) -> None:
         from cmer_edge.model.bundle import load_bundle
@@ -86,7 +78,7 @@ class Recognizer:
         self.config = config
         self.bundle = load_bundle(config.bundle or default_bundle_path())
         head_cfg = self.bundle.head_config
-        self.head = NativeHead.from_bundle(self.bundle, device=_head_device(config.device))
+        self.head = NativeHead.from_bundle(self.bundle, device=config.device)  # auto: CUDA, CPU fallback
         self.session = self.head.session(config.window_utts or self.bundle.window_utts)
         backends = BackendConfig.from_env(backend=None if config.backend == "auto" else config.backend,
                                           threads=config.threads)
