@@ -56,3 +56,50 @@ def test_head_benchmark_markdown_and_bad_arguments(capsys, monkeypatch):
     with pytest.raises(SystemExit):
         main(["--profiles", "tiny"])
     assert "unknown profiles ['tiny']" in capsys.readouterr().err
+
+
+# -- torch-cached: the fair PyTorch baseline must compute what the reference computes ----------------
+
+CACHED_CONFIGS = [
+    (dict(audio_dim=20, text_dim=24, hidden=8, num_heads=2, ffn_dim=16, classifier_dim=12), "both"),
+    (dict(audio_dim=20, text_dim=24, hidden=8, num_heads=2, ffn_dim=16, classifier_dim=12, modalities="audio"),
+     "audio"),
+    (dict(audio_dim=20, text_dim=24, hidden=8, num_heads=2, ffn_dim=16, classifier_dim=12, modalities="text"),
+     "text"),
+    (dict(audio_dim=20, text_dim=24, hidden=8, num_heads=2, ffn_dim=16, classifier_dim=12, use_sca=False),
+     "nosca"),
+    (dict(audio_dim=20, text_dim=24, hidden=8, num_heads=2, ffn_dim=16, classifier_dim=12, sca_layers=3), "sca3"),
+    (dict(audio_dim=152, text_dim=1536, hidden=64), "edge"),
+]
+
+
+@pytest.mark.parametrize("overrides", [c[0] for c in CACHED_CONFIGS], ids=[c[1] for c in CACHED_CONFIGS])
+@pytest.mark.parametrize("window", [1, 3, 8])
+def test_torch_cached_session_matches_predict_live(overrides, window):
+    import numpy as np
+    import torch
+
+    from cmer_edge.bench.head_torch_cached import TorchCachedSession
+    from cmer_edge.model.config import HeadConfig
+    from cmer_edge.model.protocol import predict_live
+    from test_head_parity import make_model, rel_error
+
+    cfg = HeadConfig(**overrides)
+    model = make_model(cfg, seed=window)
+    gen = torch.Generator().manual_seed(window)
+    n = 12
+    x_a, x_t = torch.randn(n, cfg.audio_dim, generator=gen), torch.randn(n, cfg.text_dim, generator=gen)
+    present = torch.ones(n, 2)
+    if cfg.modalities == "both":
+        present[1::4, 0] = 0
+        present[3::4, 1] = 0
+    with torch.no_grad():
+        ref = predict_live(model, x_a, x_t, window, present).numpy()
+    session = TorchCachedSession(model, window)
+    got = []
+    for i in range(n):
+        a = x_a[i].numpy() if present[i, 0] and cfg.uses_audio else None
+        t = x_t[i].numpy() if present[i, 1] and cfg.uses_text else None
+        session.push(a, t)
+        got.append(session.logits.numpy().copy())
+    assert rel_error(np.stack(got), ref) <= 1e-5

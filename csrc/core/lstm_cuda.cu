@@ -34,7 +34,7 @@ __global__ void __launch_bounds__(4 * kMaxCudaLstmHidden) LstmRecurrenceKernel(P
   const int hidden = p.hidden;
   float* h = smem;               // [H]
   float* gates = smem + hidden;  // [4H]
-  const DirParams d = p.dir[blockIdx.y];
+  const DirParams d = blockIdx.y == 0 ? p.dir[0] : p.dir[1];  // constant indices: p stays in the parameter space
   const int64_t b = blockIdx.x;
   const int j = threadIdx.x;
   const int g4 = 4 * hidden;

@@ -72,6 +72,33 @@ def native_push(head: NativeHead, case: Case, cuda_graph: bool = False) -> Calla
     return push
 
 
+def torch_cached(case: Case, device: str, cuda_graph: bool = False) -> Callable[[], object]:
+    """PyTorch with the native session's projection cache (bench/head_torch_cached.py), pushing the
+    next utterance into a full window; cuda_graph=True replays the steady-state push as a CUDA graph."""
+    from cmer_edge.bench.head_torch_cached import TorchCachedSession
+
+    model = case.model if device == "cpu" else copy.deepcopy(case.model).to(device)
+    session = TorchCachedSession(model, case.window, device)
+    utts = [(case.utts_a[i], case.utts_t[i]) for i in range(len(case.utts_a))]
+    if device != "cpu":
+        import torch
+
+        utts = [tuple(torch.from_numpy(x).to(device) for x in pair) for pair in utts]
+    counter = iter(range(1 << 62))
+
+    def push() -> object:
+        i = next(counter) % len(utts)
+        probs = session.push(*utts[i])
+        _sync(device)
+        return probs
+
+    for _ in range(case.window):
+        push()
+    if cuda_graph:
+        session.capture_graph()
+    return push
+
+
 def native_forward(head: NativeHead, case: Case) -> Callable[[], object]:
     return lambda: head.forward(case.batch_a, case.batch_t, case.batch_lengths)
 
