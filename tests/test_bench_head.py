@@ -25,6 +25,7 @@ def test_head_benchmark_rows_and_floors(capsys, monkeypatch):
     expected = {(impl, op, "fp32") for impl in ("native", "torch-eager", "torchscript", "onnxruntime")
                 for op in ("push", "forward")}
     expected |= {("native", op, p) for op in ("push", "forward") for p in ("bf16", "int8")}
+    expected.add(("torch-cached", "push", "fp32"))
     assert expected <= set(rows)
     for key in expected:
         assert "error" not in rows[key], rows[key]
@@ -32,6 +33,11 @@ def test_head_benchmark_rows_and_floors(capsys, monkeypatch):
     eager = rows[("torch-eager", "push", "fp32")]["p50_ms"]
     native = rows[("native", "push", "fp32")]
     assert native["speedup_vs_eager"] == pytest.approx(eager / native["p50_ms"])
+    torch_push = [r for r in report["rows"] if r["op"] == "push" and r["impl"] in ("torch-eager", "torchscript",
+                                                                                   "torch-cached")]
+    fastest = min(torch_push, key=lambda r: r["p50_ms"])
+    assert native["best_torch"] == fastest["impl"]
+    assert native["speedup_vs_best_torch"] == pytest.approx(fastest["p50_ms"] / native["p50_ms"])
 
     floors = {f["precision"]: f for f in report["floors"]}
     assert floors["fp32"]["weight_bytes"] > floors["bf16"]["weight_bytes"] > floors["int8"]["weight_bytes"]
@@ -56,6 +62,18 @@ def test_head_benchmark_markdown_and_bad_arguments(capsys, monkeypatch):
     with pytest.raises(SystemExit):
         main(["--profiles", "tiny"])
     assert "unknown profiles ['tiny']" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["--precisions", "fp16"])
+    assert "--precisions: unknown or empty ['fp16']" in capsys.readouterr().err
+
+
+def test_head_benchmark_cuda_only_needs_cuda(capsys):
+    from cmer_edge import _native
+
+    if _native.cuda_available():
+        pytest.skip("this machine has CUDA: --devices cuda runs (jetson/gpu_check.sh)")
+    assert main(["--devices", "cuda"]) == 2
+    assert "--devices cuda, but this build or machine has no usable CUDA device" in capsys.readouterr().err
 
 
 # -- torch-cached: the fair PyTorch baseline must compute what the reference computes ----------------

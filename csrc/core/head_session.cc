@@ -61,6 +61,7 @@ struct Session::Workspace {
     hmid = make(window * w);
     hidden = make(cfg.classifier_dim);
     logits = make(cfg.num_classes);
+    logits_host.resize(static_cast<size_t>(cfg.num_classes));
   }
 
   BranchSlots slots;
@@ -72,6 +73,7 @@ struct Session::Workspace {
   std::vector<StageScratch> scratch;
   Buffer<float> cross[4];  // audio/text ping and pong
   Buffer<float> midcat, concat, gf, gb, hmid, hidden, logits;
+  std::vector<float> logits_host;
 };
 
 // Page-locked staging for graph-captured copies: inputs per stream, and the logits.
@@ -212,7 +214,7 @@ void Session::Score(const float* x_a, const float* x_t, Mode mode, float* probs,
   const bool slide = !replace && pushed_ >= window_;
   const float* inputs[2] = {cfg.uses_audio() ? x_a : x_t, x_t};
   const int64_t ns = cfg.num_streams();
-  std::vector<float> out(static_cast<size_t>(cfg.num_classes));
+  std::vector<float>& out = ws_->logits_host;  // allocated with the workspace: a push allocates nothing
   try {
     if (!use_graphs_) {
       Enqueue(inputs, steps, slide, replace, out.data(), /*rollback=*/true);

@@ -54,7 +54,10 @@ def make_case(name: str, cfg: HeadConfig, window: int, batch: int, steps: int, s
 
 
 def native_head(case: Case, device: str, precision: str, threads: int) -> NativeHead:
-    return NativeHead.from_state_dict(case.cfg, case.state, device=device, precision=precision, num_threads=threads)
+    # No start-up self-check here (it would build a CPU head inside the CUDA rows' setup time);
+    # gpu_check.sh's cuda tests check CUDA against CPU.
+    return NativeHead.from_state_dict(case.cfg, case.state, device=device, precision=precision, num_threads=threads,
+                                      self_check=False)
 
 
 def native_push(head: NativeHead, case: Case, cuda_graph: bool = False) -> Callable[[], object]:
