@@ -21,6 +21,7 @@
 # TensorRT and the Silero package are not needed on the head's import path (checked in "import").
 set -uo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+export PATH="$PATH:/usr/local/cuda/bin"  # where the CUDA toolkit usually is when not on PATH
 
 OUT=gpu_check_out; DRY=0; ARCH=""; JOBS="$(nproc 2>/dev/null || echo 2)"; PY=python3
 STAGES="env,build,import,tests,bench,tensorrt"; INSTALL=1
@@ -130,6 +131,10 @@ if not dry:  # the first GPU calls
     info["torch_cuda"] = torch.cuda.is_available()
     info["torch_device"] = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
 missing = [m for m in ("torch", "pybind11", "scikit_build_core") if info[m] == "absent"]
+if not shutil.which("cmake") and not importlib.util.find_spec("cmake"):
+    missing.append("cmake >= 3.24 (system package or the cmake wheel; the build stage needs it)")
+if not shutil.which("nvcc"):
+    missing.append("nvcc (put the CUDA toolkit's bin on PATH)")
 json.dump(info, open(path, "w"), indent=1)
 print(json.dumps(info, indent=1))
 sys.exit(f"missing: {missing}" if missing else 0)

@@ -174,6 +174,7 @@ def test_disabled_head_falls_back_to_cpu_and_replays_the_window(caplog):
         session.replace_last(x_a[i].numpy(), x_t[i].numpy())
         clean.replace_last(x_a[i].numpy(), x_t[i].numpy())
         np.testing.assert_array_equal(session.last_logits, clean.last_logits)
+        assert session.pushed == clean.pushed and session.size == clean.size
     assert "CUDA head disabled (an illegal memory access was encountered (simulated)); continuing on the CPU" \
         in caplog.text
     assert not head.can_fall_back and head.device == "cpu"

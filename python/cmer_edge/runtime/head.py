@@ -90,6 +90,7 @@ class Session:
         self._head = head
         self._cuda_graph = bool(cuda_graph)
         self._on = head.native  # the native head this session runs on
+        self._pushed_before = 0  # pushes a CPU fallback could not replay (older than the window)
         self._native = _native().Session(head.native, int(window_utts), self._cuda_graph)
         # Inputs of the window, kept only where a CUDA error may move the session to the CPU head.
         self._history: deque | None = deque(maxlen=int(window_utts)) if head.can_fall_back else None
@@ -106,7 +107,7 @@ class Session:
     @property
     def pushed(self) -> int:
         """Utterances pushed since the start or the last reset."""
-        return self._native.pushed
+        return self._pushed_before + self._native.pushed
 
     @property
     def provisional(self) -> bool:
@@ -139,6 +140,7 @@ class Session:
     def reset(self) -> None:
         """Forget the conversation (a new dialogue starts)."""
         self._native.reset()
+        self._pushed_before = 0
         if self._history is not None:
             self._history.clear()
 
@@ -170,6 +172,7 @@ class Session:
         if self._head.native is self._on:  # the first session to see the failure moves the head
             self._head.fall_back_to_cpu()
         self._on = self._head.native
+        self._pushed_before += self._native.pushed - len(self._history)
         self._native = _native().Session(self._head.native, self.window_utts, False)
         for x_a, x_t, provisional in self._history:
             self._native.push(x_a, x_t, provisional)
