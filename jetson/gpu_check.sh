@@ -14,8 +14,9 @@
 #     --no-install   skip the venv + install; use PY as it is (its cmer_edge must be importable)
 # Example (a GPU machine, no network):   jetson/gpu_check.sh --out /tmp/gpu_check
 #
-# Plan for about 5 minutes: build ~1-2 min (one arch, all cores), CUDA tests ~1 min, bench ~1-2 min
-# (fp32, CUDA rows only, 3 rounds), each stage under its own timeout (STAGE_TIMEOUT_* below).
+# Plan for about 5 minutes: build ~1-2 min (one arch, all cores), CUDA tests ~1 min, bench ~1 min per
+# profile (fp32, CUDA rows only, 3 rounds, no torch.compile fallback), each stage under its own
+# timeout (STAGE_TIMEOUT_* below), the bench one stage per profile so edge survives a cut paper run.
 # Installs into OUT/venv (--system-site-packages: torch etc. come from the image) with --no-deps
 # --no-build-isolation --no-index: nothing is downloaded, and opensmile, soundfile, faster-whisper,
 # TensorRT and the Silero package are not needed on the head's import path (checked in "import").
@@ -27,7 +28,7 @@ OUT=gpu_check_out; DRY=0; ARCH=""; JOBS="$(nproc 2>/dev/null || echo 2)"; PY=pyt
 STAGES="env,build,import,tests,bench,tensorrt"; INSTALL=1
 STAGE_TIMEOUT_BUILD=${STAGE_TIMEOUT_BUILD:-900}
 STAGE_TIMEOUT_TESTS=${STAGE_TIMEOUT_TESTS:-300}
-STAGE_TIMEOUT_BENCH=${STAGE_TIMEOUT_BENCH:-300}
+STAGE_TIMEOUT_BENCH=${STAGE_TIMEOUT_BENCH:-240}  # per profile
 while [ $# -gt 0 ]; do
   case "$1" in
     --out) OUT="$2"; shift ;;
@@ -199,23 +200,28 @@ if want tests; then
   fi
 fi
 
-# -- bench: bench head on CUDA, fp32, edge and paper, push and forward ------------------------------
-if want bench; then
-  DETAIL="$OUT/bench_head.json"
-  if [ "$DRY" = 1 ]; then
-    args="--profiles edge --devices cpu --precisions fp32 --window 2 --batch 1 --steps 2 --rounds 1 \
---push-reps 1 --forward-reps 1 --threads 1 --bandwidth-mb 8"
-  else
-    args="--profiles edge,paper --devices cuda --precisions fp32 --rounds 3 --push-reps 20 --forward-reps 3 \
---bandwidth-mb 64"
-  fi
-  run_stage bench "$STAGE_TIMEOUT_BENCH" bash -c "cd '$OUT' && '$RUNPY' -m cmer_edge.bench head $args --json \
-> '$DETAIL.tmp' && mv '$DETAIL.tmp' '$DETAIL' && '$RUNPY' - '$DETAIL' <<'PY'
+# -- bench: bench head on CUDA, fp32, edge and paper, push and forward (one stage per profile) ------
+bench() {  # bench PROFILE ARGS...
+  local profile="$1"; shift
+  DETAIL="$OUT/bench_head_$profile.json"
+  run_stage "bench-$profile" "$STAGE_TIMEOUT_BENCH" bash -c "cd '$OUT' && '$RUNPY' -m cmer_edge.bench head \
+--profiles $profile $* --json > '$DETAIL.tmp' && mv '$DETAIL.tmp' '$DETAIL' && '$RUNPY' - '$DETAIL' <<'PY'
 import json, sys
 report = json.load(open(sys.argv[1]))
 for r in report['rows']:
     print(r['profile'], r['op'], r['impl'], r['device'], r['precision'], r.get('p50_ms'), r.get('error', ''))
 PY"
+}
+if want bench; then
+  if [ "$DRY" = 1 ]; then
+    bench edge --devices cpu --precisions fp32 --window 2 --batch 1 --steps 2 --rounds 1 --push-reps 1 \
+      --forward-reps 1 --threads 1 --bandwidth-mb 8
+  else
+    for profile in edge paper; do
+      bench "$profile" --devices cuda --precisions fp32 --rounds 3 --push-reps 20 --forward-reps 3 \
+        --bandwidth-mb 64 --no-compile-fallback
+    done
+  fi
 fi
 
 # -- tensorrt: only where TensorRT is importable ----------------------------------------------------

@@ -38,8 +38,8 @@ def test_dry_run_without_install_checks_the_plumbing(tmp_path):
                 {"PYTHONPATH": str(ROOT / "python")})
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
     stages = _stages(out)
-    assert list(stages) == ["env", "build", "import", "tests", "bench", "tensorrt"]
-    for name in ("env", "import", "tests", "bench"):
+    assert list(stages) == ["env", "build", "import", "tests", "bench-edge", "tensorrt"]
+    for name in ("env", "import", "tests", "bench-edge"):
         assert stages[name]["status"] == "ok" and stages[name]["dry_run"], stages[name]
         assert (out / f"{sorted(out.glob(f'*-{name}.log'))[0].name}").read_text()
     assert stages["build"]["status"].startswith("skipped: --no-install")
@@ -48,7 +48,7 @@ def test_dry_run_without_install_checks_the_plumbing(tmp_path):
     imported = stages["import"]["result"]
     assert "cuda_available" not in imported and "opensmile" in imported["blocked"]
     assert imported["package"].startswith(str(ROOT / "python"))
-    rows = stages["bench"]["result"]["rows"]
+    rows = stages["bench-edge"]["result"]["rows"]
     assert {(r["impl"], r["op"]) for r in rows} >= {("native", "push"), ("torch-cached", "push")}
     assert all("error" not in r for r in rows), rows
     assert "tests/test_head_cuda.py::" in (out / "04-tests.log").read_text()

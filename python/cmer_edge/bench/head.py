@@ -59,6 +59,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--forward-reps", type=int, default=2, help="timed forwards per implementation per round")
     p.add_argument("--torch-compile", action="store_true",
                    help="time torch.compile instead of TorchScript (compiling takes minutes per shape here)")
+    p.add_argument("--no-compile-fallback", action="store_true",
+                   help="torch-cuda-graph: report a failed capture instead of falling back to torch.compile "
+                        "(which takes minutes per shape)")
     p.add_argument("--bandwidth-mb", type=int, default=256, help="buffer size of the bandwidth probe")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     p.add_argument("--markdown", action="store_true", help="print the table as markdown (docs/benchmarks.md)")
@@ -116,7 +119,7 @@ def _candidates(case: impls.Case, args: argparse.Namespace, cuda: bool) -> list[
             out.append((dict(impl="torch-eager", device="cuda", op=op),
                         lambda op=op: impls.torch_eager(case, op, "cuda")))
             out.append((dict(impl="torch-cuda-graph", device="cuda", op=op),
-                        lambda op=op: impls.torch_cuda_graph(case, op)))
+                        lambda op=op: impls.torch_cuda_graph(case, op, not args.no_compile_fallback)))
     for meta, _ in out:
         meta.setdefault("precision", "fp32")
     return out

@@ -192,10 +192,11 @@ def onnxruntime_session(case: Case, op: str, threads: int) -> Callable[[], objec
     return lambda: session.run(None, feed)
 
 
-def torch_cuda_graph(case: Case, op: str) -> Callable[[], object]:
+def torch_cuda_graph(case: Case, op: str, compile_fallback: bool = True) -> Callable[[], object]:
     """PyTorch on CUDA replayed from a captured CUDA graph. The reference packs sequences on the
     host, which capture may refuse; then torch.compile(mode="reduce-overhead") (CUDA graphs around
-    the compiled regions) is used instead."""
+    the compiled regions) is used instead, unless compile_fallback=False (the row then reports the
+    capture error: compiling takes minutes)."""
     import torch
 
     model = copy.deepcopy(case.model).to("cuda")
@@ -217,6 +218,8 @@ def torch_cuda_graph(case: Case, op: str) -> Callable[[], object]:
 
         return replay
     except RuntimeError:
+        if not compile_fallback:
+            raise
         compiled = torch.compile(model, mode="reduce-overhead", dynamic=False)
 
         def run() -> object:
