@@ -153,3 +153,15 @@ def test_runtime_head_runs_without_importing_torch(tmp_path):
     assert done.returncode == 0, done.stderr
     probs = np.array(json.loads(done.stdout))
     assert probs.shape == (4, 7) and np.allclose(probs.sum(axis=1), 1, atol=1e-5)
+
+
+def test_forward_reuses_its_workspace_across_shapes():
+    """The head keeps one workspace, grown to the largest batch·steps seen: forwards of other shapes
+    before, between and after give exactly what a fresh head gives."""
+    cfg = HeadConfig(**SMALL)
+    model = make_model(cfg, seed=21)
+    reused = native(model)
+    for batch, steps, seed in ((2, 5, 1), (3, 9, 2), (1, 3, 3), (3, 9, 2), (4, 2, 4)):
+        x_a, x_t, lengths, present = inputs(cfg, batch, steps, seed, with_present=True)
+        args = (x_a.numpy(), x_t.numpy(), lengths.numpy(), present.numpy())
+        np.testing.assert_array_equal(reused.forward(*args), native(model).forward(*args))

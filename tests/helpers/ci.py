@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -27,3 +28,11 @@ def need_module(name: str, hint: str = ""):
     need(importlib.util.find_spec(name) is not None,
          f"{name} is not installed" + (f" ({hint})" if hint else ""))
     return importlib.import_module(name)
+
+
+def find_nvcc() -> str | None:
+    """nvcc from $CUDACXX, PATH or /usr/local/cuda/bin; None when there is none."""
+    for candidate in (os.environ.get("CUDACXX"), shutil.which("nvcc"), "/usr/local/cuda/bin/nvcc"):
+        if candidate and Path(candidate).is_file():
+            return candidate
+    return None

@@ -82,21 +82,13 @@ class RecognizerStats:
     blank_utterances: int = 0  # no modality at all: kept in context as a blank turn, no label
 
 
-def _head_device(requested: str) -> str:
-    from cmer_edge import _native  # the compiled core loads when a head is built, not at import
-
-    if requested == "auto":
-        return "cuda" if _native.cuda_available() else "cpu"
-    return requested
-
-
 class Recognizer:
     def __init__(self, config: RecognizerConfig = RecognizerConfig()) -> None:
         self.config = config
         self.bundle = load_bundle(config.bundle or default_bundle_path())
         manifest = self.bundle.manifest
         head_cfg = manifest.head
-        self.head = NativeHead.from_bundle(self.bundle, device=_head_device(config.device))
+        self.head = NativeHead.from_bundle(self.bundle, device=config.device)  # auto: CUDA, CPU fallback
         self.session = self.head.session(config.window_utts or manifest.window_utts)
         backends = BackendConfig.from_env(backend=None if config.backend == "auto" else config.backend,
                                           threads=config.threads)
