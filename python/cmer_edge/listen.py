@@ -24,12 +24,18 @@ def build_parser() -> argparse.ArgumentParser:
                "  python -m cmer_edge.listen                      # default microphone, Whisper tiny.en\n"
                "  python -m cmer_edge.listen --input talk.wav --json\n"
                "  robot_asr | python -m cmer_edge.listen --asr external   # JSON lines {\"text\", \"start_s\", \"end_s\"}")
+    add_recognizer_arguments(p)
+    p.add_argument("--json", action="store_true", help="one JSON object per utterance")
+    return p
+
+
+def add_recognizer_arguments(p: argparse.ArgumentParser) -> None:
+    """The source / ASR / bundle options, shared by `listen` and `serve`."""
     src = p.add_mutually_exclusive_group()
     src.add_argument("--input", type=Path, help="audio file instead of the microphone (any rate/channels)")
     src.add_argument("--mic", default=None, help="input device name (substring) or index")
     src.add_argument("--list-devices", action="store_true", help="list audio input devices and exit")
     p.add_argument("--realtime", action="store_true", help="with --input: pace the file in real time")
-    p.add_argument("--json", action="store_true", help="one JSON object per utterance")
     p.add_argument("--bundle", type=Path, default=None, help="model bundle (default: the embedded edge bundle)")
     p.add_argument("--asr", choices=("whisper", "external", "none"), default="whisper",
                    help="whisper: on-device ASR; external: JSON lines / text lines on stdin; none: audio only")
@@ -41,7 +47,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--max-seconds", type=float, default=None, help="stop after this much audio")
     p.add_argument("-v", "--verbose", action="store_true")
-    return p
 
 
 def list_devices(out=sys.stdout) -> int:

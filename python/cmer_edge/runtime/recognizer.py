@@ -173,6 +173,7 @@ class Recognizer:
 
         segmenter = Segmenter(self.config.endpointer)
         queue: deque[tuple[Utterance, float]] = deque()
+        self._live = (segmenter, queue)  # read by status()
         ready = threading.Condition()
         done = threading.Event()
         failure: list[BaseException] = []
@@ -221,3 +222,13 @@ class Recognizer:
 
     def close(self) -> None:
         self.stages.close()
+
+    # -- status hook for displays (cmer_edge.serve) ----------------------------------------------
+    def status(self) -> dict:
+        """A snapshot for a display, cheap and callable from any thread while `stream()` runs: whether
+        the endpointer is inside speech, how many utterances wait for inference, and the counters."""
+        from dataclasses import asdict
+
+        segmenter, queue = getattr(self, "_live", (None, ()))
+        in_speech = segmenter is not None and segmenter.endpointer.in_speech
+        return {"in_speech": bool(in_speech), "queue_depth": len(queue), **asdict(self.stats)}
