@@ -100,8 +100,9 @@ async def _headers(request: web.Request, handler):
     try:
         response = await handler(request)
     except web.HTTPException as exc:
-        response = exc
-    if not getattr(response, "prepared", False):
+        exc.headers.update(SECURITY_HEADERS)
+        raise
+    if not response.prepared:  # a WebSocket is prepared (upgraded) by its handler
         response.headers.update(SECURITY_HEADERS)
     return response
 
@@ -137,8 +138,9 @@ def create_app(hub: Hub, config: ServerConfig, health=lambda: {}) -> web.Applica
         return _json(dict(hub.hello(), type="events", events=hub.events_since(since, limit)))
 
     async def healthz(request: web.Request) -> web.Response:
-        return _json({"ok": True, "instance": hub.instance, "events": hub.stats.events,
-                      "clients": hub.stats.clients, **health()})
+        st = hub.stats
+        return _json({"ok": True, "instance": hub.instance, "events": st.events, "clients": st.clients,
+                      "dropped_clients": st.dropped_clients, "rejected_clients": st.rejected_clients, **health()})
 
     async def ws_handler(request: web.Request) -> web.StreamResponse:
         guard(request)
@@ -153,15 +155,17 @@ def create_app(hub: Hub, config: ServerConfig, health=lambda: {}) -> web.Applica
         await ws.prepare(request)
         _small_buffers(request)
         sockets.add(ws)
-        reader = request.loop.create_task(_drain_incoming(ws))
+        reader = asyncio.ensure_future(_drain_incoming(ws))
         try:
             how = await _race(hub.serve_client(ws.send_str), reader)
         finally:
             sockets.discard(ws)
             reader.cancel()
-        if how == "dropped":
-            request.transport is not None and request.transport.abort()  # a stalled peer never reads a close frame
-        elif how == "timeout":
+        if how == "dropped":  # a stalled peer would never read a close frame
+            if request.transport is not None:
+                request.transport.abort()
+            return ws
+        if how == "timeout":
             hub.count_timeout()
         if not ws.closed:
             await ws.close(code=WSCloseCode.GOING_AWAY)

@@ -57,10 +57,6 @@ class LevelTap:
         if hasattr(self.source, "close"):
             self.source.close()
 
-    @property
-    def stats(self):
-        return self.source.stats
-
 
 def describe_backends(recognizer) -> dict:
     """Which backend runs each part, for the page's footer (read once at start)."""
@@ -101,6 +97,9 @@ class RecognizerFeed:
             self.state = "stopped" if self._stopping.is_set() else "finished"
             log.info("serve: input finished; still serving (Ctrl-C to stop)")
         except Exception as exc:  # reported on /healthz and in the status, and logged
+            if self._stopping.is_set():  # the source was closed under a read: that is how stopping goes
+                self.state = "stopped"
+                return
             self.state = f"failed: {exc}"
             log.error("serve: the recognizer stopped: %s", exc)
 
@@ -119,7 +118,7 @@ class RecognizerFeed:
 
     def status(self) -> dict:
         rec = dict(self.recognizer.status(), state=self.state)
-        source = self.tap.stats
+        source = getattr(self.tap.source, "stats", None)  # SourceStats of file/array/microphone sources
         return {"input": dict(self.tap.read_level(), speech=rec.pop("in_speech")), "recognizer": rec,
                 "source": asdict(source) if hasattr(source, "__dataclass_fields__") else {},
                 "backends": self.backends}

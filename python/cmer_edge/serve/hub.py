@@ -60,6 +60,7 @@ class _Client:
         self.queue: asyncio.Queue[str] = asyncio.Queue(queue_size)
         self.overflowed = asyncio.Event()
         self.sent = 0
+        self.task: asyncio.Task | None = None
 
     def offer(self, text: str) -> bool:
         if self.overflowed.is_set():
@@ -111,6 +112,8 @@ class Hub:
 
     def _drop(self, client: _Client) -> None:
         del self._clients[client.ident]
+        if client.task is not None:
+            client.task.cancel()  # wherever it waits (a send to a stalled peer): serve_client returns "dropped"
         self.stats.clients = len(self._clients)
         self.stats.dropped_clients += 1
         log.warning("serve: client %d dropped: %d messages waiting (queue full; it reads too slowly or not at "
@@ -136,8 +139,9 @@ class Hub:
         log.warning("serve: refused a client: %d clients connected (max_clients)", len(self._clients))
 
     async def serve_client(self, send: Callable[[str], Awaitable[None]]) -> str:
-        """Send every message to one client until it is dropped (returns "dropped") or `send` fails
-        (returns "gone"). The caller closes the connection. Sends the hello message first."""
+        """Send every message to one client until it is dropped (returns "dropped": its queue
+        overflowed, wherever it was waiting) or `send` fails (returns "gone"). Sends the hello message
+        first. The caller closes the connection. Run it as its own task: a drop cancels that task."""
         self._next_ident += 1
         client = _Client(self._next_ident, self.config.client_queue)
         self._clients[client.ident] = client
@@ -145,24 +149,20 @@ class Hub:
         client.offer(json.dumps(self.hello()))
         if self.last_status:
             client.offer(json.dumps({"type": "status", **self.last_status}))
-        overflow = asyncio.ensure_future(client.overflowed.wait())
+        client.task = asyncio.current_task()
         try:
             while True:
-                get = asyncio.ensure_future(client.queue.get())
-                done, _ = await asyncio.wait({get, overflow}, return_when=asyncio.FIRST_COMPLETED)
-                if overflow in done:
-                    get.cancel()
-                    return "dropped"
-                sending = asyncio.ensure_future(send(get.result()))
-                done, _ = await asyncio.wait({sending, overflow}, return_when=asyncio.FIRST_COMPLETED)
-                if sending not in done:  # stalled mid-send and overflowed meanwhile
-                    sending.cancel()
-                    return "dropped"
-                if sending.exception() is not None:
+                text = await client.queue.get()
+                try:
+                    await send(text)
+                except (ConnectionError, RuntimeError, OSError):
                     return "gone"
                 client.sent += 1
+        except asyncio.CancelledError:
+            if client.overflowed.is_set():  # cancelled by _drop(), not by our caller
+                return "dropped"
+            raise
         finally:
-            overflow.cancel()
             if self._clients.pop(client.ident, None) is not None:
                 self.stats.clients = len(self._clients)
 
