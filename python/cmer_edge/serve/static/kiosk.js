@@ -226,7 +226,8 @@
     g.textAlign = "center";
     for (let t = Math.ceil(start / step) * step; t <= start + span; t += step) {
       g.fillRect(x(t), 0, 1, h - bottom);
-      g.fillText(clock(t).slice(0, 5), x(t), h - bottom / 2);
+      g.textAlign = x(t) + 24 > w ? "right" : "center";
+      g.fillText(clock(t).slice(0, 5), Math.min(x(t), w - 2), h - bottom / 2);
     }
     for (const u of state.utterances.values()) {
       const i = labels.indexOf(u.label);
@@ -238,7 +239,8 @@
       if (u.stage === "provisional") { g.strokeStyle = "#f1f3f5"; g.strokeRect(x0, i * lane + 2, Math.max(3, x(u.end_s) - x0), lane - 4); }
       g.globalAlpha = 1;
     }
-    $("timeline-span").textContent = `last ${TIMELINE_S / 60} minutes (stream time)`;
+    $("timeline-span").textContent = `stream time, the last ${Math.round(span / 60)} min` +
+      " · one lane per emotion, opacity = confidence";
   }
 
   window.addEventListener("resize", drawTimeline);
