@@ -11,6 +11,7 @@ from cmer_edge import __version__
 
 SUBCOMMANDS = {
     "listen": "live recognition from the microphone or a file (--input file.wav)",
+    "serve": "live recognition plus a local display page and event stream (http://127.0.0.1:8765/)",
     "finetune": "fine-tune a text encoder on MELD utterances (the paper's first step)",
     "extract": "corpus -> feature store (openSMILE, L3, text encoder)",
     "train": "train the CM-RoBERTa head on a feature store",
