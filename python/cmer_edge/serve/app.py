@@ -140,7 +140,8 @@ def create_app(hub: Hub, config: ServerConfig, health=lambda: {}) -> web.Applica
     async def healthz(request: web.Request) -> web.Response:
         st = hub.stats
         return _json({"ok": True, "instance": hub.instance, "events": st.events, "clients": st.clients,
-                      "dropped_clients": st.dropped_clients, "rejected_clients": st.rejected_clients, **health()})
+                      "dropped_clients": st.dropped_clients, "timed_out_clients": st.timed_out_clients,
+                      "rejected_clients": st.rejected_clients, **health()})
 
     async def ws_handler(request: web.Request) -> web.StreamResponse:
         guard(request)
