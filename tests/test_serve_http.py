@@ -76,7 +76,8 @@ def test_foreign_host_and_cross_origin_websocket_refused(server):
     assert raw_request(server.port, "/", host=f"localhost:{server.port}")[0] == 200
     ws_headers = ("Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
                   "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n")
-    evil = raw_request(server.port, "/ws", host=f"127.0.0.1:{server.port}", extra=ws_headers + "Origin: http://evil.example\r\n")
+    evil = raw_request(server.port, "/ws", host=f"127.0.0.1:{server.port}",
+                       extra=ws_headers + "Origin: http://evil.example\r\n")
     assert evil[0] == 403
 
 
@@ -98,11 +99,19 @@ def test_token_required_beyond_loopback():
         assert http_get(base + "healthz")[0] == 200  # liveness needs no token and tells nothing
 
 
-def test_cli_generates_a_token_for_a_network_host(capsys):
-    from cmer_edge.serve.__main__ import main
+def test_cli_token_rules(capsys):
+    from cmer_edge.serve.__main__ import main, resolve_token
+    from cmer_edge.serve.app import is_loopback
 
+    assert resolve_token("127.0.0.1", None, is_loopback) is None
+    assert resolve_token("localhost", None, is_loopback) is None
+    generated = resolve_token("0.0.0.0", None, is_loopback)
+    assert generated and len(generated) >= 16 and generated != resolve_token("0.0.0.0", None, is_loopback)
+    assert resolve_token("0.0.0.0", "given-token", is_loopback) == "given-token"
     assert main(["--host", "0.0.0.0", "--token", "short", "--input", "/nonexistent.wav"]) == 2
     assert "at least 8 characters" in capsys.readouterr().err
+    assert main(["--input", "/nonexistent.wav"]) == 2
+    assert "not found" in capsys.readouterr().err
 
 
 async def _collect(url: str, until_seq: int, out: list, timeout_s: float = 30.0) -> None:

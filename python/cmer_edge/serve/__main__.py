@@ -41,6 +41,13 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def resolve_token(host: str, token: str | None, is_loopback) -> str | None:
+    """The given token; else a generated one when `host` is reachable from other machines."""
+    if token is None and not is_loopback(host):
+        return secrets.token_urlsafe(18)
+    return token
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
@@ -54,11 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     except ImportError as exc:
         print(f"error: {exc}; install the server's dependencies: pip install 'cmer_edge[serve]'", file=sys.stderr)
         return 2
-    token = args.token
-    if token is None and not is_loopback(args.host):
-        token = secrets.token_urlsafe(18)
     try:
-        config = ServerConfig(host=args.host, port=args.port, token=token)
+        config = ServerConfig(host=args.host, port=args.port, token=resolve_token(args.host, args.token, is_loopback))
         hub_config = HubConfig(history=args.history, client_queue=args.client_queue, max_clients=args.max_clients)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -25,12 +25,14 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from pathlib import Path
 
 PHRASES = [("Hi! Oh my god, I am so happy to see you!", 175, 70), ("Wait, what? You broke my phone?", 160, 60),
-           ("I'm really sorry. I feel terrible about it.", 130, 35), ("Get out! I never want to see you again!", 185, 55),
+           ("I'm really sorry. I feel terrible about it.", 130, 35),
+           ("Get out! I never want to see you again!", 185, 55),
            ("Fine. Let's talk about it tomorrow.", 150, 45), ("Okay, that sounds good to me.", 165, 50)]
 STAGES = ("audio_features", "text_encoder", "head", "total")
 
@@ -58,12 +60,22 @@ def start_server(wav: Path, truth, port: int) -> subprocess.Popen:
     proc = subprocess.Popen([sys.executable, "-m", "cmer_edge.serve", "--input", str(wav), "--realtime", "--asr",
                              "external", "--port", str(port)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             text=True)
-    for t in truth:
-        proc.stdin.write(json.dumps({"text": t.text, "start_s": t.start_s, "end_s": t.end_s}) + "\n")
-    proc.stdin.close()
     if "http://" not in proc.stdout.readline():
         proc.kill()
         raise RuntimeError("serve did not start")
+    t0 = time.monotonic()
+
+    def feed_text() -> None:  # like a robot's ASR: each transcript shortly before its utterance ends
+        try:
+            for t in truth:
+                time.sleep(max(0.0, t0 + t.start_s - time.monotonic()))
+                proc.stdin.write(json.dumps({"text": t.text, "start_s": t.start_s, "end_s": t.end_s}) + "\n")
+                proc.stdin.flush()
+            proc.stdin.close()
+        except (BrokenPipeError, ValueError):  # the server stopped first
+            pass
+
+    threading.Thread(target=feed_text, daemon=True).start()
     return proc
 
 
