@@ -17,12 +17,11 @@ from conftest import need
 from serve_helpers import (InProcessServer, ScriptedRecognizer, ServeProcess, chromium_paths, free_port,
                            make_event, start_chromium, write_dialogue)
 
-pytest.importorskip("aiohttp", reason="the serve extra is not installed: pip install cmer_edge[serve]")
-
 
 @pytest.fixture(scope="module")
 def browser():
     browser_path, driver_path = chromium_paths()
+    need(importlib.util.find_spec("aiohttp") is not None, "aiohttp is not installed: pip install cmer_edge[serve]")
     need(importlib.util.find_spec("selenium") is not None, "selenium is not installed (pip install cmer_edge[test])")
     need(browser_path is not None and driver_path is not None,
          "Chromium and its WebDriver are not installed (apt-get install chromium chromium-driver)")

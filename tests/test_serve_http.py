@@ -5,19 +5,23 @@ one stalled, provisional/final events, and clean shutdown of the real CLI on SIG
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import json
 import signal
 import time
 
 import pytest
 
-pytest.importorskip("aiohttp", reason="the serve extra is not installed: pip install cmer_edge[serve]")
-
-import aiohttp  # noqa: E402
-from serve_helpers import (InProcessServer, ScriptedRecognizer, http_get, make_event, raw_request,  # noqa: E402
+from conftest import need
+from serve_helpers import (InProcessServer, ScriptedRecognizer, http_get, make_event, raw_request,
                            stalled_websocket)
 
 TOKEN = "s3cret-token-for-tests"
+
+
+@pytest.fixture(autouse=True)
+def serve_extra():
+    need(importlib.util.find_spec("aiohttp") is not None, "aiohttp is not installed: pip install cmer_edge[serve]")
 
 
 @pytest.fixture(scope="module")
@@ -115,6 +119,8 @@ def test_cli_token_rules(capsys):
 
 
 async def _collect(url: str, until_seq: int, out: list, timeout_s: float = 30.0) -> None:
+    import aiohttp
+
     async with aiohttp.ClientSession() as session:
         async with session.ws_connect(url, timeout=aiohttp.ClientWSTimeout(ws_close=5)) as ws:
             deadline = time.monotonic() + timeout_s
@@ -186,7 +192,6 @@ def test_provisional_then_final_events_pass_through_in_order():
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_cli_stops_cleanly_on_signal(tmp_path, sig):
-    from conftest import need
     from serve_helpers import ServeProcess, write_dialogue
 
     from cmer_edge.data.espeak import espeak_available

@@ -9,9 +9,7 @@ import time
 
 import pytest
 
-pytest.importorskip("aiohttp", reason="the serve extra is not installed: pip install cmer_edge[serve]")
-
-from cmer_edge.serve.hub import Hub, HubConfig  # noqa: E402
+from cmer_edge.serve.hub import Hub, HubConfig  # asyncio only: no aiohttp needed
 
 
 def run(coro):
