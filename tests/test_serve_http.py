@@ -206,3 +206,14 @@ def test_cli_stops_cleanly_on_signal(tmp_path, sig):
     assert time.monotonic() - t < 15
     err = proc.proc.stderr.read()
     assert "Traceback" not in err, err
+
+
+def test_shutdown_is_quick_with_a_stalled_client_connected():
+    srv = InProcessServer(ScriptedRecognizer([make_event(i, text_pad=900) for i in range(50)]))
+    with srv:
+        stalled = stalled_websocket(srv.port)
+        time.sleep(0.5)
+        t = time.monotonic()
+    took = time.monotonic() - t
+    stalled.close()
+    assert took < 8, f"shutdown took {took:.1f} s"

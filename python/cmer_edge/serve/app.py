@@ -152,7 +152,7 @@ def create_app(hub: Hub, config: ServerConfig, health=lambda: {}) -> web.Applica
             hub.reject()
             raise web.HTTPServiceUnavailable(text="too many clients\n")
         ws = web.WebSocketResponse(heartbeat=config.heartbeat_s, writer_limit=WS_WRITE_HIGH_WATER,
-                                   max_msg_size=4096, compress=False)
+                                   max_msg_size=4096, compress=False, timeout=2.0)
         await ws.prepare(request)
         _small_buffers(request)
         sockets.add(ws)
@@ -173,8 +173,13 @@ def create_app(hub: Hub, config: ServerConfig, health=lambda: {}) -> web.Applica
         return ws
 
     async def close_sockets(app: web.Application) -> None:
-        for ws in list(sockets):
-            await ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutdown")
+        async def close(ws: web.WebSocketResponse) -> None:  # a stalled peer never answers: bounded wait
+            try:
+                await asyncio.wait_for(ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutdown"), 2.0)
+            except (asyncio.TimeoutError, ConnectionError):
+                pass
+
+        await asyncio.gather(*(close(ws) for ws in list(sockets)))
 
     app.router.add_get("/", asset)
     app.router.add_get("/kiosk.js", asset)
