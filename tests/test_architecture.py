@@ -16,7 +16,7 @@ LAYERS: dict[str, int] = {
     "backends": 1,
     "features": 2, "asr": 2, "data": 2,
     "runtime": 3,
-    "serve": 4, "training": 4, "export": 4, "cli_common": 4,
+    "serve": 4, "training": 4, "export": 4, "cli_common": 4, "cli_recognizer": 4,
     "bench": 5, "": 5, "__main__": 5, "commands": 5, "listen": 5, "extract": 5, "train": 5, "evaluate": 5,
     "finetune": 5,
     "testing": 6,

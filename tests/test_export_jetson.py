@@ -19,7 +19,8 @@ def test_systemd_units_verify(tmp_path):
     need(tool is not None, "systemd-analyze is not installed (apt-get install systemd)")
     units = sorted((JETSON / "systemd").glob("cmer-edge-*.s*"))
     assert {u.name for u in units} == {"cmer-edge-listen.service", "cmer-edge-events.socket",
-                                       "cmer-edge-events@.service"}
+                                       "cmer-edge-events@.service", "cmer-edge-serve.service",
+                                       "cmer-edge-kiosk.service"}
     for unit in units:
         shutil.copy(unit, tmp_path / unit.name)
     out = subprocess.run([tool, "verify", "--man=no", *[str(tmp_path / u.name) for u in units]],

@@ -17,6 +17,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {  # name -> (module, one-line descrip
     "pipeline": ("cmer_edge.bench.pipeline", "live pipeline: per-stage and end-of-utterance -> event latency, RTF"),
     "encoders": ("cmer_edge.bench.encoders", "encoders: ONNX Runtime vs PyTorch (text, L3), batch 1, MELD-length inputs"),
     "audio": ("cmer_edge.bench.extractors", "audio extractors: openSMILE, EdgeL3, OpenL3-6144 per utterance"),
+    "serve": ("cmer_edge.bench.serve", "display server: event delivery latency, ten clients with one stalled"),
     "stages": ("cmer_edge.bench.audio_stages", "live audio stages: resampler, VAD, endpointer, Whisper per frame"),
 }
 

@@ -208,6 +208,7 @@ class Recognizer:
         live = bool(getattr(source, "live", False))
         handoff = Handoff(self.config.max_queued_utterances, "drop_oldest" if live else "wait",
                           on_drop=self._dropped)
+        self._live = (segmenter, handoff)  # read by status()
         failure: list[BaseException] = []
 
         def capture() -> None:
@@ -263,3 +264,13 @@ class Recognizer:
         for handoff in list(self._streams or ()):
             self._stop_stream(handoff)
         self.stages.close()
+
+    # -- status hook for displays (cmer_edge.serve) ----------------------------------------------
+    def status(self) -> dict:
+        """A snapshot for a display, cheap and callable from any thread while `stream()` runs: whether
+        the endpointer is inside speech, how many utterances wait for inference, and the counters."""
+        from dataclasses import asdict
+
+        segmenter, queue = getattr(self, "_live", (None, ()))
+        in_speech = segmenter is not None and segmenter.endpointer.in_speech
+        return {"in_speech": bool(in_speech), "queue_depth": len(queue), **asdict(self.stats)}

@@ -1,0 +1,219 @@
+"""`python -m cmer_edge.bench serve`: what the display server costs, on a long generated dialogue.
+
+Two runs of `python -m cmer_edge.serve --realtime --asr external` on the same espeak-ng dialogue:
+  A. no client connected;
+  B. ten clients: the page in headless Chromium (delivery latency: the event's creation in the
+     recognizer thread -> the page's WebSocket handler, same clock), eight WebSocket readers and one
+     client that stops reading after the handshake (it must be dropped and counted).
+Prints per-stage recognizer latencies (p50/p95) of both runs, the delivery latency p50/p95/max, whether
+the healthy clients got exactly the events of /events, and the server's drop counters.
+Needs espeak-ng, aiohttp and, for the page, selenium with the system chromium + chromedriver.
+
+    python -m cmer_edge.bench serve --utterances 120
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+PHRASES = [("Hi! Oh my god, I am so happy to see you!", 175, 70), ("Wait, what? You broke my phone?", 160, 60),
+           ("I'm really sorry. I feel terrible about it.", 130, 35),
+           ("Get out! I never want to see you again!", 185, 55),
+           ("Fine. Let's talk about it tomorrow.", 150, 45), ("Okay, that sounds good to me.", 165, 50)]
+STAGES = ("audio_features", "text_encoder", "head", "total")
+
+
+def write_dialogue(path: Path, n: int, gap_s: float):
+    from cmer_edge.testing.scenes import write_scene
+    from cmer_edge.testing.espeak import speak
+
+    voices = [(t, speak(t, speed_wpm=w, pitch=p)) for t, w, p in PHRASES]
+    return write_scene(path, [voices[i % len(voices)] for i in range(n)], [gap_s] * n, noise_dbfs=-60)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def get_json(url: str) -> dict:
+    with urllib.request.urlopen(url, timeout=10) as r:
+        return json.loads(r.read())
+
+
+def start_server(wav: Path, truth, port: int) -> subprocess.Popen:
+    proc = subprocess.Popen([sys.executable, "-m", "cmer_edge.serve", "--input", str(wav), "--realtime", "--asr",
+                             "external", "--port", str(port)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            text=True)
+    if "http://" not in proc.stdout.readline():
+        proc.kill()
+        raise RuntimeError("serve did not start")
+    t0 = time.monotonic()
+
+    def feed_text() -> None:  # like a robot's ASR: each transcript shortly before its utterance ends
+        try:
+            for t in truth:
+                time.sleep(max(0.0, t0 + t.start_s - time.monotonic()))
+                proc.stdin.write(json.dumps({"text": t.text, "start_s": t.start_s, "end_s": t.end_s}) + "\n")
+                proc.stdin.flush()
+            proc.stdin.close()
+        except (BrokenPipeError, ValueError):  # the server stopped first
+            pass
+
+    threading.Thread(target=feed_text, daemon=True).start()
+    return proc
+
+
+def wait_finished(port: int) -> dict:
+    while True:
+        health = get_json(f"http://127.0.0.1:{port}/healthz")
+        if health["recognizer"] not in ("starting", "running"):
+            return health
+        time.sleep(1.0)
+
+
+def stop(proc: subprocess.Popen) -> None:
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(30)
+
+
+def stalled_client(port: int) -> socket.socket:
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.connect(("127.0.0.1", port))
+    key = base64.b64encode(os.urandom(16)).decode()
+    s.sendall((f"GET /ws HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+               f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode())
+    return s  # never read again
+
+
+async def reader(port: int, out: list, done: asyncio.Event) -> None:
+    import aiohttp
+
+    async with aiohttp.ClientSession() as session, session.ws_connect(f"ws://127.0.0.1:{port}/ws") as ws:
+        while not done.is_set():
+            try:
+                msg = await ws.receive(timeout=0.5)
+            except asyncio.TimeoutError:
+                continue
+            if msg.type != aiohttp.WSMsgType.TEXT:
+                return
+            data = json.loads(msg.data)
+            if data["type"] == "event":
+                out.append(data["seq"])
+
+
+def open_page(port: int):
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1280,800"):
+        options.add_argument(arg)
+    options.binary_location = shutil.which("chromium") or shutil.which("chromium-browser")
+    driver = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
+    driver.get(f"http://127.0.0.1:{port}/")
+    return driver
+
+
+def percentile(values, q: float) -> float:
+    v = sorted(values)
+    return v[min(len(v) - 1, int(round(q * (len(v) - 1))))] if v else float("nan")
+
+
+def stage_table(events: list[dict]) -> dict[str, tuple[float, float]]:
+    out = {}
+    for stage in STAGES:
+        values = [m["event"]["latency_ms"][stage] for m in events if stage in m["event"]["latency_ms"]]
+        out[stage] = (percentile(values, 0.5), percentile(values, 0.95))
+    return out
+
+
+def run_b(wav: Path, truth, browser: bool) -> dict:
+    port = free_port()
+    proc = start_server(wav, truth, port)
+    driver = open_page(port) if browser else None
+    stalled = stalled_client(port)
+    seqs: list[list[int]] = [[] for _ in range(8)]
+
+    async def clients() -> None:
+        done = asyncio.Event()
+        tasks = [asyncio.ensure_future(reader(port, out, done)) for out in seqs]
+        await asyncio.get_running_loop().run_in_executor(None, wait_finished, port)
+        await asyncio.sleep(2.0)
+        done.set()
+        await asyncio.gather(*tasks)
+
+    try:
+        asyncio.run(clients())
+        health = get_json(f"http://127.0.0.1:{port}/healthz")
+        events = get_json(f"http://127.0.0.1:{port}/events?since=0")["events"]
+        latencies = driver.execute_script("return window.cmerKiosk.latencies") if driver else []
+    finally:
+        stalled.close()
+        if driver is not None:
+            driver.quit()
+        stop(proc)
+    served = [m["seq"] for m in events]
+    return {"events": events, "health": health, "latencies": latencies,
+            "healthy_ok": sum(s == served for s in seqs), "healthy": len(seqs)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m cmer_edge.bench serve", description=__doc__.splitlines()[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    p.add_argument("--utterances", type=int, default=120)
+    p.add_argument("--gap", type=float, default=0.7, help="silence between utterances (s)")
+    p.add_argument("--no-browser", action="store_true", help="skip the page (no delivery latency)")
+    p.add_argument("--json", type=Path, default=None, help="also write the raw numbers here")
+    args = p.parse_args(argv)
+    with tempfile.TemporaryDirectory() as tmp:
+        wav = Path(tmp) / "dialogue.wav"
+        truth = write_dialogue(wav, args.utterances, args.gap)
+        print(f"dialogue: {len(truth)} utterances, {truth[-1].end_s:.0f} s, realtime; machine load: "
+              f"{os.getloadavg()[0]:.1f} (1-min average)", flush=True)
+        port = free_port()
+        proc = start_server(wav, truth, port)
+        try:
+            wait_finished(port)
+            alone = get_json(f"http://127.0.0.1:{port}/events?since=0")["events"]
+        finally:
+            stop(proc)
+        print(f"run A (no clients): {len(alone)} events", flush=True)
+        b = run_b(wav, truth, browser=not args.no_browser)
+    a_stages, b_stages = stage_table(alone), stage_table(b["events"])
+    print("\n| stage | no clients p50 / p95 (ms) | 10 clients, 1 stalled p50 / p95 (ms) | p50 ratio |")
+    print("| --- | --- | --- | --- |")
+    for stage in STAGES:
+        (a50, a95), (b50, b95) = a_stages[stage], b_stages[stage]
+        print(f"| {stage} | {a50:.1f} / {a95:.1f} | {b50:.1f} / {b95:.1f} | {b50 / a50:.2f} |")
+    lat = b["latencies"]
+    if lat:
+        print(f"\ndelivery (event created -> page's WebSocket handler), {len(lat)} events: p50 "
+              f"{percentile(lat, 0.5):.0f} ms, p95 {percentile(lat, 0.95):.0f} ms, max {max(lat):.0f} ms")
+    h = b["health"]
+    print(f"healthy WebSocket clients with exactly the events of /events: {b['healthy_ok']} of {b['healthy']}; "
+          f"events {len(b['events'])}; stalled client: dropped {h['dropped_clients']} (queue full), timed out "
+          f"{h.get('timed_out_clients', 0)} (no pong); refused {h['rejected_clients']}")
+    if args.json:
+        args.json.write_text(json.dumps({"a": a_stages, "b": b_stages, "latencies": lat, "health": h}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,38 @@
+"""jetson/systemd's kiosk pair: the server unit runs `python -m cmer_edge.serve` with its settings from
+/etc/default/cmer-edge, the Chromium unit waits for /healthz and opens the page in --kiosk mode;
+both verify with systemd-analyze (with the other units, in test_export_jetson.py)."""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+
+SYSTEMD = Path(__file__).resolve().parents[1] / "jetson" / "systemd"
+
+
+def unit_lines(name: str) -> list[str]:
+    return (SYSTEMD / name).read_text().replace("\\\n", " ").splitlines()
+
+
+def test_server_unit():
+    lines = unit_lines("cmer-edge-serve.service")
+    for line in ("ExecStart=/usr/bin/python3 -m cmer_edge.serve $CMER_EDGE_SERVE_ARGS", "KillSignal=SIGTERM",
+                 "Restart=on-failure", "EnvironmentFile=/etc/default/cmer-edge",
+                 "Conflicts=cmer-edge-listen.service", "WantedBy=multi-user.target"):
+        assert line in lines, line
+
+
+def test_kiosk_unit_and_settings():
+    lines = unit_lines("cmer-edge-kiosk.service")
+    start = next(line for line in lines if line.startswith("ExecStart="))
+    argv = shlex.split(start.removeprefix("ExecStart="))
+    assert "--kiosk" in argv and argv[-1] == "${CMER_EDGE_URL}" and "chromium" in argv[:2]
+    assert "Environment=CMER_EDGE_URL=http://127.0.0.1:8765/" in lines
+    assert any(line.startswith("ExecStartPre=") and "healthz" in line for line in lines)
+    assert "WantedBy=graphical-session.target" in lines and "Restart=always" in lines
+    env = (SYSTEMD / "cmer-edge.env").read_text().splitlines()
+    args = next(line for line in env if line.startswith("CMER_EDGE_SERVE_ARGS="))
+    from cmer_edge.serve.__main__ import build_parser
+
+    parsed = build_parser().parse_args(shlex.split(args.split("=", 1)[1]))  # the settings parse
+    assert parsed.host == "127.0.0.1" and parsed.port == 8765
