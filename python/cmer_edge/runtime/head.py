@@ -176,6 +176,7 @@ class Session:
         self._native = _native().Session(self._head.native, self.window_utts, False)
         for x_a, x_t, provisional in self._history:
             self._native.push(x_a, x_t, provisional)
+        self._history = None  # on the CPU head for good: nothing more to replay
 
 
 def _describe(x: Any) -> str:
