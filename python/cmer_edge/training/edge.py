@@ -175,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
         audio_norm="speaker", train=edge_data.clip_dialogues(data, clips, np.flatnonzero(train), by_k[0], "prior"),
         metrics=metrics, profile="edge", runtime={"onnx_precision": onnx_precision},
         licences={c: LICENCES.get(c, "see the corpus") for c in corpora},
-        provenance={"command": command, "training_corpora": corpora,
+        recipe={"command": command, "training_corpora": corpora,
                     "use": "non-commercial research use only (inherits RAVDESS CC BY-NC-SA 4.0, SAVEE and EmoDB "
                            "research-use terms)",
                     "holdout_speakers": args.holdout, "dev_speakers": args.dev_speakers,
