@@ -21,7 +21,11 @@ from cmer_edge.model.config import EMOTIONS
 from cmer_edge.testing.espeak import speak
 
 
-def write_spoken_meld(meld_dir: Path, split: str, out: Path, limit: int, seed: int = 0) -> Path:
+VOICES = ("en-us", "en-gb", "en-us+f3", "en-gb+m3", "en-us+m7", "en-gb+f2")
+
+
+def write_spoken_meld(meld_dir: Path, split: str, out: Path, limit: int, seed: int = 0,
+                      varied_voices: bool = False) -> Path:
     utts = [u for u in iter_utterances(load_meld_split(meld_dir, split)) if u.text.strip()]
     rng = np.random.default_rng(seed)
     chosen = sorted(rng.choice(len(utts), size=min(limit, len(utts)), replace=False))
@@ -30,10 +34,12 @@ def write_spoken_meld(meld_dir: Path, split: str, out: Path, limit: int, seed: i
     for k, i in enumerate(chosen):
         u = utts[i]
         name = f"{split}_d{u.dialogue_id}_u{u.utterance_id}.wav"
-        audio = speak(u.text, voice="en-us", speed_wpm=165, pitch=50)
+        voice, speed, pitch = ("en-us", 165, 50) if not varied_voices else (
+            VOICES[int(rng.integers(len(VOICES)))], int(rng.integers(140, 191)), int(rng.integers(35, 71)))
+        audio = speak(u.text, voice=voice, speed_wpm=speed, pitch=pitch)
         sf.write(str(out / name), audio, 16000, subtype="PCM_16")
         rows.append({"path": name, "label": EMOTIONS[u.label], "meld_label": EMOTIONS[u.label], "transcript": u.text,
-                     "language": "en", "corpus": f"MELD-espeak-{split}", "speaker": "espeak-en-us",
+                     "language": "en", "corpus": f"MELD-espeak-{split}", "speaker": f"espeak-{voice}",
                      "gender": "", "sr": 16000, "duration_s": round(len(audio) / 16000, 3),
                      "transcript_note": "MELD line spoken by espeak-ng (flat voice)"})
     with open(out / "manifest.csv", "w", newline="", encoding="utf-8") as fh:
@@ -51,9 +57,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--split", default="test")
     p.add_argument("--limit", type=int, default=400)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--varied-voices", action="store_true",
+                   help="a random espeak-ng voice, speed and pitch per line (training data); default en-us 165 wpm")
     p.add_argument("--out", type=Path, required=True)
     args = p.parse_args(argv)
-    print(write_spoken_meld(args.meld_dir, args.split, args.out, args.limit, args.seed))
+    print(write_spoken_meld(args.meld_dir, args.split, args.out, args.limit, args.seed, args.varied_voices))
     return 0
 
 

@@ -32,7 +32,6 @@ import numpy as np
 
 from cmer_edge.bundle import add_artifacts, default_bundle_path, load_bundle
 from cmer_edge.bundle.manifest import thaw
-from cmer_edge.data.speech_manifest import load_manifests
 from cmer_edge.features.registry import make_audio_extractor
 from cmer_edge.model.config import EMOTIONS, HeadConfig
 from cmer_edge.runtime.backends import BackendConfig
@@ -124,9 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     text_bundle = load_bundle(args.text_bundle or default_bundle_path())
     encoder = open_text_encoder(text_bundle, BackendConfig.from_env(threads=args.threads))
     extractor = make_audio_extractor("+".join(args.audio)) if len(args.audio) > 1 else make_audio_extractor(args.audio[0])
-    manifest = load_manifests(args.manifest)
-    clips = manifest.clips
-    data = edge_data.clip_features(extractor, encoder, clips, extractor.name, cache)
+    clips, data = edge_data.manifests_features(extractor, encoder, args.manifest, cache)
     speakers = [c.speaker_key for c in clips]
     corpus = np.array([c.corpus for c in clips])
     held = np.isin(speakers, args.holdout)

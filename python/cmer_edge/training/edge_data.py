@@ -81,7 +81,12 @@ def meld_split(encoder, meld_dir: Path, split: str, cache: Path) -> list[Dialogu
     return out
 
 
-def clip_features(extractor, encoder, clips: list[Clip], names: str, cache: Path) -> dict[str, np.ndarray]:
+def clip_cache_file(cache: Path, manifest_path: Path) -> Path:
+    """Where the features of one manifest's clips are cached (one file per manifest)."""
+    return cache / f"clips_{_key(str(Path(manifest_path).resolve()))}.npz"
+
+
+def clip_features(extractor, encoder, clips: list[Clip], names: str, cache_file: Path) -> dict[str, np.ndarray]:
     """Raw audio features, transcript features and their usability for every clip (cached)."""
     from cmer_edge.audio.convert import load_audio
 
@@ -94,14 +99,36 @@ def clip_features(extractor, encoder, clips: list[Clip], names: str, cache: Path
             except ValueError as exc:
                 log.warning("no audio features for %s: %s", clip.path, exc)
             if i % 200 == 0:
-                log.info("clip audio features %d/%d", i, len(clips))
+                log.info("clip audio features %d/%d (%s)", i, len(clips), cache_file.name)
         texts = [c.transcript if c.language in ("", "en") else "" for c in clips]
         x_t, text_ok = encode_texts(encoder, texts) if encoder is not None else (
             np.zeros((len(clips), 0), np.float32), np.zeros(len(clips), bool))
         return {"x_a": x_a, "audio_ok": audio_ok, "x_t": x_t, "text_ok": text_ok}
 
     key = _key("clips", names, [str(c.path) for c in clips], getattr(encoder, "dim", 0))
-    return cached(cache / "clips.npz", key, compute)
+    return cached(cache_file, key, compute)
+
+
+def manifests_features(extractor, encoder, manifest_paths, cache: Path) -> tuple[list[Clip], dict[str, np.ndarray]]:
+    """Clips of several manifests and their features, cached per manifest, concatenated in order."""
+    from cmer_edge.data.speech_manifest import load_manifest
+
+    clips, parts = [], []
+    for path in manifest_paths:
+        these = load_manifest(path).clips
+        clips += these
+        parts.append(clip_features(extractor, encoder, these, extractor.name, clip_cache_file(cache, path)))
+    return clips, {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+
+def load_cached_features(manifest_paths, cache: Path) -> dict[str, np.ndarray]:
+    """The cached features of these manifests (as `manifests_features` wrote them), without encoders."""
+    parts = []
+    for path in manifest_paths:
+        data = dict(np.load(clip_cache_file(cache, path)))
+        data.pop("_key", None)
+        parts.append(data)
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
 def online_normalised(x_raw: np.ndarray, speakers: list[str], prior_mean: np.ndarray, prior_var: np.ndarray,

@@ -43,12 +43,12 @@ def linear_baseline(cache: Path, manifest_paths, test: list[str], dev: list[str]
     from sklearn.linear_model import LogisticRegression
 
     from cmer_edge.data.speech_manifest import load_manifests
-    from cmer_edge.training.edge_data import online_normalised
+    from cmer_edge.training.edge_data import load_cached_features, online_normalised
     from cmer_edge.training.metrics import score
     from cmer_edge.model.config import EMOTIONS
 
     clips = load_manifests(manifest_paths, check_audio=False).clips
-    data = dict(np.load(cache / "clips.npz"))
+    data = load_cached_features(manifest_paths, cache)
     raw = data["x_a"][:, columns] if columns else data["x_a"]
     speakers = [c.speaker_key for c in clips]
     corpus = np.array([c.corpus for c in clips])
@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m cmer_edge.training.speech_cv", description=__doc__.splitlines()[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--manifest", type=Path, nargs="+", required=True)
-    p.add_argument("--cache", type=Path, required=True, help="feature cache of training.edge (clips.npz)")
+    p.add_argument("--cache", type=Path, required=True, help="feature cache of training.edge (one file per manifest)")
     p.add_argument("--protocol", choices=("ravdess", "loco"), default="ravdess")
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
     p.add_argument("--folds", type=int, nargs="*", default=None, help="ravdess: which folds (default all)")
