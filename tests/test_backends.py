@@ -17,7 +17,10 @@ import textwrap
 
 import numpy as np
 import pytest
-from cmer_edge.model.bundle import BundleError, load_bundle
+
+from helpers.ci import need, need_module
+from cmer_edge.bundle import BundleError, load_bundle
+from cmer_edge.bundle.manifest import thaw
 from cmer_edge.runtime.backends import BackendConfig, BackendUnavailable, backend_availability, open_runner
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -26,17 +29,16 @@ TEXTS = ["Oh my God, I can't believe it!", "okay.", "Why would you do that to me
 
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory, shared_dir):
-    pytest.importorskip("torch")
-    pytest.importorskip("transformers")
+    need_module("torch")
+    need_module("transformers")
     from cmer_edge.export.bundle_export import export_bundle
     from cmer_edge.export.bundle_io import write_random_bundle
     from cmer_edge.export.random_models import write_random_roberta
-    from cmer_edge.features.base import make_audio_extractor
+    from cmer_edge.features.registry import make_audio_extractor
     from cmer_edge.model.config import HeadConfig
 
     weights = shared_dir / "weights/edgel3/edgel3_sea_ust_audio_emb_64.h5.gz"
-    if not weights.is_file():
-        pytest.skip(f"EdgeL3 weights not found at {weights}")
+    need(weights.is_file(), f"EdgeL3 weights not found at {weights}")
     path = tmp_path_factory.mktemp("backend_bundle")
     shutil.copy(weights, path / weights.name)
     audio = make_audio_extractor("opensmile.eGeMAPSv02+edgel3.sea.64", **{"edgel3.sea.64": {"weights": str(weights)}})
@@ -88,7 +90,7 @@ def test_text_features_match_the_offline_extractor(bundle):
 
 def test_audio_extractor_backends_on_speech(bundle, speech_clips):
     from cmer_edge.audio.convert import load_audio
-    from cmer_edge.features.base import make_audio_extractor
+    from cmer_edge.features.registry import make_audio_extractor
     from cmer_edge.runtime.encoders import open_audio_extractor
 
     samples = load_audio(speech_clips[0].path)
@@ -142,7 +144,7 @@ def test_live_encoders_run_without_torch(bundle, speech_clips):
     code = textwrap.dedent(f"""
         import json, sys
         from cmer_edge.audio.convert import load_audio
-        from cmer_edge.model.bundle import load_bundle
+        from cmer_edge.bundle import load_bundle
         from cmer_edge.runtime.backends import BackendConfig
         from cmer_edge.runtime.encoders import open_audio_extractor, open_text_encoder
         bundle = load_bundle({str(bundle.path)!r})
@@ -166,7 +168,8 @@ def test_l3_weights_found_in_bundle_or_by_env(bundle, tmp_path, monkeypatch, sha
     from cmer_edge.export.registry import plan_for
 
     monkeypatch.delenv("CMER_EDGE_L3_WEIGHTS", raising=False)
-    other = write_random_bundle(tmp_path, bundle.head_config, features={"audio": bundle.manifest["features"]["audio"]})
+    audio = thaw(bundle.manifest.features.audio.raw)
+    other = write_random_bundle(tmp_path, bundle.head_config, features={"audio": audio})
     with pytest.raises(BundleError, match="L3 weights 'edgel3_sea_ust_audio_emb_64.h5.gz' not found"):
         plan_for(other, "audio_encoder")
     monkeypatch.setenv("CMER_EDGE_L3_WEIGHTS", str(shared_dir / "weights/edgel3"))

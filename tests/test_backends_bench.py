@@ -7,10 +7,12 @@ import json
 
 import pytest
 
+from helpers.ci import need_module
+
 
 @pytest.mark.slow
 def test_encoder_benchmark_runs(shared_dir, capsys, monkeypatch):
-    pytest.importorskip("torch")
+    need_module("torch")
     monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)  # main() sets it; restored after the test
     from cmer_edge.bench.encoders import main
 

@@ -13,21 +13,15 @@ from pathlib import Path
 
 import pytest
 
+from helpers.ci import find_nvcc, need
+
 ROOT = Path(__file__).resolve().parents[1]
 ARCHS = ("87", "90")
 
 
-def _find_nvcc() -> str | None:
-    for candidate in (os.environ.get("CUDACXX"), shutil.which("nvcc"), "/usr/local/cuda/bin/nvcc"):
-        if candidate and Path(candidate).is_file():
-            return candidate
-    return None
-
-
 def test_cuda_sources_build_for_orin_and_hopper(tmp_path):
-    nvcc = _find_nvcc()
-    if nvcc is None:
-        pytest.skip("nvcc not found (PATH, CUDACXX, /usr/local/cuda/bin): CUDA compile check not possible here")
+    nvcc = find_nvcc()
+    need(nvcc is not None, "nvcc not found (PATH, CUDACXX, /usr/local/cuda/bin): CUDA compile check not possible here")
     build = tmp_path / "build"
     configure = [
         "cmake", "-S", str(ROOT), "-B", str(build), "-G", "Ninja" if shutil.which("ninja") else "Unix Makefiles",
@@ -81,3 +75,42 @@ def test_cpu_only_build_keeps_names_and_says_how_to_rebuild(tmp_path):
     out = subprocess.run([sys.executable, "-c", code, str(module_dir)], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert "rebuild with CMER_EDGE_CUDA=ON" in out.stdout
+
+
+KERNEL_SOURCES = ("attention_cuda.cu", "elementwise_cuda.cu", "layer_norm_cuda.cu", "lstm_cuda.cu",
+                  "packed_linear_cuda.cu")
+
+
+def test_cuda_kernels_use_no_local_memory(tmp_path):
+    """ptxas's report for sm_87 (the Orin target): every kernel has a 0-byte stack frame and no
+    spills (arrays indexed only by compile-time indices stay in registers; e.g. PackedLinear's
+    acc[kRows], the LSTM's per-direction parameters), and the LSTM kernel, launched with up to 1024
+    threads, uses at most 64 registers per thread."""
+    import re
+
+    nvcc = find_nvcc()
+    if nvcc is None:
+        pytest.skip("nvcc not found (PATH, CUDACXX, /usr/local/cuda/bin): ptxas report not possible here")
+    sources = [str(ROOT / "csrc" / "core" / name) for name in KERNEL_SOURCES]
+    done = subprocess.run([nvcc, "-std=c++17", f"-I{ROOT / 'csrc'}", "--use_fast_math", "-arch=sm_87", "-Xptxas",
+                           "-v", "-c", *sources], capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-5000:]
+    report = done.stdout + done.stderr  # ptxas -v writes to either, by version
+    entries, current = [], None
+    for line in report.splitlines():
+        if m := re.search(r"Compiling entry function '(\w+)'", line):
+            current = [m.group(1), None, None, None, None]
+            entries.append(current)
+        elif current and (m := re.search(r"(\d+) bytes stack frame, (\d+) bytes spill stores, (\d+) bytes spill "
+                                         r"loads", line)):
+            current[1:4] = m.groups()
+        elif current and (m := re.search(r"Used (\d+) registers", line)):
+            current[4] = m.group(1)
+    names = " ".join(e[0] for e in entries)
+    for kernel in ("PackedLinearKernel", "LstmRecurrenceKernel", "AttentionKernel", "AddLayerNormKernel",
+                   "NormaliseRowsKernel"):
+        assert kernel in names, f"{kernel} missing from the ptxas report:\n{report[-3000:]}"
+    for name, stack, stores, loads, registers in entries:
+        assert (stack, stores, loads) == ("0", "0", "0"), f"{name}: {stack} B stack, {stores}/{loads} B spills"
+        if "LstmRecurrenceKernel" in name:
+            assert int(registers) <= 64, f"{name}: {registers} registers cannot run 1024 threads per block"

@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from helpers.ci import need
+
 from cmer_edge.data.emodb import (
     EMODB_LABELS, SPEAKER_GENDER, EmodbError, EmodbUtterance, emodb_folds, load_emodb, speakers_of,
     split_fold, to_meld_label,
@@ -19,8 +21,7 @@ from cmer_edge.model.config import EMOTIONS
 @pytest.fixture(scope="module")
 def emodb_dir(shared_dir: Path) -> Path:
     path = shared_dir / "data" / "emodb"
-    if not (path / "manifest.csv").is_file():
-        pytest.skip(f"EmoDB manifest not found in {path}")
+    need((path / "manifest.csv").is_file(), f"EmoDB manifest not found in {path}")
     return path
 
 

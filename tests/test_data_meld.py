@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from helpers.ci import need
+
 from cmer_edge.data.meld import (
     CSV_COLUMNS, MeldFormatError, MeldLabelError, MeldLayoutError, find_layout, load_meld,
     load_meld_split, parse_time_s, read_meld_csv,
@@ -20,8 +22,7 @@ from cmer_edge.model.config import EMOTIONS
 @pytest.fixture(scope="module")
 def meld_csv_dir(shared_dir: Path) -> Path:
     path = shared_dir / "data" / "meld"
-    if not (path / "train_sent_emo.csv").is_file():
-        pytest.skip(f"MELD CSVs not found in {path}")
+    need((path / "train_sent_emo.csv").is_file(), f"MELD CSVs not found in {path}")
     return path
 
 

@@ -17,15 +17,15 @@ from cmer_edge.data.meld_audio import (
     ClipError, ExtractConfig, decode_clip, extract_clip, extract_clips, extract_meld_audio, main as audio_main,
     wav_path,
 )
-from cmer_edge.data.meld_synth import BROKEN_KINDS, main as synth_main, write_synthetic_meld
-from conftest import need
+from cmer_edge.testing.meld_synth import BROKEN_KINDS, main as synth_main, write_synthetic_meld
+from helpers.ci import need
 
 MELD_CSV = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "meld"
 
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
-    from cmer_edge.data.espeak import espeak_available
+    from cmer_edge.testing.espeak import espeak_available
 
     need(espeak_available(), "espeak-ng is not installed (apt-get install espeak-ng)")
     need(shutil.which("ffmpeg") is not None, "ffmpeg is not installed (apt-get install ffmpeg)")
@@ -218,8 +218,8 @@ def test_a_hanging_decoder_times_out_as_undecodable(corpus, tmp_path):
 
 
 def test_any_rows_can_be_spoken_and_missing_times_are_invented(tmp_path):
-    from cmer_edge.data.espeak import espeak_available
-    from cmer_edge.data.synth_lines import builtin_rows
+    from cmer_edge.testing.espeak import espeak_available
+    from cmer_edge.testing.synth_lines import builtin_rows
 
     need(espeak_available(), "espeak-ng is not installed (apt-get install espeak-ng)")
     corpus = write_synthetic_meld(tmp_path, n_dialogues=1, seed=1, utts_per_dialogue=2, splits=["test"],

@@ -9,13 +9,14 @@ from pathlib import Path
 
 import pytest
 
+from helpers.ci import need
+
 JETSON = Path(__file__).resolve().parents[1] / "jetson"
 
 
 def test_systemd_units_verify(tmp_path):
     tool = shutil.which("systemd-analyze")
-    if tool is None:
-        pytest.skip("systemd-analyze is not installed (apt-get install systemd)")
+    need(tool is not None, "systemd-analyze is not installed (apt-get install systemd)")
     units = sorted((JETSON / "systemd").glob("cmer-edge-*.s*"))
     assert {u.name for u in units} == {"cmer-edge-listen.service", "cmer-edge-events.socket",
                                        "cmer-edge-events@.service", "cmer-edge-serve.service",
@@ -35,8 +36,7 @@ def test_systemd_units_verify(tmp_path):
 def test_systemd_verify_catches_a_broken_unit(tmp_path):
     """The check above can fail: a wrong restart policy and a missing binary are reported."""
     tool = shutil.which("systemd-analyze")
-    if tool is None:
-        pytest.skip("systemd-analyze is not installed (apt-get install systemd)")
+    need(tool is not None, "systemd-analyze is not installed (apt-get install systemd)")
     text = (JETSON / "systemd/cmer-edge-listen.service").read_text()
     bad = tmp_path / "bad.service"
     text = text.replace("Restart=on-failure", "Restart=sometimes")

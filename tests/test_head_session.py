@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from test_head_parity import (
+from helpers.head import (
     EDGE,
     SMALL,
     TOLERANCE,

@@ -9,11 +9,13 @@ import io
 import numpy as np
 import pytest
 
+from helpers.ci import need, need_module
+
 from cmer_edge.features.l3.config import FrontendConfig, frontend_preset
 from cmer_edge.features.l3.mel import dft_kernels, hz_to_mel, mel_filterbank, mel_to_hz
 
-librosa = pytest.importorskip("librosa")
-torch = pytest.importorskip("torch")
+librosa = need_module("librosa")
+torch = need_module("torch")
 
 
 @pytest.mark.filterwarnings("ignore:Empty filters detected")  # HTK, 256 bands, 2048 points: as in Kapre
@@ -105,8 +107,7 @@ def test_frontend_constants_equal_kapre_kernels_in_edgel3_file(shared_dir):
     from cmer_edge.features.l3.model import MelFrontend
 
     path = shared_dir / "weights" / "edgel3" / "edgel3_sea_ust_audio_emb_64.h5.gz"
-    if not path.is_file():
-        pytest.skip(f"EdgeL3 weights not found at {path}")
+    need(path.is_file(), f"EdgeL3 weights not found at {path}")
     with h5py.File(io.BytesIO(gzip.decompress(path.read_bytes())), "r") as f:
         g = f["model_weights/melspectrogram_1/melspectrogram_1"]
         real = g["real_kernels:0"][()][:, 0, 0, :].T

@@ -10,15 +10,17 @@ import hashlib
 import numpy as np
 import pytest
 
+from helpers.ci import need, need_module
+
 from cmer_edge.features.l3.config import L3Config, NetworkConfig, preset
 
-torch = pytest.importorskip("torch")
-h5py = pytest.importorskip("h5py")
+torch = need_module("torch")
+h5py = need_module("h5py")
 
 from cmer_edge.features.l3.keras_h5 import KerasWeightsError, load_keras_weights, read_h5_bytes  # noqa: E402
 from cmer_edge.features.l3.model import build_embedder  # noqa: E402
 
-from test_l3_model import EDGEL3, small_config  # noqa: E402
+from helpers.l3 import EDGEL3, small_config  # noqa: E402
 
 
 # -- a Keras 2 writer for the L3 layer sequence ------------------------------------------------------
@@ -215,8 +217,7 @@ def test_kapre_layer_is_checked_against_the_frontend(tmp_path):
 
 def test_real_edgel3_weights_load_completely_and_match_numpy(shared_dir):
     path = shared_dir / EDGEL3
-    if not path.is_file():
-        pytest.skip(f"EdgeL3 weights not found at {path}")
+    need(path.is_file(), f"EdgeL3 weights not found at {path}")
     cfg = preset("edgel3.sea.64")
     model = build_embedder(cfg, seed=123)
     report = load_keras_weights(model, path)
@@ -232,7 +233,7 @@ def test_real_edgel3_weights_load_completely_and_match_numpy(shared_dir):
         names = [n.decode() for n in g.attrs["layer_names"]]
         layers = [(n, {w.decode().rsplit("/", 1)[1].split(":")[0]: g[n][w.decode()][()]
                        for w in g[n].attrs["weight_names"]}) for n in names if not n.startswith("melspec")]
-    from cmer_edge.data.espeak import speak
+    from cmer_edge.testing.espeak import speak
 
     audio = speak("Okay, fine. Let's just go home now", sample_rate_hz=8000)[:8000].astype(np.float32)
     with torch.inference_mode():

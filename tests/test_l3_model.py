@@ -6,30 +6,21 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from helpers.ci import need, need_module
+
 from cmer_edge.audio.convert import load_audio
 from cmer_edge.features.l3.config import FrontendConfig, L3Config, NetworkConfig, frontend_preset, preset
 
-torch = pytest.importorskip("torch")
+torch = need_module("torch")
 
 from cmer_edge.features.l3.extractor import TorchL3Extractor  # noqa: E402
 from cmer_edge.features.l3.model import build_embedder  # noqa: E402
-
-EDGEL3 = "weights/edgel3/edgel3_sea_ust_audio_emb_64.h5.gz"
-
-
-def small_config(hop_s: float = 0.25, center: bool = True, pooling: str = "mean") -> L3Config:
-    """A tiny L3 (8 kHz, 32 mels, 4-8 channels) so forward passes take milliseconds."""
-    fe = FrontendConfig(preset="kapre-0.1.4", sample_rate_hz=8000, n_fft=256, hop_samples=64, n_mels=32,
-                        mel_scale="htk", mel_input="power_sqrt", padding="same")
-    return L3Config(name="l3.small", frontend=fe, network=NetworkConfig(channels=(4, 8, 8, 8), embedding_pool=(2, 5)),
-                    hop_s=hop_s, center=center, pooling=pooling)
-
+from helpers.l3 import EDGEL3, small_config  # noqa: E402
 
 @pytest.fixture(scope="module")
 def edgel3(shared_dir):
     path = shared_dir / EDGEL3
-    if not path.is_file():
-        pytest.skip(f"EdgeL3 weights not found at {path}")
+    need(path.is_file(), f"EdgeL3 weights not found at {path}")
     return TorchL3Extractor.from_name("edgel3.sea.64", weights=path)
 
 

@@ -12,17 +12,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from helpers.ci import need, need_module
+
 from cmer_edge.audio.convert import load_audio
 
-torch = pytest.importorskip("torch")
-onnx = pytest.importorskip("onnx")
-pytest.importorskip("onnxscript")
+torch = need_module("torch")
+onnx = need_module("onnx")
+need_module("onnxscript")
 
-from cmer_edge.features.base import make_audio_extractor  # noqa: E402
 from cmer_edge.features.l3.extractor import TorchL3Extractor  # noqa: E402
 from cmer_edge.features.l3.ort import OnnxL3Extractor  # noqa: E402
+from cmer_edge.features.registry import make_audio_extractor  # noqa: E402
 
-from test_l3_model import EDGEL3  # noqa: E402
+from helpers.l3 import EDGEL3  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -30,8 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="module")
 def edgel3_torch(shared_dir):
     path = shared_dir / EDGEL3
-    if not path.is_file():
-        pytest.skip(f"EdgeL3 weights not found at {path}")
+    need(path.is_file(), f"EdgeL3 weights not found at {path}")
     return TorchL3Extractor.from_name("edgel3.sea.64", weights=path)
 
 
@@ -78,7 +79,7 @@ def test_onnx_extractor_runs_without_torch(edgel3_onnx):
     path, _ = edgel3_onnx
     code = (
         "import sys, numpy as np\n"
-        "from cmer_edge.features.base import make_audio_extractor\n"
+        "from cmer_edge.features.registry import make_audio_extractor\n"
         f"ext = make_audio_extractor('edgel3.sea.64', onnx={str(path)!r}, threads=1)\n"
         "y = ext((0.1 * np.random.default_rng(0).standard_normal(24000)).astype(np.float32))\n"
         "assert y.shape == (64,) and np.isfinite(y).all()\n"

@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
+from helpers.ci import need_module
+
+torch = need_module("torch")
 
 from cmer_edge import _native  # noqa: E402
 

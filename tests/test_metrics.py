@@ -5,10 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from helpers.ci import need_module
+
 from cmer_edge.model.config import EMOTIONS
 from cmer_edge.training.metrics import score
 
-sklearn_metrics = pytest.importorskip("sklearn.metrics")
+sklearn_metrics = need_module("sklearn.metrics")
 
 
 @pytest.mark.parametrize("seed", range(4))

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-torch = pytest.importorskip("torch")
+from helpers.ci import need_module
+
+torch = need_module("torch")
 
 from cmer_edge.model.cm_roberta import CMRoberta  # noqa: E402
 from cmer_edge.model.config import HeadConfig  # noqa: E402

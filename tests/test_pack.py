@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cmer_edge.model.bundle import BundleError, load_bundle
-from cmer_edge.model.pack import pack_bundle
+from cmer_edge.bundle import BundleError, load_bundle
+from cmer_edge.bundle.pack import pack_bundle
 
 
 def test_packed_bundle_runs_like_the_original(tiny_bundle, tmp_path, dialogue_wav):
@@ -16,8 +16,8 @@ def test_packed_bundle_runs_like_the_original(tiny_bundle, tmp_path, dialogue_wa
 
     packed = pack_bundle(tiny_bundle, tmp_path / "packed", ["text_tokenizer", "onnx.text_encoder"], half_head=True)
     bundle = load_bundle(packed)
-    assert set(bundle.manifest["files"]) == {"head", "text_tokenizer", "onnx.text_encoder"}
-    assert bundle.manifest["runtime"]["onnx_precision"] == {"text_encoder": "fp32"}
+    assert set(bundle.manifest.files) == {"head", "text_tokenizer", "onnx.text_encoder"}
+    assert bundle.manifest.runtime.onnx_precision == {"text_encoder": "fp32"}
     assert (packed / "head.safetensors").stat().st_size < 0.6 * (tiny_bundle / "head.safetensors").stat().st_size
     audio = load_audio(dialogue_wav[0])[:48000]
     utt = Utterance(audio, 0.0, 3.0, 0)

@@ -11,15 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from conftest import need
-from soak_scene import rss_bytes, write_soak_scene
+from helpers.ci import need
+from helpers.soak_scene import rss_bytes, write_soak_scene
 
 pytestmark = pytest.mark.slow
 
 
 def test_ten_minutes_through_the_recognizer(tmp_path: Path, tiny_bundle):
     from cmer_edge.audio.sources import FileSource
-    from cmer_edge.data.espeak import espeak_available
+    from cmer_edge.testing.espeak import espeak_available
     from cmer_edge.runtime.recognizer import Recognizer, RecognizerConfig
 
     need(espeak_available(), "espeak-ng is not installed (apt-get install espeak-ng)")

@@ -14,7 +14,7 @@ import time
 import pytest
 
 from conftest import need
-from serve_helpers import (InProcessServer, ScriptedRecognizer, ServeProcess, chromium_paths, free_port,
+from helpers.serve import (InProcessServer, ScriptedRecognizer, ServeProcess, chromium_paths, free_port,
                            make_event, start_chromium, write_dialogue)
 
 
@@ -82,7 +82,7 @@ def check_page_matches_server(driver, server_events: list[dict]) -> None:
 
 
 def test_page_shows_exactly_the_served_events_and_reconnects(browser, tmp_path):
-    from cmer_edge.data.espeak import espeak_available
+    from cmer_edge.testing.espeak import espeak_available
 
     need(espeak_available(), "espeak-ng is not installed (apt-get install espeak-ng)")
     wav = tmp_path / "dialogue.wav"

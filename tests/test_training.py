@@ -7,6 +7,8 @@ import json
 import numpy as np
 import pytest
 
+from helpers.ci import need_module
+
 from cmer_edge.features.store import FeatureStore, StoreError
 
 
@@ -56,9 +58,9 @@ def test_store_resumes_and_refuses_incomplete(tmp_path):
 
 @pytest.mark.parametrize("protocol", ["paper", "live"])
 def test_train_cli_learns_and_saves_bundles(tmp_path, protocol):
-    pytest.importorskip("torch")
+    need_module("torch")
     from cmer_edge import train
-    from cmer_edge.model.bundle import load_bundle
+    from cmer_edge.bundle import load_bundle
 
     make_store(tmp_path / "store", dialogues=24)
     out = tmp_path / "runs"
@@ -70,14 +72,14 @@ def test_train_cli_learns_and_saves_bundles(tmp_path, protocol):
     assert summary["test"]["weighted_f1"]["mean"] > 60, summary["table"]  # chance is ~15
     run = summary["runs"][0]
     bundle = load_bundle(out / run["run"])
-    history = bundle.manifest["training"]["history"]
+    history = bundle.manifest.provenance["training"]["history"]
     assert history[-1]["train_loss"] < 0.7 * history[0]["train_loss"]
-    assert bundle.manifest["protocol"] == protocol and bundle.head_config.audio_dim == 6
+    assert bundle.manifest.protocol == protocol and bundle.head_config.audio_dim == 6
     assert set(bundle.head_tensors()) >= {"audio.mean", "text.inv_std", "classifier.3.weight"}
 
 
 def test_train_cli_cross_validates_over_folds(tmp_path):
-    pytest.importorskip("torch")
+    need_module("torch")
     from cmer_edge import train
 
     make_store(tmp_path / "store", dialogues=18)
@@ -92,8 +94,8 @@ def test_train_cli_cross_validates_over_folds(tmp_path):
 
 def test_edge_recipe_trains_a_bimodal_bundle_from_two_unimodal_corpora(tmp_path):
     """MELD-like text dialogues + EmoDB-like audio utterances (per-speaker normalised) -> one bundle."""
-    pytest.importorskip("torch")
-    from cmer_edge.model.bundle import load_bundle
+    need_module("torch")
+    from cmer_edge.bundle import load_bundle
     from cmer_edge.training import edge
 
     rng = np.random.default_rng(0)
@@ -121,8 +123,8 @@ def test_edge_recipe_trains_a_bimodal_bundle_from_two_unimodal_corpora(tmp_path)
     assert edge.main(["--meld-store", str(tmp_path / "meld"), "--text", "txt", "--emodb-store", str(tmp_path / "emodb"),
                       "--audio", "aud", "--out", str(out), "--hidden", "8", "--epochs", "6", "--window", "4"]) == 0
     bundle = load_bundle(out)
-    assert bundle.head_config.modalities == "both" and bundle.manifest["audio_norm"] == "speaker"
-    assert set(bundle.manifest["features"]) == {"audio", "text"}
+    assert bundle.head_config.modalities == "both" and bundle.manifest.audio_norm == "speaker"
+    assert set(bundle.manifest.features.raw) == {"audio", "text"}
     assert bundle.file("audio_norm").is_file()
-    assert {"meld_test_text", "emodb_test_audio"} <= set(bundle.manifest["metrics"])
-    assert bundle.manifest["recipe"]["paired_utterances"] > 0
+    assert {"meld_test_text", "emodb_test_audio"} <= set(bundle.manifest.metrics)
+    assert bundle.manifest.provenance["recipe"]["paired_utterances"] > 0

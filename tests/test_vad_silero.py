@@ -8,10 +8,10 @@ import pytest
 
 from cmer_edge.audio.blocks import AudioBlock
 from cmer_edge.audio.convert import AudioError, load_audio
-from cmer_edge.audio.scenes import write_scene
 from cmer_edge.audio.segmenter import Segmenter
 from cmer_edge.audio.sources import ArraySource, FileSource
 from cmer_edge.audio.vad import SileroVad
+from cmer_edge.testing.scenes import write_scene
 
 GAPS_S = [0.8, 1.3, 0.9, 1.6]
 

@@ -57,6 +57,8 @@ void LaunchAttention(const AttentionShape& s, const AttentionIo& io, cudaStream_
   const float sqrt_d = static_cast<float>(std::sqrt(static_cast<double>(s.width / s.heads)));
   const dim3 grid(static_cast<unsigned>(s.q_steps), static_cast<unsigned>(s.heads), static_cast<unsigned>(s.batch));
   const size_t smem = static_cast<size_t>(s.kv_steps) * sizeof(float);
+  const LaunchShape shape{{grid.x, grid.y, grid.z}, {kThreads, 1, 1}, smem};
+  if (!CheckLaunch("AttentionKernel", reinterpret_cast<const void*>(&AttentionKernel), shape)) return;
   AttentionKernel<<<grid, kThreads, smem, stream>>>(s, io, sqrt_d);
   CMER_EDGE_CUDA_CHECK(cudaGetLastError());
 }

@@ -44,6 +44,7 @@ void BeginStreamCapture(void*) { RequireCuda("BeginStreamCapture"); }
 void* EndStreamCapture(void*) { RequireCuda("EndStreamCapture"); return nullptr; }
 void LaunchGraph(void*, void*) { RequireCuda("LaunchGraph"); }
 void DestroyGraph(void*) noexcept {}
+bool CheckLaunch(const char*, const void*, const LaunchShape&) { RequireCuda("CheckLaunch"); return false; }
 #endif
 
 }  // namespace cmer_edge

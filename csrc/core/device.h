@@ -5,11 +5,20 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <stdexcept>
 #include <string>
 
 namespace cmer_edge {
 
 enum class Device { kCpu, kCuda };
+
+// An error reported by the CUDA runtime (CMER_EDGE_CUDA_CHECK). A head that sees one during a
+// push or forward disables itself (its device state can no longer be trusted); the Python binding
+// raises it as cmer_edge._native.CudaError (a RuntimeError).
+class CudaError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
 
 // "cpu" or "cuda"; anything else throws std::invalid_argument naming the value.
 Device ParseDevice(const std::string& name);
@@ -50,5 +59,16 @@ void BeginStreamCapture(void* stream);
 void* EndStreamCapture(void* stream);
 void LaunchGraph(void* graph_exec, void* stream);
 void DestroyGraph(void* graph_exec) noexcept;
+
+// Launch configuration of one kernel, checked against the current device's limits and the
+// kernel's own (registers cap its threads per block) before it is launched. Returns false when
+// the grid is empty (nothing to launch); throws std::invalid_argument naming the kernel, the
+// configuration and the limit otherwise. `kernel` is the __global__ function's address.
+struct LaunchShape {
+  unsigned grid[3];
+  unsigned block[3];
+  size_t shared_bytes;
+};
+bool CheckLaunch(const char* name, const void* kernel, const LaunchShape& shape);
 
 }  // namespace cmer_edge

@@ -19,6 +19,8 @@ __global__ void NormaliseRowsKernel(NormaliseIo io, int64_t dim) {
 
 void LaunchNormaliseRows(const NormaliseIo& io, int64_t rows, int64_t dim, cudaStream_t stream) {
   const unsigned blocks_x = static_cast<unsigned>((dim + kThreads - 1) / kThreads);
+  const LaunchShape shape{{blocks_x, static_cast<unsigned>(rows), 1}, {kThreads, 1, 1}, 0};
+  if (!CheckLaunch("NormaliseRowsKernel", reinterpret_cast<const void*>(&NormaliseRowsKernel), shape)) return;
   NormaliseRowsKernel<<<dim3(blocks_x, static_cast<unsigned>(rows)), kThreads, 0, stream>>>(io, dim);
   CMER_EDGE_CUDA_CHECK(cudaGetLastError());
 }

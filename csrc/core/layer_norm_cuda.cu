@@ -46,6 +46,8 @@ __global__ void AddLayerNormKernel(LayerNormIo io, const float* __restrict__ gam
 
 void LaunchAddLayerNorm(const LayerNormIo& io, const float* gamma, const float* beta, int64_t rows, int64_t width,
                         float eps, cudaStream_t stream) {
+  const LaunchShape shape{{static_cast<unsigned>(rows), 1, 1}, {kThreads, 1, 1}, 0};
+  if (!CheckLaunch("AddLayerNormKernel", reinterpret_cast<const void*>(&AddLayerNormKernel), shape)) return;
   AddLayerNormKernel<<<static_cast<unsigned>(rows), kThreads, 0, stream>>>(io, gamma, beta, width, eps);
   CMER_EDGE_CUDA_CHECK(cudaGetLastError());
 }

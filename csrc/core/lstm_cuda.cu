@@ -28,12 +28,13 @@ struct Params {
 
 __device__ __forceinline__ float SigmoidF(float v) { return 1.f / (1.f + __expf(-v)); }
 
-__global__ void LstmRecurrenceKernel(Params p) {
+// 1024 threads (H = 256) must fit the register file: cap the registers for that block size.
+__global__ void __launch_bounds__(4 * kMaxCudaLstmHidden) LstmRecurrenceKernel(Params p) {
   extern __shared__ float smem[];
   const int hidden = p.hidden;
   float* h = smem;               // [H]
   float* gates = smem + hidden;  // [4H]
-  const DirParams d = p.dir[blockIdx.y];
+  const DirParams d = blockIdx.y == 0 ? p.dir[0] : p.dir[1];  // constant indices: p stays in the parameter space
   const int64_t b = blockIdx.x;
   const int j = threadIdx.x;
   const int g4 = 4 * hidden;
@@ -66,6 +67,8 @@ __global__ void LstmRecurrenceKernel(Params p) {
 
 void LaunchLstmRecurrence(const Params& p, unsigned batch, unsigned dirs, cudaStream_t stream) {
   const size_t smem = static_cast<size_t>(5 * p.hidden) * sizeof(float);
+  const LaunchShape shape{{batch, dirs, 1}, {static_cast<unsigned>(4 * p.hidden), 1, 1}, smem};
+  if (!CheckLaunch("LstmRecurrenceKernel", reinterpret_cast<const void*>(&LstmRecurrenceKernel), shape)) return;
   LstmRecurrenceKernel<<<dim3(batch, dirs), 4 * p.hidden, smem, stream>>>(p);
   CMER_EDGE_CUDA_CHECK(cudaGetLastError());
 }

@@ -68,24 +68,35 @@ __global__ void PackedLinearKernel(const W* __restrict__ w, LinearArgs a) {
   const W* wj = w + j * a.k;
   for (int64_t r0 = 0; r0 < a.rows; r0 += kRows) {
     const int nr = a.rows - r0 < kRows ? static_cast<int>(a.rows - r0) : kRows;
+    // Every loop over the kRows accumulators has a compile-time trip count (guarded by r < nr), so
+    // acc[] stays in registers; a loop bounded by the runtime nr indexed it dynamically and put it
+    // in local memory (checked by tests/test_build_variants.py on the compiled code).
     float acc[kRows] = {0.f, 0.f, 0.f, 0.f};
     if (kVec4) {
       const auto* wq = reinterpret_cast<const typename Quad<W>::T*>(wj);
       for (int64_t q = lane; q < a.k / 4; q += kWarp) {
         float wv[4];
         Quad<W>::Get(wq[q], wv);
-        for (int r = 0; r < nr; ++r) {
-          const float* xr = a.x + (r0 + r) * a.ldx + 4 * q;
-          acc[r] += wv[0] * xr[0] + wv[1] * xr[1] + wv[2] * xr[2] + wv[3] * xr[3];
+#pragma unroll
+        for (int r = 0; r < kRows; ++r) {
+          if (r < nr) {
+            const float* xr = a.x + (r0 + r) * a.ldx + 4 * q;
+            acc[r] += wv[0] * xr[0] + wv[1] * xr[1] + wv[2] * xr[2] + wv[3] * xr[3];
+          }
         }
       }
     } else {
       for (int64_t i = lane; i < a.k; i += kWarp) {
         const float wv = Widen(wj[i]);
-        for (int r = 0; r < nr; ++r) acc[r] += wv * a.x[(r0 + r) * a.ldx + i];
+#pragma unroll
+        for (int r = 0; r < kRows; ++r) {
+          if (r < nr) acc[r] += wv * a.x[(r0 + r) * a.ldx + i];
+        }
       }
     }
-    for (int r = 0; r < nr; ++r) {
+#pragma unroll
+    for (int r = 0; r < kRows; ++r) {
+      if (r >= nr) break;
       float v = WarpSum(acc[r]);
       if (lane == 0) {
         if (a.scale != nullptr) v *= a.scale[j];
@@ -101,9 +112,12 @@ template <typename W>
 void LaunchPackedLinear(const PackedView& w, const LinearArgs& a, cudaStream_t stream) {
   const unsigned blocks = static_cast<unsigned>((a.m + kWarpsPerBlock - 1) / kWarpsPerBlock);
   const W* weights = static_cast<const W*>(w.weights);
+  const LaunchShape shape{{blocks, 1, 1}, {kWarpsPerBlock * kWarp, 1, 1}, 0};
   if (a.k % 4 == 0) {
+    if (!CheckLaunch("PackedLinearKernel", reinterpret_cast<const void*>(&PackedLinearKernel<W, true>), shape)) return;
     PackedLinearKernel<W, true><<<blocks, kWarpsPerBlock * kWarp, 0, stream>>>(weights, a);
   } else {
+    if (!CheckLaunch("PackedLinearKernel", reinterpret_cast<const void*>(&PackedLinearKernel<W, false>), shape)) return;
     PackedLinearKernel<W, false><<<blocks, kWarpsPerBlock * kWarp, 0, stream>>>(weights, a);
   }
   CMER_EDGE_CUDA_CHECK(cudaGetLastError());

@@ -1,49 +1,42 @@
-"""`python -m cmer_edge`: version, build and runtime info, and the available subcommands."""
+"""`python -m cmer_edge [COMMAND [ARGS]]`: without a command, version, build and runtime info and
+the list of commands; with one, that command (`python -m cmer_edge train --help`). The commands are
+listed in `cmer_edge.commands`; each also runs as `python -m <its module>`."""
 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import sys
 
-from cmer_edge import __version__
-
-SUBCOMMANDS = {
-    "listen": "live recognition from the microphone or a file (--input file.wav)",
-    "serve": "live recognition plus a local display page and event stream (http://127.0.0.1:8765/)",
-    "finetune": "fine-tune a text encoder on MELD utterances (the paper's first step)",
-    "extract": "corpus -> feature store (openSMILE, L3, text encoder)",
-    "train": "train the CM-RoBERTa head on a feature store",
-    "evaluate": "weighted F1 tables, confusion matrix, predictions CSV",
-    "bench": "benchmarks: head, pipeline, encoders",
-}
+from cmer_edge._version import __version__
+from cmer_edge.commands import COMMANDS, resolve
+from cmer_edge.runtime.backends import backend_availability
 
 
 def collect_info() -> dict:
     """Everything `python -m cmer_edge` reports, as a dict (also printed with --json)."""
     info: dict = {"version": __version__, "python": sys.version.split()[0]}
-    try:
+    try:  # our compiled core, imported here so that a broken or missing build is reported, not a crash
         from cmer_edge import _native
-    except ImportError as exc:  # a broken or missing build must still be reported, not crash
+    except ImportError as exc:
         info["native"] = {"error": f"cmer_edge._native failed to import: {exc}"}
     else:
         info["native"] = dict(_native.build_info(), cuda_available=_native.cuda_available())
-    from cmer_edge.runtime.backends import backend_availability
-
     info["backends"] = backend_availability()
-    info["subcommands"] = {
-        name: desc for name, desc in SUBCOMMANDS.items()
-        if importlib.util.find_spec(f"cmer_edge.{name}") is not None
-    }
+    info["subcommands"] = {name: desc for name, (_, desc) in COMMANDS.items()}
     return info
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] in COMMANDS:
+        return int(resolve(argv[0])(argv[1:]) or 0)
     parser = argparse.ArgumentParser(
         prog="python -m cmer_edge",
-        description="cmer_edge: version, build info and subcommands.",
-        epilog="example: python -m cmer_edge --json",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="cmer_edge: version, build info and commands.\n\ncommands:\n"
+        + "\n".join(f"  {name:13s} {desc}" for name, (_, desc) in COMMANDS.items()),
+        epilog="example: python -m cmer_edge --json   |   python -m cmer_edge listen --input dialogue.wav",
     )
     parser.add_argument("--json", action="store_true", help="print the info as one JSON object")
     args = parser.parse_args(argv)
@@ -59,9 +52,9 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(state, dict):
             detail = state.get("version") or state.get("reason", "")
             print(f"  {name:15s} {'yes' if state.get('available') else 'no ':3s} {detail}")
-    print("subcommands (python -m cmer_edge.<name>):")
+    print("subcommands (python -m cmer_edge <command> --help):")
     for name, desc in info["subcommands"].items():
-        print(f"  {name:10s} {desc}")
+        print(f"  {name:13s} {desc}")
     return 0
 
 

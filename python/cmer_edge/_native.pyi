@@ -4,10 +4,16 @@ The Python API of the head is cmer_edge.runtime.head (NativeHead, Session); Head
 are the raw bindings it wraps.
 """
 
+from types import ModuleType
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+
+testing: ModuleType  # test-only hooks: inject_session_fault(session, stage), disable_head(head, reason)
+
+class CudaError(RuntimeError):
+    """The CUDA runtime failed during a forward/push; the head is disabled from then on."""
 
 def build_info() -> dict[str, Any]: ...
 def cuda_available() -> bool: ...
@@ -42,10 +48,41 @@ def attention(
 def read_bandwidth(megabytes: int = 512, passes: int = 5, num_threads: int = 0) -> dict[str, Any]: ...
 def multiply_add_rate(passes: int = 5, num_threads: int = 0) -> dict[str, Any]: ...
 
+class HeadConfig:
+    audio_dim: int
+    text_dim: int
+    hidden: int
+    sca_layers: int
+    num_heads: int
+    ffn_dim: int
+    classifier_dim: int
+    num_classes: int
+    modalities: str
+    use_sca: bool
+    def __init__(
+        self,
+        *,
+        audio_dim: int = 12696,
+        text_dim: int = 4096,
+        hidden: int = 128,
+        sca_layers: int = 2,
+        num_heads: int = 4,
+        ffn_dim: int = 512,
+        classifier_dim: int = 256,
+        num_classes: int = 7,
+        modalities: str = "both",
+        use_sca: bool = True,
+    ) -> None: ...
+    def validate(self) -> None: ...
+    @property
+    def num_branches(self) -> int: ...
+    @property
+    def width(self) -> int: ...
+
 class Head:
     def __init__(
         self,
-        config: dict[str, Any],
+        config: HeadConfig,
         tensors: dict[str, npt.ArrayLike],
         device: str = "cpu",
         precision: str = "fp32",
@@ -59,7 +96,11 @@ class Head:
         present: npt.ArrayLike | None = None,
     ) -> np.ndarray: ...
     @property
-    def config(self) -> dict[str, Any]: ...
+    def config(self) -> HeadConfig: ...
+    @property
+    def disabled(self) -> bool: ...
+    @property
+    def disabled_reason(self) -> str: ...
     @property
     def device(self) -> str: ...
     @property
@@ -71,8 +112,13 @@ class Head:
 
 class Session:
     def __init__(self, head: Head, window_utts: int, cuda_graph: bool = False) -> None: ...
-    def push(self, x_a: npt.ArrayLike | None, x_t: npt.ArrayLike | None) -> np.ndarray: ...
+    def push(self, x_a: npt.ArrayLike | None, x_t: npt.ArrayLike | None, provisional: bool = False) -> np.ndarray: ...
+    def replace_last(
+        self, x_a: npt.ArrayLike | None, x_t: npt.ArrayLike | None, provisional: bool = False
+    ) -> np.ndarray: ...
     def reset(self) -> None: ...
+    @property
+    def provisional(self) -> bool: ...
     @property
     def window_utts(self) -> int: ...
     @property

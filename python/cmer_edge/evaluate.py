@@ -7,6 +7,12 @@ metric. `--modalities text|audio` hides the other modality of a bimodal bundle.
 Features come from a feature store (`--store`, as trained), or straight from a MELD directory
 (`--meld-dir`) through the bundle's own runtime encoders (ONNX Runtime / TensorRT, no torch), i.e.
 what the deployed model sees. Without `--bundle` the embedded default bundle is evaluated.
+
+`--manifest CSV` scores labelled speech clips (RAVDESS, SAVEE, EmoDB or your own; see
+cmer_edge.data.speech_manifest) through the live runtime itself, each clip its own fresh conversation:
+UAR, accuracy, weighted F1, per-class recall and the confusion matrix, and how many clips were
+scored of how many listed. `--warmup-clips N`: the per-speaker normaliser first hears N other clips
+of the same speaker.
 """
 
 from __future__ import annotations
@@ -16,6 +22,8 @@ import csv
 import json
 import logging
 from pathlib import Path
+
+from cmer_edge.cli_common import UserError, cli_entry, window_arg
 
 import numpy as np
 
@@ -34,13 +42,24 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--store", type=Path, help="feature store with the bundle's features")
     source.add_argument("--meld-dir", type=Path, help="MELD CSV directory or MELD.Raw: features computed with the "
                                                       "bundle's runtime encoders")
+    source.add_argument("--manifest", type=Path, nargs="+",
+                        help="labelled speech manifest(s) (CSV or folder with manifest.csv): each clip through "
+                             "the live runtime as its own conversation")
+    p.add_argument("--asr", choices=("none", "whisper"), default="none",
+                   help="with --manifest: text from the manifest transcript (none) or from Whisper tiny.en")
+    p.add_argument("--warmup-clips", type=int, default=0,
+                   help="with --manifest: other clips of the same speaker the normaliser hears first")
+    p.add_argument("--speakers", nargs="*", default=None, help="with --manifest: only these speaker ids")
+    p.add_argument("--skip-bad", action="store_true", help="with --manifest: skip (and count) bad rows")
+    p.add_argument("--seed", type=int, default=0, help="with --warmup-clips: which other clips")
+    p.add_argument("--threads", type=int, default=1, help="with --manifest: runtime CPU threads")
     p.add_argument("--onnx-precision", choices=("fp32", "fp16", "int8"), default=None,
                    help="with --meld-dir: which exported encoder graph ONNX Runtime runs (default: the bundle's)")
     p.add_argument("--split", default="test")
     p.add_argument("--modalities", choices=("both", "audio", "text"), default=None,
                    help="use only these inputs (default: what the bundle was trained on)")
     p.add_argument("--protocol", choices=("paper", "live"), default=None, help="default: the bundle's")
-    p.add_argument("--window", type=int, default=None, help="live window (default: the bundle's)")
+    p.add_argument("--window", type=window_arg, default=None, help="live window (default: the bundle's)")
     p.add_argument("--engine", choices=("native", "torch"), default="native")
     p.add_argument("--precision", choices=("fp32", "bf16", "int8"), default="fp32", help="native weights")
     p.add_argument("--label-key", default="label", help="index field holding the label")
@@ -52,40 +71,44 @@ def build_parser() -> argparse.ArgumentParser:
 
 def bundle_feature_names(bundle) -> tuple[list[str], str | None]:
     """The store feature names a bundle was trained on: (audio parts in order, text)."""
-    feats = bundle.manifest.get("features", {})
-    audio = feats.get("audio")
-    names = [] if not audio else [p["name"] for p in audio.get("parts", [audio])]
-    return names, feats.get("text", {}).get("name")
+    feats = bundle.manifest.features
+    names = [] if feats.audio is None else [p.name for p in feats.audio.parts]
+    return names, feats.text.name if feats.text is not None else None
 
 
+@cli_entry
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     from cmer_edge.features.store import FeatureStore
-    from cmer_edge.model.bundle import load_bundle
+    from cmer_edge.bundle import load_bundle
     from cmer_edge.training.dialogues import load_dialogues
     from cmer_edge.training.metrics import score
     from cmer_edge.training.predictors import make_predictor
     from cmer_edge.training.report import plot_confusion, scores_table
 
-    from cmer_edge.runtime.default_bundle import default_bundle_path
+    from cmer_edge.bundle import default_bundle_path
 
+    if args.manifest:
+        return evaluate_manifest(args)
     bundle = load_bundle(args.bundle or default_bundle_path())
     if args.store is not None:
         audio, text = bundle_feature_names(bundle)
         dialogues = load_dialogues(FeatureStore.open(args.store), args.split, audio, text, label_key=args.label_key,
-                                   audio_norm=bundle.manifest.get("audio_norm", "global"))
+                                   audio_norm=bundle.manifest.audio_norm)
     else:
         from cmer_edge.training.corpus_features import meld_dialogues
 
         dialogues = meld_dialogues(bundle, args.meld_dir, args.split, onnx_precision=args.onnx_precision)
+    if not sum(len(d.labels) for d in dialogues):
+        raise UserError(f"split {args.split!r} has no labelled utterances (an empty or header-only CSV?)")
     modalities = args.modalities or bundle.head_config.modalities
     for d in dialogues:
         if modalities == "text":
             d.present[:, 0] = 0
         elif modalities == "audio":
             d.present[:, 1] = 0
-    protocol = args.protocol or bundle.manifest.get("protocol", "paper")
+    protocol = args.protocol or bundle.manifest.protocol or "paper"
     window = args.window or bundle.window_utts
     probs = make_predictor(bundle, args.engine, args.precision)(dialogues, protocol, window)
     y_true = np.concatenate([d.labels for d in dialogues])
@@ -98,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
             for d, p in zip(dialogues, probs):
                 for u, y, k in zip(d.utterance_ids, d.labels, p.argmax(-1)):
                     writer.writerow([d.dialogue_id, u, bundle.labels[y], bundle.labels[k]])
-    name = f"{bundle.manifest.get('name', bundle.path.name)} [{modalities}, {protocol}, {args.engine}]"
+    name = f"{bundle.manifest.name or bundle.path.name} [{modalities}, {protocol}, {args.engine}]"
     if args.confusion:
         plot_confusion(scores, str(args.confusion), f"{name}: {args.split} weighted F1 {scores.weighted_f1:.2f}")
     if args.json:
@@ -109,6 +132,62 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{args.split}: {len(y_true)} utterances in {len(dialogues)} dialogues")
         print(scores_table({name: [scores]}))
         print(f"weighted F1 {scores.weighted_f1:.2f}  accuracy {scores.accuracy:.2f}  UAR {scores.uar:.2f}")
+    return 0
+
+
+def evaluate_manifest(args) -> int:
+    from cmer_edge.data.speech_manifest import load_manifests
+    from cmer_edge.runtime.recognizer import Recognizer, RecognizerConfig
+    from cmer_edge.training.clip_eval import evaluate_clips
+    from cmer_edge.training.metrics import score
+    from cmer_edge.training.report import plot_confusion
+
+    manifest = load_manifests(args.manifest, skip_bad=args.skip_bad)
+    clips = manifest.clips
+    if args.speakers is not None:
+        clips = [c for c in clips if c.speaker in set(args.speakers)]
+        if not clips:
+            raise UserError(f"no clip of speakers {args.speakers} in {manifest.path}")
+    modalities = args.modalities or "both"
+    asr = "whisper" if args.asr == "whisper" else ("none" if modalities == "audio" else "external")
+    recognizer = Recognizer(RecognizerConfig(bundle=str(args.bundle) if args.bundle else None, asr=asr,
+                                             modalities=modalities, threads=args.threads, text_timeout_s=0.0))
+    try:
+        result = evaluate_clips(clips, recognizer, asr=args.asr, modalities=modalities,
+                                warmup_clips=args.warmup_clips, seed=args.seed)
+    finally:
+        recognizer.close()
+    labels = recognizer.bundle.labels
+    scores = score(result.y_true, result.y_pred, labels)
+    support = scores.confusion.sum(axis=1)
+    recall = {name: (100.0 * scores.confusion[k, k] / support[k] if support[k] else None)
+              for k, name in enumerate(labels)}
+    listed = len(manifest.clips) + len(manifest.skipped)
+    counts = {"listed": listed, "selected": len(clips), "scored": len(result.scored),
+              "skipped_rows": len(manifest.skipped), "unscored": len(result.unscored)}
+    if args.predictions:
+        with open(args.predictions, "w", newline="") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(["path", "speaker", "label", "pred", "text"])
+            for k, i in enumerate(result.scored):
+                writer.writerow([clips[i].path, clips[i].speaker_key, labels[result.y_true[k]],
+                                 labels[result.y_pred[k]], result.texts[k]])
+    title = f"{recognizer.bundle.manifest.name or 'bundle'} [{modalities}, asr {args.asr}]"
+    if args.confusion:
+        plot_confusion(scores, str(args.confusion), f"{title}: UAR {scores.uar:.2f}")
+    if args.json:
+        print(json.dumps({"manifest": [str(m) for m in args.manifest], "modalities": modalities, "asr": args.asr,
+                          "warmup_clips": args.warmup_clips, "counts": counts, "per_class_recall": recall,
+                          "unscored": [(str(clips[i].path), why) for i, why in result.unscored],
+                          "skipped": manifest.skipped, **scores.to_dict()}, indent=2))
+        return 0
+    print(f"{title}: scored {counts['scored']} of {counts['selected']} clips selected "
+          f"({listed} listed, {counts['skipped_rows']} bad rows skipped, {counts['unscored']} unscored)")
+    print(f"UAR {scores.uar:.2f}  accuracy {scores.accuracy:.2f}  weighted F1 {scores.weighted_f1:.2f}")
+    print("per-class recall: " + ", ".join(f"{k} {'-' if v is None else f'{v:.1f}'}" for k, v in recall.items()))
+    print("confusion (rows true, columns predicted: " + " ".join(labels) + ")")
+    for k, name in enumerate(labels):
+        print(f"  {name:9s} " + " ".join(f"{n:4d}" for n in scores.confusion[k]))
     return 0
 
 

@@ -12,6 +12,8 @@ import json
 import logging
 from pathlib import Path
 
+from cmer_edge.cli_common import cli_entry, torch_threads_arg
+
 import numpy as np
 
 
@@ -34,10 +36,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--checkpoint-every", type=int, default=100,
                    help="steps between checkpoints in OUT/checkpoint (0: epoch ends only); rerun to resume")
-    p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    p.add_argument("--threads", type=torch_threads_arg, default=0, help="torch threads (0: torch's default)")
     return p
 
 
+@cli_entry
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")

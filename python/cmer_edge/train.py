@@ -13,7 +13,12 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+from cmer_edge.features.store import FeatureStore
+from cmer_edge.cli_common import cli_entry, torch_threads_arg, window_arg
 from cmer_edge.model.config import HeadConfig
+from cmer_edge.training.dialogues import load_dialogues
+from cmer_edge.training.runs import FeatureChoice, run_one
+from cmer_edge.training.trainer import TrainConfig
 
 log = logging.getLogger("cmer_edge")
 
@@ -30,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--modalities", choices=("both", "audio", "text"), default="both")
     p.add_argument("--no-sca", action="store_true", help="ablation: remove the SCA unit")
     p.add_argument("--protocol", choices=("paper", "live"), default="paper")
-    p.add_argument("--window", type=int, default=16, help="live protocol: window in utterances")
+    p.add_argument("--window", type=window_arg, default=16, help="live protocol: window in utterances")
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
     p.add_argument("--train-split", default="train")
     p.add_argument("--dev-split", default="dev")
@@ -49,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="speaker: z-score audio features per speaker (live: per session, running)")
     p.add_argument("--class-weighting", action="store_true")
     p.add_argument("--modality-dropout", type=float, default=0.0)
-    p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    p.add_argument("--threads", type=torch_threads_arg, default=0, help="torch threads (0: torch's default)")
     return p
 
 
@@ -66,15 +71,12 @@ def _folds(dialogues, k: int):
         yield fold, train, by_fold[dev_fold], by_fold[fold]
 
 
+@cli_entry
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     import torch
 
-    from cmer_edge.features.store import FeatureStore
-    from cmer_edge.training.dialogues import load_dialogues
-    from cmer_edge.training.runs import FeatureChoice, run_one
-    from cmer_edge.training.trainer import TrainConfig
 
     if args.threads:
         torch.set_num_threads(args.threads)

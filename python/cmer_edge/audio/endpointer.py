@@ -36,7 +36,7 @@ class EndpointerConfig:
 
     threshold_on: float = 0.5
     threshold_off: float = 0.35
-    min_speech_ms: float = 250.0
+    min_speech_ms: float = 160.0  # was 250: lost 1 in 5 short words (docs/live_audio.md, measured)
     min_silence_ms: float = 500.0
     pre_roll_ms: float = 200.0
     post_roll_ms: float = 200.0

@@ -33,7 +33,7 @@ from cmer_edge.audio.blocks import DEFAULT_BLOCK_MS, AudioBlock
 from cmer_edge.audio.devices import (AudioDeviceError, InputDevice, NoInputDeviceError, import_sounddevice,
                                      list_input_devices, reinit_portaudio, resolve_input_device)
 from cmer_edge.audio.resampler import StreamConverter
-from cmer_edge.audio.sources import BlockSource
+from cmer_edge.audio.source_base import BlockSource
 
 __all__ = ["MicrophoneSource", "RecoveryPolicy", "list_input_devices", "NoInputDeviceError",
            "AudioDeviceError", "InputDevice"]
@@ -66,7 +66,10 @@ class RecoveryPolicy:
 
 class MicrophoneSource(BlockSource):
     """Blocks from a PortAudio input device. The device is resolved at construction (so a missing
-    one raises NoInputDeviceError at once); the stream starts on `start()`, `with`, or iteration."""
+    one raises NoInputDeviceError at once); the stream starts on `start()`, `with`, or iteration.
+    Live: audio keeps arriving, so a slow consumer loses the oldest blocks (counted)."""
+
+    live = True
 
     def __init__(self, device: int | str | None = None, *, sample_rate_hz: int | None = None,
                  channels: int | None = None, block_ms: float = DEFAULT_BLOCK_MS,

@@ -10,71 +10,32 @@
 sound. `realtime=True` paces blocks at the rate a microphone would deliver them (a block is
 yielded when its last sample would have arrived); `realtime=False` runs as fast as the consumer
 reads. `max_seconds` stops after that much stream time. `MicrophoneSource` lives in
-`cmer_edge.audio.microphone` and is re-exported here.
+`cmer_edge.audio.microphone` and is imported here (sounddevice itself is imported only when a
+microphone is opened). `source.live` is True for a microphone and for `realtime=True`: only live
+sources may drop audio when the consumer is slow; the others make it wait (back-pressure).
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
-from cmer_edge.audio.blocks import (DEFAULT_BLOCK_MS, AudioBlock, SourceStats, StatsCounter,
-                                    as_frames_by_channels, block_samples_for)
-from cmer_edge.audio.convert import PIPELINE_RATE_HZ, AudioError
+from cmer_edge.audio.blocks import DEFAULT_BLOCK_MS, AudioBlock
+from cmer_edge.audio.checks import check_finite_nonempty, fix_scale, frames_by_channels
+from cmer_edge.audio.convert import AudioError
+from cmer_edge.audio.microphone import (AudioDeviceError, InputDevice, MicrophoneSource, NoInputDeviceError,
+                                        RecoveryPolicy, list_input_devices)
 from cmer_edge.audio.resampler import StreamConverter
+from cmer_edge.audio.source_base import BlockSource
+
+__all__ = ["BlockSource", "ArraySource", "FileSource", "MicrophoneSource", "NoInputDeviceError", "AudioDeviceError",
+           "InputDevice", "RecoveryPolicy", "list_input_devices"]
 
 log = logging.getLogger("cmer_edge")
-
-
-class BlockSource:
-    """Base of all sources: block size, clock, `max_seconds`, stats, `close()`, context manager."""
-
-    sample_rate_hz = PIPELINE_RATE_HZ
-
-    def __init__(self, *, block_ms: float = DEFAULT_BLOCK_MS, max_seconds: float | None = None) -> None:
-        if max_seconds is not None and not max_seconds > 0:
-            raise ValueError(f"max_seconds must be > 0 or None, got {max_seconds}")
-        self.block_samples = block_samples_for(block_ms)
-        self.block_ms = float(block_ms)
-        self.max_seconds = max_seconds
-        self._counter = StatsCounter()
-        self._closed = threading.Event()
-
-    @property
-    def block_s(self) -> float:
-        return self.block_samples / PIPELINE_RATE_HZ
-
-    @property
-    def stats(self) -> SourceStats:
-        return self._counter.snapshot()
-
-    @property
-    def closed(self) -> bool:
-        return self._closed.is_set()
-
-    def _block(self, samples: np.ndarray, index: int) -> AudioBlock:
-        return AudioBlock(samples, index, index * self.block_s)
-
-    def _past_limit(self, index: int) -> bool:
-        return self.max_seconds is not None and index * self.block_s >= self.max_seconds - 1e-9
-
-    def __iter__(self) -> Iterator[AudioBlock]:
-        raise NotImplementedError
-
-    def close(self) -> None:
-        """Stop: iteration ends at the next block; safe to call twice and from another thread."""
-        self._closed.set()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
 
 class _ChunkedSource(BlockSource):
@@ -87,6 +48,11 @@ class _ChunkedSource(BlockSource):
         super().__init__(block_ms=block_ms, max_seconds=max_seconds)
         self.realtime = bool(realtime)
         self._started = False
+
+    @property
+    def live(self) -> bool:
+        """Paced like a microphone: it stands for one, so a slow consumer drops (see BlockSource)."""
+        return self.realtime
 
     def _chunks(self) -> Iterator[np.ndarray]:
         raise NotImplementedError
@@ -127,21 +93,20 @@ class _ChunkedSource(BlockSource):
 class ArraySource(_ChunkedSource):
     """Blocks from an in-memory array [n] or [n, channels] at `sample_rate_hz`.
 
-    The array is validated up front: empty or non-finite audio is an AudioError; clipping is
-    counted (see `stats.clipped_fraction`) and warned about, never refused."""
+    The array is validated up front (cmer_edge.audio.checks): empty or non-finite audio is an
+    AudioError; a channels-first `[channels, n]` array is transposed and float audio at int16 scale
+    divided by 32768, each with a warning (`notes`); clipping is counted (see
+    `stats.clipped_fraction`) and warned about, never refused."""
 
     def __init__(self, samples: np.ndarray, sample_rate_hz: int, *, realtime: bool = False,
                  block_ms: float = DEFAULT_BLOCK_MS, max_seconds: float | None = None,
                  chunk_frames: int = 4096) -> None:
         super().__init__(realtime=realtime, block_ms=block_ms, max_seconds=max_seconds)
-        x = as_frames_by_channels(samples, "ArraySource samples")
-        if x.shape[0] == 0:
-            raise AudioError("ArraySource samples are empty (0 samples)")
-        bad = ~np.isfinite(x)
-        if bad.any():
-            raise AudioError(f"ArraySource samples hold {int(bad.sum())} non-finite values "
-                             f"(first at frame {int(np.argmax(bad.any(axis=1)))})")
-        if int(sample_rate_hz) != sample_rate_hz or sample_rate_hz <= 0:
+        x, self.notes = frames_by_channels(samples, "ArraySource samples")
+        check_finite_nonempty(x, "ArraySource samples")
+        x, scale_notes = fix_scale(x, "ArraySource samples")
+        self.notes += scale_notes
+        if isinstance(sample_rate_hz, bool) or int(sample_rate_hz) != sample_rate_hz or sample_rate_hz <= 0:
             raise AudioError(f"sample_rate_hz must be a positive integer, got {sample_rate_hz}")
         if chunk_frames < 1:
             raise ValueError(f"chunk_frames must be >= 1, got {chunk_frames}")
@@ -205,13 +170,3 @@ class FileSource(_ChunkedSource):
         super().close()
         if not self._started:
             self._file.close()
-
-
-def __getattr__(name: str):
-    # MicrophoneSource and the device helpers import sounddevice lazily; re-export them here.
-    if name in ("MicrophoneSource", "list_input_devices", "NoInputDeviceError", "InputDevice",
-                "AudioDeviceError", "RecoveryPolicy"):
-        from cmer_edge.audio import microphone
-
-        return getattr(microphone, name)
-    raise AttributeError(name)

@@ -10,14 +10,19 @@ import argparse
 import importlib
 import sys
 
+from cmer_edge.cli_common import cli_entry
+
 SUBCOMMANDS: dict[str, tuple[str, str]] = {  # name -> (module, one-line description)
     "head": ("cmer_edge.bench.head", "fused head: native vs PyTorch / TorchScript / ONNX Runtime, push and forward"),
     "pipeline": ("cmer_edge.bench.pipeline", "live pipeline: per-stage and end-of-utterance -> event latency, RTF"),
     "encoders": ("cmer_edge.bench.encoders", "encoders: ONNX Runtime vs PyTorch (text, L3), batch 1, MELD-length inputs"),
-    "audio": ("cmer_edge.features.bench_audio", "audio extractors: openSMILE, EdgeL3, OpenL3-6144 per utterance"),
+    "audio": ("cmer_edge.bench.extractors", "audio extractors: openSMILE, EdgeL3, OpenL3-6144 per utterance"),
+    "serve": ("cmer_edge.bench.serve", "display server: event delivery latency, ten clients with one stalled"),
+    "stages": ("cmer_edge.bench.audio_stages", "live audio stages: resampler, VAD, endpointer, Whisper per frame"),
 }
 
 
+@cli_entry
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m cmer_edge.bench",

@@ -24,6 +24,15 @@ from pathlib import Path
 
 import numpy as np
 
+from cmer_edge.bundle import load_bundle
+from cmer_edge.export.bundle_export import export_bundle
+from cmer_edge.export.bundle_io import write_random_bundle
+from cmer_edge.export.random_models import write_random_roberta
+from cmer_edge.model.config import HeadConfig
+from cmer_edge.runtime.backends import BackendConfig, open_runner
+from cmer_edge.runtime.encoders import open_audio_extractor
+from cmer_edge.cli_common import threads_arg
+
 TEXT = {  # name -> features.text spec (+ how to make the weights)
     "minilm": {"model": "sentence-transformers/all-MiniLM-L6-v2", "pooling": "mean", "last_layers": 4},
     "roberta-base": {"random_roberta": {"layers": 12, "hidden": 768, "heads": 12}, "pooling": "cls", "last_layers": 4},
@@ -56,11 +65,6 @@ def meld_texts(path: str, count: int, seed: int = 0) -> list[str]:
 
 
 def _text_bundle(work: Path, name: str, bpe: str | None):
-    from cmer_edge.export.bundle_export import export_bundle
-    from cmer_edge.export.bundle_io import write_random_bundle
-    from cmer_edge.export.random_models import write_random_roberta
-    from cmer_edge.model.config import HeadConfig
-
     spec = dict(TEXT[name])
     shape = spec.pop("random_roberta", None)
     if shape:
@@ -78,10 +82,7 @@ def _text_bundle(work: Path, name: str, bpe: str | None):
 
 
 def _audio_bundle(work: Path, name: str, weights: str | None, hop_s: float):
-    from cmer_edge.export.bundle_export import export_bundle
-    from cmer_edge.export.bundle_io import write_random_bundle
     from cmer_edge.features.l3.extractor import TorchL3Extractor
-    from cmer_edge.model.config import HeadConfig
 
     if name == "edgel3":
         if not weights or not Path(weights).is_file():
@@ -133,8 +134,6 @@ def _rows(encoder: str, label: str, runners: dict, inputs: list, rounds: int) ->
 def bench_text(name: str, args, work: Path) -> list[Row]:
     from tokenizers import Tokenizer
 
-    from cmer_edge.model.bundle import load_bundle
-    from cmer_edge.runtime.backends import BackendConfig, open_runner
 
     bundle = load_bundle(_text_bundle(work, name, args.roberta_bpe))
     texts = meld_texts(args.meld_csv, args.texts)
@@ -154,10 +153,6 @@ def bench_text(name: str, args, work: Path) -> list[Row]:
 
 
 def bench_audio(name: str, args, work: Path) -> list[Row]:
-    from cmer_edge.model.bundle import load_bundle
-    from cmer_edge.runtime.backends import BackendConfig
-    from cmer_edge.runtime.encoders import open_audio_extractor
-
     bundle = load_bundle(_audio_bundle(work, name, args.edgel3_weights, args.hop_s))
     rng = np.random.default_rng(0)
     audio = [(0.1 * rng.standard_normal(int(args.audio_s * 16000))).astype(np.float32) for _ in range(2)]
@@ -209,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--audio-s", type=float, default=2.5, help="utterance length (MELD median 2.5 s)")
     parser.add_argument("--hop-s", type=float, default=0.1, help="L3 window hop (paper: 0.1 s)")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=threads_arg, default=2)
     parser.add_argument("--spin", action="store_true",
                         help="let OpenMP (torch) and ONNX Runtime threads spin-wait (default: passive waits; "
                              "spinning threads on a shared, oversubscribed CPU slow torch ~20x at 2 threads)")

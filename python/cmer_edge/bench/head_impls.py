@@ -54,7 +54,10 @@ def make_case(name: str, cfg: HeadConfig, window: int, batch: int, steps: int, s
 
 
 def native_head(case: Case, device: str, precision: str, threads: int) -> NativeHead:
-    return NativeHead.from_state_dict(case.cfg, case.state, device=device, precision=precision, num_threads=threads)
+    # No start-up self-check here (it would build a CPU head inside the CUDA rows' setup time);
+    # gpu_check.sh's cuda tests check CUDA against CPU.
+    return NativeHead.from_state_dict(case.cfg, case.state, device=device, precision=precision, num_threads=threads,
+                                      self_check=False)
 
 
 def native_push(head: NativeHead, case: Case, cuda_graph: bool = False) -> Callable[[], object]:
@@ -69,6 +72,33 @@ def native_push(head: NativeHead, case: Case, cuda_graph: bool = False) -> Calla
 
     for _ in range(case.window):
         push()
+    return push
+
+
+def torch_cached(case: Case, device: str, cuda_graph: bool = False) -> Callable[[], object]:
+    """PyTorch with the native session's projection cache (bench/head_torch_cached.py), pushing the
+    next utterance into a full window; cuda_graph=True replays the steady-state push as a CUDA graph."""
+    from cmer_edge.bench.head_torch_cached import TorchCachedSession
+
+    model = case.model if device == "cpu" else copy.deepcopy(case.model).to(device)
+    session = TorchCachedSession(model, case.window, device)
+    utts = [(case.utts_a[i], case.utts_t[i]) for i in range(len(case.utts_a))]
+    if device != "cpu":
+        import torch
+
+        utts = [tuple(torch.from_numpy(x).to(device) for x in pair) for pair in utts]
+    counter = iter(range(1 << 62))
+
+    def push() -> object:
+        i = next(counter) % len(utts)
+        probs = session.push(*utts[i])
+        _sync(device)
+        return probs
+
+    for _ in range(case.window):
+        push()
+    if cuda_graph:
+        session.capture_graph()
     return push
 
 
@@ -162,10 +192,11 @@ def onnxruntime_session(case: Case, op: str, threads: int) -> Callable[[], objec
     return lambda: session.run(None, feed)
 
 
-def torch_cuda_graph(case: Case, op: str) -> Callable[[], object]:
+def torch_cuda_graph(case: Case, op: str, compile_fallback: bool = True) -> Callable[[], object]:
     """PyTorch on CUDA replayed from a captured CUDA graph. The reference packs sequences on the
     host, which capture may refuse; then torch.compile(mode="reduce-overhead") (CUDA graphs around
-    the compiled regions) is used instead."""
+    the compiled regions) is used instead, unless compile_fallback=False (the row then reports the
+    capture error: compiling takes minutes)."""
     import torch
 
     model = copy.deepcopy(case.model).to("cuda")
@@ -187,6 +218,8 @@ def torch_cuda_graph(case: Case, op: str) -> Callable[[], object]:
 
         return replay
     except RuntimeError:
+        if not compile_fallback:
+            raise
         compiled = torch.compile(model, mode="reduce-overhead", dynamic=False)
 
         def run() -> object:

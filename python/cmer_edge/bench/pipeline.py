@@ -16,7 +16,13 @@ from pathlib import Path
 
 import numpy as np
 
+from cmer_edge.audio.convert import load_audio
+from cmer_edge.audio.sources import ArraySource
 from cmer_edge.bench.timing import cpu_description, load_average
+from cmer_edge.runtime.recognizer import Recognizer, RecognizerConfig
+from cmer_edge.testing.espeak import speak
+from cmer_edge.testing.scenes import write_scene
+from cmer_edge.cli_common import int_in_range, threads_arg
 
 TEXTS = [
     "Oh my god, I can't believe you actually came back!",
@@ -32,9 +38,6 @@ STAGES = ("asr", "text_wait", "audio_features", "text_encoder", "head", "total")
 
 
 def make_dialogue(n: int, gap_s: float = 1.2) -> tuple[np.ndarray, list]:
-    from cmer_edge.audio.scenes import write_scene
-    from cmer_edge.data.espeak import speak
-
     import tempfile
 
     clips = [(TEXTS[i % len(TEXTS)], speak(TEXTS[i % len(TEXTS)], speed_wpm=150 + 10 * (i % 4), pitch=40 + 8 * (i % 5)))
@@ -42,15 +45,11 @@ def make_dialogue(n: int, gap_s: float = 1.2) -> tuple[np.ndarray, list]:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "dialogue.wav"
         scene = write_scene(path, clips, [gap_s] * n, noise_dbfs=-60)
-        from cmer_edge.audio.convert import load_audio
 
         return load_audio(path), scene
 
 
 def run_mode(bundle: str | None, asr: str, audio: np.ndarray, scene, realtime: bool, threads: int):
-    from cmer_edge.audio.sources import ArraySource
-    from cmer_edge.runtime.recognizer import Recognizer, RecognizerConfig
-
     # as fast as possible, every utterance is closed long before inference catches up: the live
     # policy (drop the oldest waiting utterance) would then skip work and flatter the RTF, so the
     # throughput pass queues them all
@@ -78,9 +77,9 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m cmer_edge.bench pipeline", description=__doc__.splitlines()[0],
                                 epilog="example: python -m cmer_edge.bench pipeline --utterances 8 --json")
     p.add_argument("--bundle", default=None, help="bundle directory (default: the embedded edge bundle)")
-    p.add_argument("--utterances", type=int, default=8)
+    p.add_argument("--utterances", type=int_in_range(1, 1000, "utterances"), default=8)
     p.add_argument("--modes", nargs="+", choices=("external", "whisper"), default=["external", "whisper"])
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--threads", type=threads_arg, default=2)
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
     audio, scene = make_dialogue(args.utterances)

@@ -12,75 +12,12 @@ opensmile.emo_large+l3.mel256.6144, or one L3 part) whose L3 part names its weig
 
 from __future__ import annotations
 
-import os
-import re
-from pathlib import Path
-
 import numpy as np
 
+from cmer_edge.bundle import Bundle
 from cmer_edge.export.plan import AxisRange, ExportPlan, TensorSpec
-from cmer_edge.model.bundle import Bundle, BundleError
-
-_RANDOM = re.compile(r"random\(seed=(\d+)\)")
-WEIGHTS_ENV = "CMER_EDGE_L3_WEIGHTS"
-
-
-def l3_spec_of(bundle: Bundle) -> dict:
-    """The L3 part of the bundle's audio extractor spec; NotExportable when there is none."""
-    from cmer_edge.export.registry import NotExportable
-
-    if not bundle.head_config.uses_audio:
-        raise NotExportable(f"bundle {bundle.path} is text-only: no audio encoder")
-    spec = bundle.manifest.get("features", {}).get("audio")
-    parts = spec.get("parts", [spec]) if isinstance(spec, dict) else []
-    l3 = [p for p in parts if isinstance(p, dict) and p.get("kind") == "l3"]
-    if not l3:
-        raise NotExportable(f"bundle {bundle.path} has no L3 network in features.audio "
-                            f"({spec.get('name') if isinstance(spec, dict) else 'no spec'}); openSMILE runs natively")
-    if len(l3) > 1:
-        raise BundleError(f"bundle {bundle.path}: {len(l3)} L3 parts in features.audio; one is supported")
-    return l3[0]
-
-
-def _find_weights(bundle: Bundle, name: str) -> Path:
-    """The L3 weights file: the bundle's "audio_weights" role, `name` inside the bundle, or
-    $CMER_EDGE_L3_WEIGHTS (the file, or a directory holding `name`)."""
-    candidates = []
-    if "audio_weights" in bundle.manifest.get("files", {}):
-        candidates.append(bundle.file("audio_weights"))
-    if name:
-        candidates.append(bundle.path / Path(name).name)
-    env = os.environ.get(WEIGHTS_ENV)
-    if env:
-        candidates += [Path(env), Path(env) / Path(name).name]
-    for path in candidates:
-        if path.is_file():
-            return path
-    raise BundleError(f"L3 weights {name!r} not found (looked at {[str(c) for c in candidates]}): copy the "
-                      f".h5[.gz] into the bundle or point ${WEIGHTS_ENV} at it")
-
-
-def load_l3_module(bundle: Bundle, spec: dict):
-    """The L3Embedder of `spec` with its weights (from the bundle, or seeded random init)."""
-    from cmer_edge.features.l3.config import L3Config
-    from cmer_edge.features.l3.keras_h5 import load_keras_weights
-    from cmer_edge.features.l3.model import build_embedder
-
-    cfg = L3Config.from_dict(spec["params"])
-    if cfg.dim != int(spec["dim"]):
-        raise BundleError(f"features.audio part {spec['name']}: dim {spec['dim']} != its config's {cfg.dim}")
-    weights = str(spec.get("weights", ""))
-    random = _RANDOM.fullmatch(weights)
-    if random:
-        return build_embedder(cfg, seed=int(random[1]))
-    path = _find_weights(bundle, weights)
-    model = build_embedder(cfg)
-    report = load_keras_weights(model, path)
-    if spec.get("weights_sha256") and report.sha256 != spec["weights_sha256"]:
-        raise BundleError(f"{path}: sha256 {report.sha256[:12]}... is not the {spec['weights_sha256'][:12]}... "
-                          "the features were extracted with")
-    return model.eval()
-
+from cmer_edge.features.from_bundle import WEIGHTS_ENV, l3_spec_of, load_l3_module  # noqa: F401
+from cmer_edge.features.l3.runner import DEFAULT_MAX_WINDOWS_PER_CALL
 
 def sample_ranges(cfg, max_windows_per_call: int) -> tuple[int, int]:
     """(opt, max) samples per graph call of the chunked runner (features/l3/runner.py): a full
@@ -94,7 +31,6 @@ def sample_ranges(cfg, max_windows_per_call: int) -> tuple[int, int]:
 
 def plan_audio_encoder(bundle: Bundle) -> ExportPlan:
     from cmer_edge.features.l3.onnx_export import export_onnx
-    from cmer_edge.features.l3.runner import DEFAULT_MAX_WINDOWS_PER_CALL
 
     spec = l3_spec_of(bundle)
     model = load_l3_module(bundle, spec)
@@ -121,5 +57,5 @@ def plan_audio_encoder(bundle: Bundle) -> ExportPlan:
         check_sizes=({"samples": 2}, {"samples": one_window}, {"samples": opt}, {"samples": top}),
         metadata={"labels": list(bundle.labels), "feature": spec, "sample_rate_hz": cfg.frontend.sample_rate_hz,
                   "input_rate_hz": spec["params"].get("input_rate_hz", 16000),
-                  "max_windows_per_call": DEFAULT_MAX_WINDOWS_PER_CALL, "bundle": bundle.manifest.get("name", "")},
+                  "max_windows_per_call": DEFAULT_MAX_WINDOWS_PER_CALL, "bundle": bundle.manifest.name},
         atol=1e-4, rtol=1e-3, export_fn=write)

@@ -12,13 +12,12 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cmer_edge.export.bundle_io import add_artifacts
+from cmer_edge.bundle import Bundle, BundleError, add_artifacts, load_bundle
 from cmer_edge.export.onnx_io import export_plan
 from cmer_edge.export.parity import VARIANT_TOLERANCE, ParityResult, verify_onnx
 from cmer_edge.export.plan import OPSET
 from cmer_edge.export.registry import NotExportable, exporter_names, plan_for
 from cmer_edge.export.variants import PRECISIONS, make_variant
-from cmer_edge.model.bundle import Bundle, BundleError, load_bundle
 
 log = logging.getLogger("cmer_edge")
 ONNX_DIR = "onnx"
@@ -77,7 +76,7 @@ def export_bundle(bundle_path: str | Path, *, models: list[str] | None = None,
 def verify_bundle(bundle_path: str | Path, *, seed: int, models: list[str] | None = None) -> list[ParityResult]:
     """Parity of every exported graph of the bundle (fp32 and variants) against PyTorch."""
     bundle: Bundle = load_bundle(bundle_path)
-    files = bundle.manifest.get("files", {})
+    files = bundle.manifest.files
     results = []
     for model in _models(models):
         roles = [(p, onnx_role(model, p)) for p in ("fp32", *PRECISIONS) if onnx_role(model, p) in files]

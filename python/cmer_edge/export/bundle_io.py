@@ -1,49 +1,16 @@
-"""Bundles as the exporters see them: the PyTorch head from its safetensors, new artefacts
-registered in the manifest (with their sha256), and random-init bundles for tests and for
-`export_onnx.py --random-paper`."""
+"""Random-init bundles for tests and for `export_onnx.py --random-paper`. (`add_artifacts` lives in
+`cmer_edge.bundle`, `load_head_module` in `cmer_edge.backends.torch_models`; re-exported here.)"""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from cmer_edge.model.bundle import MANIFEST, Bundle, BundleError, load_bundle, save_bundle, sha256_of
+from cmer_edge.backends.torch_models import load_head_module  # noqa: F401
+from cmer_edge.bundle import Bundle, BundleError, add_artifacts, load_bundle, save_bundle  # noqa: F401
 from cmer_edge.model.config import HeadConfig
-
-
-def load_head_module(bundle: Bundle):
-    """The bundle's head as the PyTorch reference module (eval mode, fp32)."""
-    import torch
-
-    from cmer_edge.model.cm_roberta import CMRoberta
-
-    model = CMRoberta(bundle.head_config)
-    tensors = {k: torch.from_numpy(np.array(v, np.float32)) for k, v in bundle.head_tensors().items()}
-    missing, unexpected = model.load_state_dict(tensors, strict=False)
-    if missing or unexpected:
-        raise BundleError(f"{bundle.file('head')} does not match its head config: missing {sorted(missing)[:5]}, "
-                          f"unexpected {sorted(unexpected)[:5]}")
-    return model.eval()
-
-
-def add_artifacts(bundle_path: str | Path, files: dict[str, str]) -> Bundle:
-    """Register files already inside the bundle directory under `files` {role: relative name},
-    with their sha256, and return the reloaded bundle."""
-    root = Path(bundle_path)
-    manifest = json.loads((root / MANIFEST).read_text())
-    for role, name in files.items():
-        if not (root / name).is_file():
-            raise BundleError(f"cannot register {role!r}: {root / name} does not exist")
-        old = manifest["files"].get(role)
-        if old and old != name and old not in {n for r, n in manifest["files"].items() if r != role}:
-            manifest["sha256"].pop(old, None)
-        manifest["files"][role] = name
-        manifest["sha256"][name] = sha256_of(root / name)
-    (root / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-    return load_bundle(root)
 
 
 def random_head_tensors(cfg: HeadConfig, seed: int) -> dict[str, np.ndarray]:

@@ -16,6 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
+from cmer_edge.backends.tensorrt_engine import DeviceBuffers
+from cmer_edge.features.store import FeatureStore
+from cmer_edge.model.protocol import window_bounds
+from cmer_edge.training.dialogues import load_dialogues
+
 log = logging.getLogger("cmer_edge")
 
 
@@ -75,10 +80,10 @@ def text_calibration_batches(texts: list[str], tokenizer_json: str | Path, *, to
 
 def _store_names(bundle) -> tuple[list[str], str | None]:
     """Feature-store names of the head's audio parts and text feature (features.* 'name' fields)."""
-    features, cfg = bundle.manifest.get("features", {}), bundle.head_config
-    audio = features.get("audio") if cfg.uses_audio else None
-    audio_names = [p["name"] for p in audio.get("parts", [audio])] if isinstance(audio, dict) else []
-    text = features.get("text", {}).get("name") if cfg.uses_text else None
+    features, cfg = bundle.manifest.features, bundle.head_config
+    audio = features.audio if cfg.uses_audio else None
+    audio_names = [p.name for p in audio.parts] if audio is not None else []
+    text = features.text.name if cfg.uses_text and features.text is not None else None
     if (cfg.uses_audio and not audio_names) or (cfg.uses_text and not text):
         raise ValueError(f"bundle {bundle.path}: features.audio/.text do not name the store features "
                          "(train with python -m cmer_edge.train to get them)")
@@ -89,10 +94,6 @@ def head_calibration_batches(store_root: str | Path, split: str, bundle, *, batc
                              limit: int = 512) -> list[dict[str, np.ndarray]]:
     """Head inputs from a feature store: the live protocol's windows (each utterance with up to
     utterances-1 predecessors), padded to exactly `utterances`, `batch` windows per batch."""
-    from cmer_edge.features.store import FeatureStore
-    from cmer_edge.model.protocol import window_bounds
-    from cmer_edge.training.dialogues import load_dialogues
-
     audio_names, text = _store_names(bundle)
     dialogues = load_dialogues(FeatureStore.open(store_root), split, audio_names, text)
     windows = [(d, s, e) for d in dialogues for s, e in window_bounds(len(d.labels), utterances)][:limit]
@@ -114,8 +115,6 @@ def head_calibration_batches(store_root: str | Path, split: str, bundle, *, batc
 
 def make_calibrator(trt, batches: list[dict[str, np.ndarray]], cache_path: Path | None):
     """A trt.IInt8EntropyCalibrator2 feeding `batches` from device buffers (cuda-python)."""
-    from cmer_edge.runtime.tensorrt_engine import DeviceBuffers
-
     class Calibrator(trt.IInt8EntropyCalibrator2):
         def __init__(self) -> None:
             trt.IInt8EntropyCalibrator2.__init__(self)

@@ -10,8 +10,11 @@ from pathlib import Path
 
 import numpy as np
 
+from cmer_edge.bundle import BundleError
+from cmer_edge.export.bundle_export import export_bundle, verify_bundle
 from cmer_edge.export.plan import OPSET
-from cmer_edge.model.bundle import BundleError
+from cmer_edge.export.random_models import write_random_paper_bundle
+from cmer_edge.export.registry import exporter_names
 
 log = logging.getLogger("cmer_edge")
 
@@ -27,9 +30,6 @@ def _logging(verbose: bool) -> None:
 
 
 def export_main(argv: list[str] | None = None, *, default_bpe: str | Path | None = None) -> int:
-    from cmer_edge.export.bundle_export import export_bundle
-    from cmer_edge.export.registry import exporter_names
-
     parser = argparse.ArgumentParser(
         prog="export_onnx.py", description="Export a bundle's head and encoders to ONNX (into the bundle).",
         epilog="examples:\n  python export/export_onnx.py runs/edge_bundle --variants int8\n"
@@ -51,8 +51,6 @@ def export_main(argv: list[str] | None = None, *, default_bpe: str | Path | None
     bundle = args.bundle
     try:
         if args.random_paper:
-            from cmer_edge.export.random_models import write_random_paper_bundle
-
             if not args.roberta_bpe:
                 parser.error("--random-paper needs --roberta-bpe DIR (or CMER_EDGE_ROBERTA_BPE)")
             bundle = write_random_paper_bundle(args.random_paper, args.roberta_bpe).path
@@ -68,9 +66,6 @@ def export_main(argv: list[str] | None = None, *, default_bpe: str | Path | None
 
 
 def verify_main(argv: list[str] | None = None) -> int:
-    from cmer_edge.export.bundle_export import verify_bundle
-    from cmer_edge.export.registry import exporter_names
-
     parser = argparse.ArgumentParser(
         prog="verify.py", description="Check every exported ONNX graph of a bundle against PyTorch with "
         "ONNX Runtime on fresh random inputs at several shapes. Exit 1 if any is over tolerance.",

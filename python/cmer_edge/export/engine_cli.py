@@ -7,24 +7,23 @@ import csv
 import sys
 from pathlib import Path
 
+from cmer_edge.backends.tensorrt_engine import TensorRTUnavailable
+from cmer_edge.bundle import Bundle, BundleError, load_bundle
+from cmer_edge.export.calibration import head_calibration_batches, load_calibration_npz, text_calibration_batches
 from cmer_edge.export.cli import _logging
 from cmer_edge.export.plan import AxisRange
-from cmer_edge.model.bundle import Bundle, BundleError, load_bundle
+from cmer_edge.export.profiles import parse_axis_override, profile_shapes
+from cmer_edge.export.tensorrt_build import EngineBuildConfig, EngineBuildError, build_engine
 
 ENGINE_DIR = "engines"
 ENCODERS = ("text_encoder", "audio_encoder")
 
 
 def _calibration(args, bundle: Bundle, model: str, onnx_path: Path, axes: tuple[AxisRange, ...]):
-    from cmer_edge.export.calibration import load_calibration_npz, text_calibration_batches
-    from cmer_edge.export.profiles import profile_shapes
-
     opt = {name: s["opt"] for name, s in profile_shapes(onnx_path, axes).items()}
     if args.calib_npz:
         return tuple(load_calibration_npz(args.calib_npz, opt))
     if args.calib_store and model == "head":
-        from cmer_edge.export.calibration import head_calibration_batches
-
         batch, utterances = opt["lengths"][0], opt["present"][1]
         return tuple(head_calibration_batches(args.calib_store, args.calib_split, bundle, batch=batch,
                                               utterances=utterances, limit=args.calib_limit))
@@ -32,17 +31,14 @@ def _calibration(args, bundle: Bundle, model: str, onnx_path: Path, axes: tuple[
         with open(args.calib_texts, encoding="utf-8", newline="") as fh:
             texts = [row.get("Utterance") or row.get("text") or "" for row in csv.DictReader(fh)]
         batch, tokens = opt["input_ids"]
-        pad = bundle.manifest.get("features", {}).get("text", {}).get("pad_token_id", 1)
+        text_spec = bundle.manifest.features.text
+        pad = text_spec.pad_token_id if text_spec is not None else 1
         return tuple(text_calibration_batches(texts, bundle.file("text_tokenizer"), tokens=tokens, batch=batch,
                                               pad_id=pad if pad is not None else 1, limit=args.calib_limit))
     return ()
 
 
 def build_engine_main(argv: list[str] | None = None) -> int:
-    from cmer_edge.export.profiles import parse_axis_override
-    from cmer_edge.export.tensorrt_build import EngineBuildConfig, EngineBuildError, build_engine
-    from cmer_edge.runtime.tensorrt_engine import TensorRTUnavailable
-
     parser = argparse.ArgumentParser(
         prog="build_engine.py", description="Build TensorRT engines from a bundle's exported ONNX graphs, on the "
         "device that will run them. Engines go to BUNDLE/engines/<model>.<precision>.trt<ver>.sm<cc>.engine.",
@@ -72,8 +68,7 @@ def build_engine_main(argv: list[str] | None = None) -> int:
         axes = tuple(parse_axis_override(a) for a in args.axis)
         bundle = load_bundle(args.bundle)
         out = Path(args.out) if args.out else bundle.path / ENGINE_DIR
-        files = bundle.manifest.get("files", {})
-        todo = [m for m in args.models if f"onnx.{m}" in files]
+        todo = [m for m in args.models if bundle.has(f"onnx.{m}")]
         if not todo:
             raise BundleError(f"bundle {bundle.path} has no ONNX graph for {args.models} (run export_onnx.py first)")
         for model in todo:

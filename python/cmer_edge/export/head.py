@@ -5,7 +5,8 @@ The reference module (cmer_edge.model.cm_roberta) packs padded sequences, which 
 same parameters with export-friendly ops: every LSTM direction runs as one plain ONNX LSTM over
 the padded sequence; the reverse direction of a BiLSTM reads each row reversed *within its
 length* (a gather), so padding never leaks into valid positions; outputs at padded positions are
-zeroed as pack/pad does. Verification compares it against the reference `CMRoberta` itself.
+zeroed as pack/pad does. Everything else is CMRoberta's own forward (one forward for training and
+export); verification compares the graph against the reference `CMRoberta` itself.
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from cmer_edge.export.bundle_io import load_head_module
+from cmer_edge.backends.torch_models import load_head_module
+from cmer_edge.bundle import Bundle
+from cmer_edge.bundle.manifest import thaw
 from cmer_edge.export.plan import AxisRange, ExportPlan, TensorSpec
-from cmer_edge.model.bundle import Bundle
 from cmer_edge.model.cm_roberta import CMRoberta
 from cmer_edge.model.layers import SequenceLSTM
 
@@ -65,9 +67,9 @@ class ExportableLSTM(nn.Module):
 
 
 class ExportableHead(nn.Module):
-    """CMRoberta.forward with ExportableLSTM in place of the packed LSTMs; every other layer is
-    the reference's own module. Inputs: x_a [B, T, Da] and/or x_t [B, T, Dt] (per the config's
-    modalities), lengths [B] int64, present [B, T, 2]; output logits [B, T, C]."""
+    """CMRoberta's own forward with ExportableLSTM in place of the packed LSTMs (its `forward_with`
+    hook). Inputs: x_a [B, T, Da] and/or x_t [B, T, Dt] (per the config's modalities), lengths [B]
+    int64, present [B, T, 2]; output logits [B, T, C]."""
 
     def __init__(self, ref: CMRoberta) -> None:
         super().__init__()
@@ -75,48 +77,17 @@ class ExportableHead(nn.Module):
         self.encoders = nn.ModuleDict({name: ExportableLSTM(s.encoder) for name, s in ref.streams()})
         self.mids = nn.ModuleDict({name: ExportableLSTM(s.mid) for name, s in ref.streams()})
         self.mid_fusion = ExportableLSTM(ref.mid_fusion)
+        self._exportable = {id(s.encoder): self.encoders[name] for name, s in ref.streams()}
+        self._exportable.update({id(s.mid): self.mids[name] for name, s in ref.streams()})
+        self._exportable[id(ref.mid_fusion)] = self.mid_fusion
+
+    def _sequence(self, lstm: SequenceLSTM, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        valid = (torch.arange(x.shape[1], device=x.device)[None, :] < lengths[:, None])[..., None].to(x.dtype)
+        return self._exportable[id(lstm)](x, valid, lengths)
 
     def forward(self, x_a: torch.Tensor | None = None, x_t: torch.Tensor | None = None,
                 lengths: torch.Tensor | None = None, present: torch.Tensor | None = None) -> torch.Tensor:
-        ref = self.ref
-        names = [name for name, _ in ref.streams()]
-        inputs = {"audio": x_a, "text": x_t}
-        first = inputs[names[0]]
-        pad = torch.arange(first.shape[1], device=first.device)[None, :] >= lengths[:, None]
-        valid = (~pad)[..., None].to(first.dtype)
-        encoded, self_out, residual, mid = {}, {}, {}, []
-        for name, stream in ref.streams():
-            x = stream.normalise(inputs[name], present[..., 0 if name == "audio" else 1])
-            h = self.encoders[name](x, valid, lengths)
-            encoded[name] = h
-            for layer in stream.self_layers:
-                h = layer(h, pad)
-            self_out[name] = h
-            residual[name] = stream.residual(x)
-            mid.append(self.mids[name](x, valid, lengths))
-        branches = []
-        if ref.cross_layers:
-            h_a, h_t = encoded["audio"], encoded["text"]
-            for layer in ref.cross_layers:
-                h_a, h_t = layer(h_a, h_t, pad)
-            branches += [h_a, h_t]
-        branches += [self_out[name] if ref.cfg.use_sca else encoded[name] for name in names]
-        h_mid = self.mid_fusion(torch.cat(mid, dim=-1), valid, lengths)
-        branches.append(torch.relu(ref.mid_ffn(h_mid)))
-        branches += [residual[name] for name in names]
-        return ref.classifier(torch.cat(branches, dim=-1))
-
-
-class ReferenceHead(nn.Module):
-    """The reference CMRoberta called with the exported graph's keyword inputs."""
-
-    def __init__(self, ref: CMRoberta) -> None:
-        super().__init__()
-        self.ref = ref.eval()
-
-    def forward(self, x_a: torch.Tensor | None = None, x_t: torch.Tensor | None = None,
-                lengths: torch.Tensor | None = None, present: torch.Tensor | None = None) -> torch.Tensor:
-        return self.ref(x_a, x_t, lengths, present)
+        return self.ref.forward_with(self._sequence, x_a, x_t, lengths, present)
 
 
 def _sampler(ref: CMRoberta):
@@ -153,13 +124,13 @@ def plan_head(bundle: Bundle) -> ExportPlan:
     axes = {"batch": AxisRange("batch", 1, 1, MAX_BATCH),
             "utterances": AxisRange("utterances", 1, min(window, MAX_UTTERANCES), MAX_UTTERANCES)}
     return ExportPlan(
-        model="head", module=ExportableHead(ref), reference=ReferenceHead(ref),
+        model="head", module=ExportableHead(ref), reference=ref,
         inputs=tuple(inputs),
         outputs=(TensorSpec("logits", "float32", ("batch", "utterances", cfg.num_classes)),),
         axes=axes, sample_inputs=_sampler(ref),
         check_sizes=({"batch": 1, "utterances": 1}, {"batch": 1, "utterances": min(window, MAX_UTTERANCES)},
                      {"batch": 3, "utterances": 7}, {"batch": 2, "utterances": MAX_UTTERANCES}),
         metadata={"labels": list(bundle.labels), "head": cfg.to_dict(), "window_utts": window,
-                  "features": bundle.manifest.get("features", {}), "bundle": bundle.manifest.get("name", ""),
-                  "source_sha256": bundle.manifest["sha256"][bundle.manifest["files"]["head"]]},
+                  "features": thaw(bundle.manifest.features.raw), "bundle": bundle.manifest.name,
+                  "source_sha256": bundle.sha256("head")},
         atol=1e-4, rtol=1e-4)

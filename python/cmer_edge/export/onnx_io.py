@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from cmer_edge import __version__
+from cmer_edge._version import __version__
 from cmer_edge.export.plan import META_PREFIX, OPSET, ExportPlan
 
 log = logging.getLogger("cmer_edge")

@@ -7,8 +7,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from cmer_edge.bundle import Bundle
 from cmer_edge.export.bundle_io import write_random_bundle
-from cmer_edge.model.bundle import Bundle
 from cmer_edge.model.config import HeadConfig
 
 log = logging.getLogger("cmer_edge")

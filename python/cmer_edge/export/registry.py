@@ -10,8 +10,8 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 
+from cmer_edge.bundle import Bundle, ModelNotInBundle
 from cmer_edge.export.plan import ExportPlan
-from cmer_edge.model.bundle import Bundle
 
 ExporterFactory = Callable[[Bundle], ExportPlan]
 
@@ -24,8 +24,7 @@ _BUILTIN = {
 _REGISTERED: dict[str, ExporterFactory] = {}
 
 
-class NotExportable(ValueError):
-    """This bundle does not contain the model the exporter makes (the message says why)."""
+NotExportable = ModelNotInBundle  # this bundle does not contain the model (the message says why)
 
 
 def register_exporter(model: str, factory: ExporterFactory) -> None:

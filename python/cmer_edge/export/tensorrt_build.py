@@ -17,10 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from cmer_edge import __version__
-from cmer_edge.export.plan import AxisRange
-from cmer_edge.export.profiles import profile_shapes
-from cmer_edge.runtime.engine_fingerprint import (
+from cmer_edge._version import __version__
+from cmer_edge.backends.engine_fingerprint import (
     EngineFingerprint,
     engine_filename,
     fingerprint_path,
@@ -28,6 +26,10 @@ from cmer_edge.runtime.engine_fingerprint import (
     short_version,
     sm_of,
 )
+from cmer_edge.backends.tensorrt_engine import current_device, import_tensorrt
+from cmer_edge.export.calibration import make_calibrator
+from cmer_edge.export.plan import AxisRange
+from cmer_edge.export.profiles import profile_shapes
 
 log = logging.getLogger("cmer_edge")
 BUILD_PRECISIONS = ("fp16", "fp32", "int8")
@@ -82,9 +84,6 @@ def _pin_normalization(trt, network) -> int:
 def build_engine(onnx_path: str | Path, out_dir: str | Path, model: str,
                  cfg: EngineBuildConfig = EngineBuildConfig()) -> Path:
     """Build and write the engine (+ fingerprint, timing cache); returns the engine path."""
-    from cmer_edge.export.calibration import make_calibrator
-    from cmer_edge.runtime.tensorrt_engine import current_device, import_tensorrt
-
     trt = import_tensorrt()
     onnx_path, out_dir = Path(onnx_path), Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

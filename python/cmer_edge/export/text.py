@@ -11,32 +11,17 @@ The fast tokenizer is written next to the graph as text_tokenizer.json (loads wi
 
 from __future__ import annotations
 
-from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
 
+from cmer_edge.bundle import Bundle, BundleError
 from cmer_edge.export.plan import AxisRange, ExportPlan, TensorSpec
-from cmer_edge.model.bundle import Bundle, BundleError
+from cmer_edge.features.from_bundle import text_spec_of
+from cmer_edge.features.text import load_text_encoder
 
 MAX_BATCH = 8
 OPT_TOKENS = 16  # MELD test utterances: median 12, p95 32 tokens (RoBERTa BPE incl. <s></s>)
-
-
-def text_spec_of(bundle: Bundle):
-    """(TextEncoderSpec, model path or None) from the bundle's features.text."""
-    from cmer_edge.export.registry import NotExportable
-    from cmer_edge.features.text import TextEncoderSpec
-
-    if not bundle.head_config.uses_text:
-        raise NotExportable(f"bundle {bundle.path} is audio-only: no text encoder")
-    raw = bundle.manifest.get("features", {}).get("text")
-    if not isinstance(raw, dict) or "model" not in raw:
-        raise NotExportable(f"bundle {bundle.path} has no features.text encoder spec with a 'model'")
-    known = {f.name for f in fields(TextEncoderSpec)}
-    spec = TextEncoderSpec(**{k: v for k, v in raw.items() if k in known})
-    local = bundle.path / spec.model
-    return spec, (str(local) if local.is_dir() else None)
 
 
 def _sampler(tokenizer, vocab_size: int):
@@ -59,8 +44,6 @@ def _sampler(tokenizer, vocab_size: int):
 
 
 def plan_text_encoder(bundle: Bundle) -> ExportPlan:
-    from cmer_edge.features.text import load_text_encoder
-
     spec, local = text_spec_of(bundle)
     encoder, tokenizer = load_text_encoder(spec, model_path=local)
     if encoder.dim != bundle.head_config.text_dim:
@@ -83,5 +66,5 @@ def plan_text_encoder(bundle: Bundle) -> ExportPlan:
         axes=axes, sample_inputs=_sampler(tokenizer, config.vocab_size),
         check_sizes=({"batch": 1, "tokens": 1}, {"batch": 1, "tokens": axes["tokens"].opt},
                      {"batch": 3, "tokens": min(17, max_tokens)}, {"batch": 2, "tokens": max_tokens}),
-        metadata={"labels": list(bundle.labels), "feature": feature, "bundle": bundle.manifest.get("name", "")},
+        metadata={"labels": list(bundle.labels), "feature": feature, "bundle": bundle.manifest.name},
         atol=1e-4, rtol=1e-3, extra_files=extra)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from cmer_edge.export.onnx_io import set_metadata
 from cmer_edge.export.plan import META_PREFIX
 
 log = logging.getLogger("cmer_edge")
@@ -24,7 +25,6 @@ def make_variant(fp32_path: str | Path, precision: str) -> Path:
     """Write the `precision` variant of an fp32 graph next to it and return its path."""
     import onnx
 
-    from cmer_edge.export.onnx_io import set_metadata
 
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")

@@ -1,9 +1,10 @@
-"""The audio extractor interface, input checks, chaining, and the factory (torch-free).
+"""The audio extractor interface, input checks and chaining (torch-free); the factory that builds
+extractors by name is `cmer_edge.features.registry.make_audio_extractor`.
 
 Every audio extractor maps one utterance in the pipeline format (16 kHz mono float32, see
 `cmer_edge.audio.convert`) to one float32 vector of a fixed `dim`:
 
-    ext = make_audio_extractor("opensmile.eGeMAPSv02")
+    ext = make_audio_extractor(  # cmer_edge.features.registry"opensmile.eGeMAPSv02")
     x = ext(audio)                        # float32 [88]
     ext.spec()                            # JSON-able: name, dim, params, versions, weights sha256
 
@@ -12,7 +13,8 @@ Names (see `AUDIO_EXTRACTORS`):
   opensmile.emo_large (6552; config path via `config_path=` or $CMER_EDGE_EMO_LARGE_CONF),
   l3.mel256.6144, l3.mel256.512, l3.mel128.6144, l3.mel128.512 (OpenL3 audio network; `weights=`
   an OpenL3 Keras .h5[.gz], or "random" for a random-init network of the real shape),
-  edgel3.sea.64/128/256/512 (EdgeL3 SEA students; `weights=` the EdgeL3 .h5[.gz]).
+  edgel3.sea.64/128/256/512 (EdgeL3 SEA students; `weights=` the EdgeL3 .h5[.gz]),
+  whisper.tiny.en (768: Whisper encoder states, mean ⊕ std; CTranslate2, the `asr` extra).
 An L3/EdgeL3 name with `onnx=path` runs an exported graph through ONNX Runtime without torch.
 Names joined by "+" build a `ChainExtractor` whose vector is the concatenation, e.g. the paper's
 x_a = "opensmile.emo_large+l3.mel256.6144" (6552 + 6144 = 12696); its options are given per part:
@@ -29,8 +31,7 @@ from __future__ import annotations
 
 import importlib
 import logging
-from collections.abc import Callable
-from typing import Any, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
@@ -147,62 +148,6 @@ class ChainExtractor:
     def close(self) -> None:
         if self._pool is not None:
             self._pool.shutdown(wait=True)
-
-
-def _opensmile(name: str, **options: Any) -> AudioExtractor:
-    from cmer_edge.features.opensmile_func import OpenSmileExtractor
-
-    return OpenSmileExtractor(name.split(".", 1)[1], **options)
-
-
-def _l3(name: str, **options: Any) -> AudioExtractor:
-    onnx_path = options.pop("onnx", None)
-    if onnx_path is not None:
-        from cmer_edge.features.l3.ort import OnnxL3Extractor
-
-        fixed = set(options) - {"threads", "providers", "max_windows_per_call"}
-        if fixed:
-            raise ValueError(f"{name}: with onnx= the graph fixes weights, hop and pooling; drop {sorted(fixed)}")
-        ext = OnnxL3Extractor(onnx_path, **options)
-        if ext.name != name:
-            raise ValueError(f"{onnx_path} holds {ext.name!r}, not {name!r}")
-        return ext
-    from cmer_edge.features.l3.extractor import TorchL3Extractor
-
-    return TorchL3Extractor.from_name(name, **options)
-
-
-def _registry() -> dict[str, Callable[..., AudioExtractor]]:
-    from cmer_edge.features.l3.config import PRESETS
-    from cmer_edge.features.opensmile_func import FEATURE_SETS
-
-    table: dict[str, Callable[..., AudioExtractor]] = {f"opensmile.{s}": _opensmile for s in FEATURE_SETS}
-    table.update({name: _l3 for name in PRESETS})
-    return table
-
-
-def audio_extractor_names() -> list[str]:
-    """Every name `make_audio_extractor` accepts (single parts; join with "+" to chain)."""
-    return sorted(_registry())
-
-
-def make_audio_extractor(name: str, **options: Any) -> AudioExtractor:
-    """Build the extractor `name` (see the module docstring); "a+b" builds a `ChainExtractor`."""
-    if not isinstance(name, str) or not name:
-        raise ValueError(f"extractor name must be a non-empty string, got {name!r}")
-    table = _registry()
-    if "+" in name:
-        parts = name.split("+")
-        unknown = set(options) - set(parts)
-        if unknown:
-            raise ValueError(f"options for a chain are keyed by part name {parts}; got {sorted(unknown)}")
-        for part, opts in options.items():
-            if not isinstance(opts, dict):
-                raise ValueError(f"options for chain part {part!r} must be a dict, got {type(opts).__name__}")
-        return ChainExtractor([make_audio_extractor(p, **options.get(p, {})) for p in parts])
-    if name not in table:
-        raise ValueError(f"unknown audio extractor {name!r}; known: {', '.join(sorted(table))}")
-    return table[name](name, **options)
 
 
 def package_version(dist: str) -> str | None:

@@ -10,7 +10,10 @@ from pathlib import Path
 
 import numpy as np
 
+from cmer_edge.audio.convert import load_audio
+from cmer_edge.features.registry import make_audio_extractor
 from cmer_edge.features.store import FeatureStore
+from cmer_edge.features.text import encode_texts, load_text_encoder
 
 log = logging.getLogger("cmer_edge")
 FLUSH_EVERY = 200
@@ -42,7 +45,6 @@ def _progress(total: int, desc: str):
 def _init_worker(name: str, options: dict) -> None:
     global _worker_extractor
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    from cmer_edge.features.base import make_audio_extractor
 
     _worker_extractor = make_audio_extractor(name, **options)
 
@@ -52,7 +54,6 @@ def _extract_one(job: tuple[int, str | None]) -> tuple[int, np.ndarray | None, s
     row, path = job
     if path is None:
         return row, None, "no audio"
-    from cmer_edge.audio.convert import load_audio
 
     try:
         return row, _worker_extractor(load_audio(path)), ""
@@ -63,8 +64,6 @@ def _extract_one(job: tuple[int, str | None]) -> tuple[int, np.ndarray | None, s
 def fill_audio_feature(store: FeatureStore, split: str, name: str, options: dict,
                        wavs: list[Path | None], workers: int = 2) -> dict:
     """Extract feature `name` for every pending row of `split` from `wavs` (None: no audio)."""
-    from cmer_edge.features.base import make_audio_extractor
-
     store.declare(name, make_audio_extractor(name, **options).spec())  # refuses a changed spec
     writer = store.writer(split, name)
     pending = writer.pending()
@@ -90,8 +89,6 @@ def fill_audio_feature(store: FeatureStore, split: str, name: str, options: dict
 def fill_text_feature(store: FeatureStore, split: str, name: str, spec, texts: list[str],
                       model_path: str | None = None, batch_size: int = 32) -> dict:
     """Encode every pending row's text with the PyTorch encoder of `spec` (TextEncoderSpec)."""
-    from cmer_edge.features.text import encode_texts, load_text_encoder
-
     encoder, tokenizer = load_text_encoder(spec, model_path=model_path)
     # "model" is where the weights really come from (a fine-tuned copy when given), so the exporter and
     # the runtime rebuild exactly this encoder; "base_model" keeps the id it was fine-tuned from.

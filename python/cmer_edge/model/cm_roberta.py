@@ -3,9 +3,15 @@
 Input per dialogue of T utterances: x_a [B, T, Da], x_t [B, T, Dt], lengths [B]; optionally
 `present` [B, T, 2] (1 where the audio / text of an utterance exists; a missing modality enters
 as zeros after normalisation). Output: logits [B, T, num_classes].
+
+This forward is the only one: training, evaluation, the PyTorch fallback and the ONNX export all
+run it. The exporter only swaps how each `SequenceLSTM` runs (`forward_with`: a pack-free LSTM that
+ONNX and TensorRT can follow, export/head.py).
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -67,24 +73,31 @@ class CMRoberta(nn.Module):
         stream.mean.copy_(mean)
         stream.inv_std.copy_(1.0 / std.clamp_min(1e-6))
 
-    def forward(self, x_a: torch.Tensor, x_t: torch.Tensor, lengths: torch.Tensor,
-                present: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x_a: torch.Tensor | None = None, x_t: torch.Tensor | None = None,
+                lengths: torch.Tensor | None = None, present: torch.Tensor | None = None) -> torch.Tensor:
+        """Keyword names as the exported graph's inputs; the modality a config does not use may be None."""
+        return self.forward_with(_run_sequence, x_a, x_t, lengths, present)
+
+    def forward_with(self, run: Callable[[SequenceLSTM, torch.Tensor, torch.Tensor], torch.Tensor],
+                     x_a: torch.Tensor | None, x_t: torch.Tensor | None, lengths: torch.Tensor,
+                     present: torch.Tensor | None) -> torch.Tensor:
+        """The forward, with `run(lstm, x, lengths)` running each SequenceLSTM (the exporter's hook)."""
         inputs = {"audio": x_a, "text": x_t}
-        b, t = lengths.shape[0], int(inputs[self.streams()[0][0]].shape[1])
+        first = inputs[self.streams()[0][0]]
+        steps = first.shape[1]  # a traced size under export, so the utterance axis stays dynamic
         if present is None:
-            present = torch.ones(b, t, 2, dtype=inputs[self.streams()[0][0]].dtype,
-                                 device=lengths.device)
-        pad = key_padding_mask(lengths, t)
+            present = torch.ones(lengths.shape[0], int(steps), 2, dtype=first.dtype, device=lengths.device)
+        pad = key_padding_mask(lengths, steps)
         encoded, self_out, residual, mid = {}, {}, {}, []
-        for i, (name, stream) in enumerate(self.streams()):
+        for name, stream in self.streams():
             x = self.input_dropout(stream.normalise(inputs[name], present[..., 0 if name == "audio" else 1]))
-            h = self.dropout(stream.encoder(x, lengths))
+            h = self.dropout(run(stream.encoder, x, lengths))
             encoded[name] = h
             for layer in stream.self_layers:
                 h = layer(h, pad)
             self_out[name] = h
             residual[name] = stream.residual(x)
-            mid.append(stream.mid(x, lengths))
+            mid.append(run(stream.mid, x, lengths))
         branches = []
         if self.cross_layers:
             h_a, h_t = encoded["audio"], encoded["text"]
@@ -93,7 +106,11 @@ class CMRoberta(nn.Module):
             branches += [h_a, h_t]
         for name, _ in self.streams():
             branches.append(self_out[name] if self.cfg.use_sca else encoded[name])
-        h_mid = self.mid_fusion(torch.cat(mid, dim=-1), lengths)
+        h_mid = run(self.mid_fusion, torch.cat(mid, dim=-1), lengths)
         branches.append(torch.relu(self.mid_ffn(self.dropout(h_mid))))
         branches += [residual[name] for name, _ in self.streams()]
         return self.classifier(self.dropout(torch.cat(branches, dim=-1)))
+
+
+def _run_sequence(lstm: SequenceLSTM, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    return lstm(x, lengths)

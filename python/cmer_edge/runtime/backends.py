@@ -1,218 +1,51 @@
-"""Encoder backends: TensorRT -> ONNX Runtime -> PyTorch, chosen per encoder (DESIGN.md §6).
+"""Encoder backends as the runtime uses them: `backends.select` with the PyTorch fallback of each
+model wired in, per bundle what each encoder gets, and `python -m cmer_edge backends`.
 
     runner, choice = open_runner(bundle, "text_encoder", BackendConfig(backend="auto"))
     runner.run({"input_ids": ids, "attention_mask": mask})["features"]
     print(choice.summary())   # text_encoder: onnxruntime (onnx/text_encoder.onnx); skipped tensorrt: ...
 
-"auto" takes the first backend that can run the model here: TensorRT when the tensorrt and
-cuda-python packages, a CUDA GPU and a matching engine (bundle/engines, fingerprint checked) are
-present; else ONNX Runtime on the bundle's exported graph; else PyTorch (development fallback,
-rebuilt from the bundle). A named backend ("tensorrt", "onnxruntime", "torch", or
-$CMER_EDGE_BACKEND) is used or fails with the reason. Importing this module does not import torch,
-TensorRT or onnxruntime; torch is imported only when the torch backend is chosen.
+Selection, configuration and runners live in `cmer_edge.backends` (re-exported here). Importing
+this module does not import torch, TensorRT or onnxruntime.
 """
 
 from __future__ import annotations
 
-import importlib.util
-import logging
-import os
-from dataclasses import dataclass, field
-from importlib import metadata
-from pathlib import Path
+import argparse
+import json
 from typing import Any
 
-from cmer_edge.model.bundle import Bundle
-from cmer_edge.runtime.runners import OrtRunner, Runner, TensorRTRunner, TorchRunner
+from cmer_edge.backends.runners import Runner
+from cmer_edge.backends.select import (  # noqa: F401  (the runtime's backend API, re-exported)
+    BACKENDS,
+    ENV_BACKEND,
+    ONNX_PRECISIONS,
+    BackendChoice,
+    BackendConfig,
+    BackendUnavailable,
+    backend_availability,
+    onnx_precision_for,
+)
+from cmer_edge.backends.select import open_runner as _open_runner
+from cmer_edge.backends.torch_models import head_torch_model
+from cmer_edge.bundle import Bundle, BundleError, load_bundle
+from cmer_edge.features.from_bundle import l3_torch_model, text_torch_model
 
-log = logging.getLogger("cmer_edge")
-BACKENDS = ("tensorrt", "onnxruntime", "torch")
-ENV_BACKEND = "CMER_EDGE_BACKEND"
-ONNX_PRECISIONS = ("fp32", "fp16", "int8")
-
-
-class BackendUnavailable(RuntimeError):
-    """No (or not the requested) backend can run a model here; `reasons` says why per backend."""
-
-    def __init__(self, message: str, reasons: dict[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.reasons = reasons or {}
-
-
-@dataclass(frozen=True)
-class BackendConfig:
-    """backend: "auto" or one of BACKENDS. onnx_precision: which exported graph ONNX Runtime runs
-    (fp32, or an fp16/int8 variant; None: the bundle's choice, manifest runtime.onnx_precision.<model>,
-    else fp32). engine_precision: the TensorRT engine to prefer (default fp16,
-    then int8, then fp32). engine_dir: default <bundle>/engines. threads: ONNX Runtime intra-op
-    threads (None: its default). providers: ONNX Runtime providers (default CUDA if present, CPU)."""
-
-    backend: str = "auto"
-    onnx_precision: str | None = None
-    engine_precision: str | None = None
-    engine_dir: str | None = None
-    threads: int | None = None
-    device_id: int = 0
-    providers: tuple[str, ...] | None = None
-    spin_wait: bool = True
-
-    def __post_init__(self) -> None:
-        if self.backend not in ("auto", *BACKENDS):
-            raise ValueError(f"backend must be 'auto' or one of {BACKENDS}, got {self.backend!r}")
-        if self.onnx_precision is not None and self.onnx_precision not in ONNX_PRECISIONS:
-            raise ValueError(f"onnx_precision must be one of {ONNX_PRECISIONS}, got {self.onnx_precision!r}")
-        if self.threads is not None and self.threads < 1:
-            raise ValueError(f"threads must be >= 1, got {self.threads}")
-
-    @classmethod
-    def from_env(cls, **overrides: Any) -> "BackendConfig":
-        """Defaults < $CMER_EDGE_BACKEND < explicit overrides (None values are ignored)."""
-        values: dict[str, Any] = {}
-        if os.environ.get(ENV_BACKEND):
-            values["backend"] = os.environ[ENV_BACKEND].strip().lower()
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(**values)
-
-
-@dataclass(frozen=True)
-class BackendChoice:
-    model: str
-    backend: str
-    artefact: str
-    skipped: dict[str, str] = field(default_factory=dict)
-
-    def summary(self) -> str:
-        text = f"{self.model}: {self.backend} ({self.artefact})"
-        return text + "".join(f"; skipped {name}: {why}" for name, why in self.skipped.items())
-
-
-def _open_tensorrt(bundle: Bundle, model: str, cfg: BackendConfig) -> tuple[Runner, str]:
-    from cmer_edge.runtime.engine_fingerprint import EngineMismatchError, find_engine, sm_of
-    from cmer_edge.runtime.tensorrt_engine import TensorRTEngine, TensorRTUnavailable, current_device
-
-    for package in ("tensorrt", "cuda"):
-        if importlib.util.find_spec(package) is None:
-            raise BackendUnavailable(f"the {'cuda-python' if package == 'cuda' else package} package is not installed")
-    try:
-        device = current_device(cfg.device_id)
-    except TensorRTUnavailable as exc:
-        raise BackendUnavailable(str(exc)) from exc
-    engine_dir = Path(cfg.engine_dir) if cfg.engine_dir else bundle.path / "engines"
-    path = find_engine(engine_dir, model, device, precision=cfg.engine_precision)
-    if path is None:
-        raise BackendUnavailable(f"no {model} engine for TensorRT {device.tensorrt_version} on sm"
-                                 f"{sm_of(device.compute_capability)} in {engine_dir} "
-                                 f"(build it: python export/build_engine.py {bundle.path})")
-    files, sha = bundle.manifest.get("files", {}), bundle.manifest.get("sha256", {})
-    try:
-        engine = TensorRTEngine(path, device_id=cfg.device_id, onnx_sha256=sha.get(files.get(f"onnx.{model}", "")))
-    except EngineMismatchError as exc:
-        log.warning("%s", exc)
-        raise BackendUnavailable(str(exc)) from exc
-    return TensorRTRunner(engine), str(path)
-
-
-def onnx_precision_for(bundle: Bundle, model: str, cfg: BackendConfig) -> str:
-    """The requested precision, else the one the bundle ships for `model`, else fp32."""
-    if cfg.onnx_precision is not None:
-        return cfg.onnx_precision
-    return bundle.manifest.get("runtime", {}).get("onnx_precision", {}).get(model, "fp32")
-
-
-def _open_onnxruntime(bundle: Bundle, model: str, cfg: BackendConfig) -> tuple[Runner, str]:
-    precision = onnx_precision_for(bundle, model, cfg)
-    role = f"onnx.{model}" if precision == "fp32" else f"onnx.{model}.{precision}"
-    if role not in bundle.manifest.get("files", {}):
-        variants = "" if precision == "fp32" else f" --variants {precision}"
-        raise BackendUnavailable(f"bundle has no {role} graph (export it: python export/export_onnx.py "
-                                 f"{bundle.path}{variants})")
-    if importlib.util.find_spec("onnxruntime") is None:
-        raise BackendUnavailable("onnxruntime is not installed (pip install onnxruntime)")
-    path = bundle.file(role)
-    runner = OrtRunner(path, threads=cfg.threads, providers=cfg.providers, spin_wait=cfg.spin_wait)
-    return runner, str(path.relative_to(bundle.path))
-
-
-def _open_torch(bundle: Bundle, model: str, cfg: BackendConfig) -> tuple[Runner, str]:
-    if importlib.util.find_spec("torch") is None:
-        raise BackendUnavailable("PyTorch is not installed (development fallback: pip install torch==2.13.0)")
-    from cmer_edge.export.registry import NotExportable, plan_for
-
-    try:
-        plan = plan_for(bundle, model)
-    except NotExportable as exc:
-        raise BackendUnavailable(str(exc)) from exc
-    if cfg.threads:
-        import torch
-
-        torch.set_num_threads(cfg.threads)
-    return TorchRunner(plan), "PyTorch, rebuilt from the bundle"
-
-
-_OPENERS = {"tensorrt": _open_tensorrt, "onnxruntime": _open_onnxruntime, "torch": _open_torch}
+TORCH_MODELS = {"head": head_torch_model, "text_encoder": text_torch_model, "audio_encoder": l3_torch_model}
 
 
 def open_runner(bundle: Bundle, model: str, config: BackendConfig | None = None) -> tuple[Runner, BackendChoice]:
     """A runner for `model` ("text_encoder", "audio_encoder", "head") and why it was chosen."""
-    cfg = config or BackendConfig.from_env()
-    order = BACKENDS if cfg.backend == "auto" else (cfg.backend,)
-    skipped: dict[str, str] = {}
-    for name in order:
-        try:
-            runner, artefact = _OPENERS[name](bundle, model, cfg)
-        except BackendUnavailable as exc:
-            skipped[name] = str(exc)
-            continue
-        choice = BackendChoice(model, name, artefact, skipped)
-        log.info("%s", choice.summary())
-        return runner, choice
-    detail = "; ".join(f"{name}: {why}" for name, why in skipped.items())
-    raise BackendUnavailable(f"cannot run {model} of {bundle.path} with backend {cfg.backend!r}: {detail}", skipped)
-
-
-def backend_availability() -> dict[str, dict[str, Any]]:
-    """What this machine offers, without importing torch (for `python -m cmer_edge`)."""
-    def version(dist: str) -> str | None:
-        try:
-            return metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            return None
-
-    info: dict[str, dict[str, Any]] = {}
-    trt = {"available": False, "version": version("tensorrt") or version("tensorrt-cu12")}
-    if importlib.util.find_spec("tensorrt") is None:
-        trt["reason"] = "tensorrt package not installed"
-    elif importlib.util.find_spec("cuda") is None:
-        trt["reason"] = "cuda-python not installed"
-    else:
-        from cmer_edge.runtime.tensorrt_engine import TensorRTUnavailable, current_device
-
-        try:
-            device = current_device()
-            trt.update(available=True, version=device.tensorrt_version, gpu=device.gpu_name,
-                       compute_capability=device.compute_capability)
-        except (TensorRTUnavailable, RuntimeError) as exc:
-            trt["reason"] = str(exc)
-    info["tensorrt"] = trt
-    ort = {"available": importlib.util.find_spec("onnxruntime") is not None, "version": version("onnxruntime")
-           or version("onnxruntime-gpu")}
-    if ort["available"]:
-        import onnxruntime
-
-        ort["providers"] = onnxruntime.get_available_providers()
-    info["onnxruntime"] = ort
-    info["torch"] = {"available": importlib.util.find_spec("torch") is not None, "version": version("torch"),
-                     "role": "development fallback"}
-    info["default"] = os.environ.get(ENV_BACKEND, "auto")
-    return info
+    return _open_runner(bundle, model, config, torch_model=TORCH_MODELS.get(model))
 
 
 def describe_bundle(bundle: Bundle, config: BackendConfig | None = None) -> dict[str, BackendChoice | str]:
     """The backend each encoder of `bundle` gets (opening it), or why none can run it."""
     out: dict[str, BackendChoice | str] = {}
-    features = bundle.manifest.get("features", {})
-    wanted = [m for m, present in (("text_encoder", bundle.head_config.uses_text and "text" in features),
-                                   ("audio_encoder", bundle.head_config.uses_audio and _has_l3(features)))
+    features = bundle.manifest.features
+    wanted = [m for m, present in (("text_encoder", bundle.head_config.uses_text and features.text is not None),
+                                   ("audio_encoder", bundle.head_config.uses_audio and features.audio is not None
+                                    and features.audio.has_kind("l3")))
               if present]
     for model in wanted:
         try:
@@ -222,20 +55,9 @@ def describe_bundle(bundle: Bundle, config: BackendConfig | None = None) -> dict
     return out
 
 
-def _has_l3(features: dict) -> bool:
-    spec = features.get("audio")
-    parts = spec.get("parts", [spec]) if isinstance(spec, dict) else []
-    return any(isinstance(p, dict) and p.get("kind") == "l3" for p in parts)
-
-
 def main(argv: list[str] | None = None) -> int:
     """`python -m cmer_edge.runtime.backends [BUNDLE]`: what this machine offers and, for a
     bundle, the backend each encoder gets. Exit 1 if an encoder has none, 2 for a bad bundle."""
-    import argparse
-    import json
-
-    from cmer_edge.model.bundle import BundleError, load_bundle
-
     parser = argparse.ArgumentParser(prog="python -m cmer_edge.runtime.backends", description=main.__doc__,
                                      epilog="example: python -m cmer_edge.runtime.backends /opt/cmer_edge/bundle")
     parser.add_argument("bundle", nargs="?")

@@ -10,14 +10,18 @@ Neither imports torch unless the torch backend is chosen.
 
 from __future__ import annotations
 
-import functools
 import logging
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from cmer_edge.model.bundle import Bundle, BundleError
+from cmer_edge.bundle import AudioPart, Bundle, BundleError
+from cmer_edge.bundle.manifest import thaw
+from cmer_edge.features.base import ChainExtractor
+from cmer_edge.features.l3.config import L3Config
+from cmer_edge.features.l3.runner import RunnerL3Extractor
+from cmer_edge.features.registry import make_audio_extractor
 from cmer_edge.runtime.backends import BackendChoice, BackendConfig, Runner, open_runner
 
 log = logging.getLogger("cmer_edge")
@@ -61,71 +65,56 @@ class TextEncoder:
 def open_text_encoder(bundle: Bundle, config: BackendConfig | None = None) -> TextEncoder:
     from tokenizers import Tokenizer
 
-    spec = bundle.manifest.get("features", {}).get("text", {})
+    spec = bundle.manifest.features.text
     runner, choice = open_runner(bundle, "text_encoder", config)
     tokenizer = Tokenizer.from_file(str(bundle.file("text_tokenizer")))
     tokenizer.no_truncation()
     tokenizer.no_padding()
-    pad = spec.get("pad_token_id")
+    pad = spec.pad_token_id if spec is not None else None
     if pad is None:
         pad = tokenizer.token_to_id("<pad>") if tokenizer.token_to_id("<pad>") is not None else 0
-    dim = int(spec.get("dim", bundle.head_config.text_dim))
-    return TextEncoder(runner, choice, tokenizer, int(spec.get("max_tokens", 128)), int(pad), dim)
+    dim = spec.dim if spec is not None and spec.dim is not None else bundle.head_config.text_dim
+    max_tokens = spec.max_tokens if spec is not None else 128
+    return TextEncoder(runner, choice, tokenizer, max_tokens, int(pad), dim)
 
 
-@functools.lru_cache(maxsize=1)
-def _runner_l3_class():
-    from cmer_edge.features.l3.runner import L3ExtractorBase
-
-    class RunnerL3Extractor(L3ExtractorBase):
-        """The L3 extractor contract (resample, chunk, pool: features/l3/runner.py) with the
-        graph on any backend runner (TensorRT, ONNX Runtime, PyTorch)."""
-
-        def __init__(self, cfg: Any, spec: dict, runner: Runner) -> None:
-            super().__init__(cfg, weights_sha256=spec.get("weights_sha256"), weights_label=spec.get("weights", ""))
-            self.runner, self.backend, self._spec = runner, runner.backend, dict(spec)
-
-        def _run(self, audio: np.ndarray) -> np.ndarray:
-            feeds = {"audio": np.ascontiguousarray(audio, dtype=np.float32)}
-            return self.runner.run(feeds)["window_embeddings"]
-
-        def spec(self) -> dict:
-            return dict(self._spec)
-
-    return RunnerL3Extractor
-
-
-def _opensmile_part(part: dict):
-    from cmer_edge.features.base import make_audio_extractor
-
-    ext = make_audio_extractor(part["name"])
-    want = part.get("params", {}).get("config_sha256")
+def _opensmile_part(part: AudioPart):
+    ext = make_audio_extractor(part.name)
+    want = part.params.get("config_sha256")
     have = ext.spec().get("params", {}).get("config_sha256")
     if want and have and want != have:
-        raise BundleError(f"{part['name']}: this openSMILE config (sha256 {have[:12]}...) is not the one the "
+        raise BundleError(f"{part.name}: this openSMILE config (sha256 {have[:12]}...) is not the one the "
                           f"bundle was trained with ({want[:12]}...)")
+    return ext
+
+
+def _whisper_part(part: AudioPart, config: BackendConfig | None):
+    threads = config.threads if config is not None and config.threads else 1
+    ext = make_audio_extractor(part.name, compute_type=part.params.get("compute_type", "int8"), threads=threads)
+    have = ext.spec()["weights_sha256"]
+    if part.weights_sha256 and part.weights_sha256 != have:
+        raise BundleError(f"{part.name}: the installed Whisper model {ext.model_dir} (sha256 {have[:12]}...) is "
+                          f"not the one the bundle was trained with ({part.weights_sha256[:12]}...)")
     return ext
 
 
 def open_audio_extractor(bundle: Bundle, config: BackendConfig | None = None) -> tuple[Any, BackendChoice | None]:
     """The bundle's audio extractor (features.audio) with its L3 part on the chosen backend;
     returns (extractor, the L3 backend choice or None when there is no L3 part)."""
-    from cmer_edge.features.base import ChainExtractor
-    from cmer_edge.features.l3.config import L3Config
-
-    spec = bundle.manifest.get("features", {}).get("audio")
-    if not isinstance(spec, dict):
+    spec = bundle.manifest.features.audio
+    if spec is None:
         raise BundleError(f"bundle {bundle.path} has no features.audio extractor spec")
     parts, choice = [], None
-    for part in spec.get("parts", [spec]):
-        kind = part.get("kind")
-        if kind == "l3":
+    for part in spec.parts:
+        if part.kind == "l3":
             runner, choice = open_runner(bundle, "audio_encoder", config)
-            parts.append(_runner_l3_class()(L3Config.from_dict(part["params"]), part, runner))
-        elif kind == "opensmile":
+            parts.append(RunnerL3Extractor(L3Config.from_dict(thaw(part.params)), runner, spec=thaw(part.raw)))
+        elif part.kind == "opensmile":
             parts.append(_opensmile_part(part))
+        elif part.kind == "whisper_encoder":
+            parts.append(_whisper_part(part, config))
         else:
-            raise BundleError(f"features.audio part {part.get('name')!r} has unknown kind {kind!r}")
+            raise BundleError(f"features.audio part {part.name!r} has unknown kind {part.kind!r}")
     extractor = parts[0] if len(parts) == 1 else ChainExtractor(parts, parallel=True)
     if extractor.dim != bundle.head_config.audio_dim:
         raise BundleError(f"audio features are {extractor.dim}-d, the head expects {bundle.head_config.audio_dim}")

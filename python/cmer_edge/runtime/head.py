@@ -6,6 +6,16 @@ Torch-free: numpy and ``cmer_edge._native`` only, so the live runtime never impo
     logits = head.forward(x_a, x_t, lengths)        # [B, T, Da], [B, T, Dt], [B] -> [B, T, 7]
     live = head.session(window_utts=16)
     probs = live.push(x_a_row, x_t_row)             # [Da], [Dt] (None = modality missing) -> [7]
+    first = live.push(x_a_row, None, provisional=True)   # audio now (a provisional event) ...
+    final = live.replace_last(x_a_row, x_t_row)           # ... the final inputs when the text is in
+
+``device``: "cpu", "cuda" or "auto" (CUDA when this build and machine have it, else CPU). A CUDA
+head checks itself against the CPU head at start-up (two pushes, relative logit error <=
+SELF_CHECK_TOLERANCE). On a mismatch or a CUDA error there, "auto" falls back to the CPU head with a
+warning naming the difference; "cuda" raises RuntimeError. A CUDA error later (the CUDA runtime
+failed; cmer_edge never resets the device) disables the CUDA head: with "auto" every session moves
+to a CPU head, replays its window and goes on (a warning says so); with "cuda" the push raises
+cmer_edge._native.CudaError.
 
 ``precision`` sets the storage of the large per-utterance input projections (the LSTM inputs and
 residual branches over the raw features, most of the head's bytes): "fp32", "bf16" (rounded to
@@ -19,26 +29,35 @@ boolean, complex or object arrays, wrong shapes and NaN/Inf raise ValueError nam
 from __future__ import annotations
 
 import logging
+from collections import deque
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from cmer_edge.model.bundle import Bundle, load_bundle
+from cmer_edge.bundle import Bundle, load_bundle
 from cmer_edge.model.config import EMOTIONS, HeadConfig
 
 log = logging.getLogger("cmer_edge")
 
 PRECISIONS = ("fp32", "bf16", "int8")
-DEVICES = ("cpu", "cuda")
+DEVICES = ("cpu", "cuda", "auto")
 DEFAULT_WINDOW_UTTS = 16
+# Start-up check of a CUDA head against the CPU head: max |Δlogit| / max |logit|. Ten times the
+# CUDA-vs-CPU test bound (tests/test_head_cuda.py): it catches wrong kernels, not rounding.
+SELF_CHECK_TOLERANCE = 1e-3
 
 
 def _native():
     from cmer_edge import _native as native
 
     return native
+
+
+def native_config(config: HeadConfig) -> Any:
+    """The model's HeadConfig as the binding's _native.HeadConfig (dropout is training-only)."""
+    return _native().HeadConfig(**{k: v for k, v in config.to_dict().items() if k != "dropout"})
 
 
 def _as_float_array(name: str, value: Any) -> np.ndarray:
@@ -57,7 +76,10 @@ class Session:
     The prediction for the newest utterance uses the last ``window_utts`` utterances only (the live
     protocol, cmer_edge.model.protocol.predict_live). Each utterance's input projections are
     computed once and kept in a window buffer; a push reruns only the recurrent and attention work.
-    Not thread-safe: one thread per session (sessions of one head may run in parallel).
+    A push with ``provisional=True`` can be replaced once its final inputs are known
+    (``replace_last``): the window is then exactly as if only the final inputs had been pushed.
+    A push that raises leaves the window as it was. Not thread-safe: one thread per session
+    (sessions of one head may run in parallel).
     """
 
     def __init__(self, head: NativeHead, window_utts: int, cuda_graph: bool = False) -> None:
@@ -66,7 +88,12 @@ class Session:
         if cuda_graph and head.device != "cuda":
             raise ValueError(f"cuda_graph=True needs a head on device 'cuda', this one is on {head.device!r}")
         self._head = head
-        self._native = _native().Session(head.native, int(window_utts), bool(cuda_graph))
+        self._cuda_graph = bool(cuda_graph)
+        self._on = head.native  # the native head this session runs on
+        self._pushed_before = 0  # pushes a CPU fallback could not replay (older than the window)
+        self._native = _native().Session(head.native, int(window_utts), self._cuda_graph)
+        # Inputs of the window, kept only where a CUDA error may move the session to the CPU head.
+        self._history: deque | None = deque(maxlen=int(window_utts)) if head.can_fall_back else None
 
     @property
     def window_utts(self) -> int:
@@ -80,24 +107,75 @@ class Session:
     @property
     def pushed(self) -> int:
         """Utterances pushed since the start or the last reset."""
-        return self._native.pushed
+        return self._pushed_before + self._native.pushed
+
+    @property
+    def provisional(self) -> bool:
+        """True while the newest utterance came from a provisional push (replace_last allowed)."""
+        return self._native.provisional
+
+    @property
+    def device(self) -> str:
+        return self._head.device
 
     @property
     def last_logits(self) -> np.ndarray:
         """Logits of the last push (before the softmax)."""
         return self._native.last_logits
 
-    def push(self, x_a: np.ndarray | None, x_t: np.ndarray | None) -> np.ndarray:
-        """x_a [audio_dim], x_t [text_dim]; None marks a missing modality -> probs [num_classes]."""
-        cfg = self._head.config
-        if (x_a is None or not cfg.uses_audio) and (x_t is None or not cfg.uses_text):
-            raise ValueError(f"push needs the features of at least one modality this head uses "
-                             f"(modalities={cfg.modalities!r}), got x_a={_describe(x_a)}, x_t={_describe(x_t)}")
-        return self._native.push(x_a, x_t)
+    def push(self, x_a: np.ndarray | None, x_t: np.ndarray | None, provisional: bool = False) -> np.ndarray:
+        """x_a [audio_dim], x_t [text_dim]; None marks a missing modality -> probs [num_classes].
+        provisional=True: the utterance's inputs may be replaced by ``replace_last``."""
+        self._check_inputs("push", x_a, x_t)
+        return self._run(False, x_a, x_t, bool(provisional))
+
+    def replace_last(self, x_a: np.ndarray | None, x_t: np.ndarray | None,
+                     provisional: bool = False) -> np.ndarray:
+        """Replace the newest utterance's inputs (it must come from a provisional push, else
+        RuntimeError) and re-score it -> probs [num_classes]; pushed and size stay the same.
+        provisional=True keeps it replaceable."""
+        self._check_inputs("replace_last", x_a, x_t)
+        return self._run(True, x_a, x_t, bool(provisional))
 
     def reset(self) -> None:
         """Forget the conversation (a new dialogue starts)."""
         self._native.reset()
+        self._pushed_before = 0
+        if self._history is not None:
+            self._history.clear()
+
+    def _check_inputs(self, what: str, x_a: Any, x_t: Any) -> None:
+        cfg = self._head.config
+        if (x_a is None or not cfg.uses_audio) and (x_t is None or not cfg.uses_text):
+            raise ValueError(f"{what} needs the features of at least one modality this head uses "
+                             f"(modalities={cfg.modalities!r}), got x_a={_describe(x_a)}, x_t={_describe(x_t)}")
+
+    def _run(self, replace: bool, x_a: Any, x_t: Any, provisional: bool) -> np.ndarray:
+        op = self._native.replace_last if replace else self._native.push
+        try:
+            probs = op(x_a, x_t, provisional)
+        except _native().CudaError:
+            if self._history is None or (self._head.native is self._on and not self._head.can_fall_back):
+                raise
+            self._move_to_cpu()
+            probs = (self._native.replace_last if replace else self._native.push)(x_a, x_t, provisional)
+        if self._history is not None:
+            entry = tuple(None if x is None else np.array(x, np.float32) for x in (x_a, x_t)) + (provisional,)
+            if replace:
+                self._history[-1] = entry
+            else:
+                self._history.append(entry)
+        return probs
+
+    def _move_to_cpu(self) -> None:
+        """The CUDA head failed: continue on the CPU head with the same window (replayed)."""
+        if self._head.native is self._on:  # the first session to see the failure moves the head
+            self._head.fall_back_to_cpu()
+        self._on = self._head.native
+        self._pushed_before += self._native.pushed - len(self._history)
+        self._native = _native().Session(self._head.native, self.window_utts, False)
+        for x_a, x_t, provisional in self._history:
+            self._native.push(x_a, x_t, provisional)
 
 
 def _describe(x: Any) -> str:
@@ -108,20 +186,25 @@ class NativeHead:
     """The fused head built from trained weights; see the module docstring."""
 
     def __init__(self, native: Any, config: HeadConfig, labels: tuple[str, ...] = EMOTIONS,
-                 window_utts: int = DEFAULT_WINDOW_UTTS) -> None:
+                 window_utts: int = DEFAULT_WINDOW_UTTS, fallback: Mapping[str, np.ndarray] | None = None) -> None:
         if len(labels) != config.num_classes:
             raise ValueError(f"{len(labels)} labels for a head with {config.num_classes} classes")
         self.native = native
         self.config = config
         self.labels = tuple(labels)
         self.window_utts = int(window_utts)
+        # The weights, kept while this (CUDA) head may still be replaced by a CPU head ("auto").
+        self._fallback = dict(fallback) if fallback is not None else None
+        self._fallback_threads = native.num_threads if native.device == "cpu" else 0
 
     @classmethod
     def from_state_dict(cls, config: HeadConfig, tensors: Mapping[str, Any], device: str = "cpu",
                         precision: str = "fp32", num_threads: int | None = None, *,
-                        labels: tuple[str, ...] = EMOTIONS,
-                        window_utts: int = DEFAULT_WINDOW_UTTS) -> NativeHead:
-        """Build from PyTorch state-dict tensors (numpy arrays, or torch tensors) of CMRoberta(config)."""
+                        labels: tuple[str, ...] = EMOTIONS, window_utts: int = DEFAULT_WINDOW_UTTS,
+                        self_check: bool = True) -> NativeHead:
+        """Build from PyTorch state-dict tensors (numpy arrays, or torch tensors) of CMRoberta(config).
+        device "auto" picks CUDA when available; a CUDA head runs the start-up self-check unless
+        self_check=False (see the module docstring)."""
         if device not in DEVICES:
             raise ValueError(f"device must be one of {DEVICES}, got {device!r}")
         if precision not in PRECISIONS:
@@ -130,11 +213,68 @@ class NativeHead:
                                         or num_threads < 0):
             raise ValueError(f"num_threads must be None or an int >= 0, got {num_threads!r}")
         arrays = {name: _as_float_array(name, value) for name, value in tensors.items()}
-        native = _native().Head(config.to_dict(), arrays, device=device, precision=precision,
-                                num_threads=num_threads or 0)
-        log.info("native head: %s on %s, %s input projections, %.1f MB of weights, %d threads",
-                 config.modalities, device, precision, native.weight_bytes / 1e6, native.num_threads)
-        return cls(native, config, labels, window_utts)
+        resolved = ("cuda" if _native().cuda_available() else "cpu") if device == "auto" else device
+
+        def build(on: str) -> NativeHead:
+            native = _native().Head(native_config(config), arrays, device=on, precision=precision,
+                                    num_threads=num_threads or 0)
+            log.info("native head: %s on %s, %s input projections, %.1f MB of weights, %d threads",
+                     config.modalities, on, precision, native.weight_bytes / 1e6, native.num_threads)
+            head = cls(native, config, labels, window_utts,
+                       fallback=arrays if device == "auto" and on == "cuda" else None)
+            head._fallback_threads = num_threads or 0
+            return head
+
+        if resolved == "cpu":
+            return build("cpu")
+        try:
+            head = build("cuda")
+            problem = head.self_check(build("cpu")) if self_check else None
+        except _native().CudaError as exc:
+            problem = f"CUDA error: {exc}"
+        if problem is None:
+            return head
+        if device == "cuda":
+            raise RuntimeError(f"the CUDA head failed its start-up check against the CPU head: {problem}")
+        log.warning("CUDA head disabled, using the CPU head: it failed its start-up check against the CPU "
+                    "head: %s", problem)
+        return build("cpu")
+
+    def self_check(self, reference: NativeHead, seed: int = 0) -> str | None:
+        """Two pushes of random features on this head and on `reference` (the CPU head): None when
+        their logits agree within SELF_CHECK_TOLERANCE, else a sentence naming the difference."""
+        rng = np.random.default_rng(seed)
+        ours, theirs = self.session(2), reference.session(2)
+        for i in range(2):
+            x_a = rng.standard_normal(self.config.audio_dim, dtype=np.float32) if self.config.uses_audio else None
+            x_t = rng.standard_normal(self.config.text_dim, dtype=np.float32) if self.config.uses_text else None
+            ours.push(x_a, x_t)
+            theirs.push(x_a, x_t)
+            got, ref = ours.last_logits, theirs.last_logits
+            if not np.all(np.isfinite(got)):
+                return f"push {i + 1}: non-finite logits {got.tolist()} (CPU: {ref.tolist()})"
+            err = float(np.abs(got - ref).max() / max(float(np.abs(ref).max()), 1e-30))
+            if err > SELF_CHECK_TOLERANCE:
+                return (f"push {i + 1}: max |logit difference| {np.abs(got - ref).max():.3g}, relative {err:.3g} "
+                        f"> {SELF_CHECK_TOLERANCE:g} ({self.device} {got.round(4).tolist()} vs cpu "
+                        f"{ref.round(4).tolist()})")
+        return None
+
+    @property
+    def can_fall_back(self) -> bool:
+        """True for a CUDA head built with device="auto" (until it has moved): a CUDA error then moves
+        its sessions to a CPU head."""
+        return self._fallback is not None
+
+    def fall_back_to_cpu(self) -> None:
+        """Replace the (failed) CUDA head by a CPU head built from the same weights; sessions call this."""
+        if self._fallback is None:
+            raise RuntimeError("this head has no CPU fallback (built with device='cuda', or it fell back already)")
+        reason = self.native.disabled_reason or "CUDA error"
+        log.warning("CUDA head disabled (%s); continuing on the CPU head", reason)
+        self.native = _native().Head(native_config(self.config), self._fallback, device="cpu",
+                                     precision=self.native.precision, num_threads=self._fallback_threads)
+        self._fallback = None
 
     @classmethod
     def from_bundle(cls, bundle_or_path: Bundle | str | Path, device: str = "cpu", precision: str = "fp32",

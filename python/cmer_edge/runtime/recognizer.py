@@ -7,10 +7,13 @@
         print(event.console_line())
 
 Threads: the caller's thread iterates `stream()`; a capture thread runs source -> VAD -> endpointer
-and hands utterances over a bounded queue (`max_queued_utterances`; when inference falls behind,
-the oldest waiting utterance is dropped, counted in `stats.dropped_utterances`, and a warning is
-logged). Dialogue context: one head session; it restarts after `new_dialogue_after_s` of silence.
-Torch is never imported.
+and hands utterances over a bounded queue (`max_queued_utterances`, runtime/handoff.py). A source
+that can wait (a file, an array: `source.live` False) is paused while the queue is full, so
+nothing is lost; a live one (a microphone, `realtime=True`) loses the oldest waiting utterance,
+counted in `stats.dropped_utterances` with a warning. `close()` (or closing / abandoning the
+`stream()` generator) stops the capture thread and the source. Inputs are checked by
+runtime/validate.py; an utterance with no modality follows runtime/blank.py. Dialogue context: one
+head session; it restarts after `new_dialogue_after_s` of silence. Torch is never imported.
 """
 
 from __future__ import annotations
@@ -18,15 +21,24 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from cmer_edge.asr.external import ExternalText
+from cmer_edge.asr.whisper import WhisperTranscriber
 from cmer_edge.audio.endpointer import EndpointerConfig
 from cmer_edge.audio.utterance import Utterance
+from cmer_edge.bundle import default_bundle_path, load_bundle
+from cmer_edge.features.normalise import OnlineZScore
+from cmer_edge.runtime.backends import BackendConfig
+from cmer_edge.runtime.encoders import open_audio_extractor, open_text_encoder
 from cmer_edge.runtime.events import EmotionEvent
+from cmer_edge.runtime.handoff import Handoff, Stopped
+from cmer_edge.runtime.head import NativeHead
+from cmer_edge.runtime.stages import Stages
+from cmer_edge.runtime.validate import check_config, finite_or_none, prepare_utterance
 
 log = logging.getLogger("cmer_edge")
 ASR_MODES = ("whisper", "external", "none")
@@ -41,6 +53,7 @@ class RecognizerConfig:
     device: str = "auto"                 # head device: auto | cpu | cuda
     backend: str = "auto"                # encoder backend: auto | tensorrt | onnxruntime | torch
     threads: int = 2                     # CPU threads for ASR and ONNX Runtime
+    modalities: str = "both"             # both | audio | text: which inputs the head may use
     text_timeout_s: float = 1.0          # external text: how long to wait after the utterance ends
     max_queued_utterances: int = 4
     new_dialogue_after_s: float = 30.0
@@ -53,8 +66,9 @@ class RecognizerConfig:
             raise ValueError(f"device must be auto, cpu or cuda, got {self.device!r}")
         if self.max_queued_utterances < 1:
             raise ValueError(f"max_queued_utterances must be >= 1, got {self.max_queued_utterances}")
-        if self.window_utts is not None and self.window_utts < 1:
-            raise ValueError(f"window_utts must be >= 1, got {self.window_utts}")
+        if self.modalities not in ("both", "audio", "text"):
+            raise ValueError(f"modalities must be both, audio or text, got {self.modalities!r}")
+        check_config(self)  # ranges: text_timeout_s >= 0, threads 1..64, window_utts 1..256...
 
 
 @dataclass
@@ -64,42 +78,28 @@ class RecognizerStats:
     dropped_utterances: int = 0
     stage_failures: int = 0
     dialogues: int = 0
-
-
-def _head_device(requested: str) -> str:
-    from cmer_edge import _native
-
-    if requested == "auto":
-        return "cuda" if _native.cuda_available() else "cpu"
-    return requested
+    nonfinite_features: int = 0  # encoder outputs with NaN/inf, dropped as a modality
+    blank_utterances: int = 0  # no modality at all: kept in context as a blank turn, no label
 
 
 class Recognizer:
     def __init__(self, config: RecognizerConfig = RecognizerConfig()) -> None:
-        from cmer_edge.model.bundle import load_bundle
-        from cmer_edge.runtime.backends import BackendConfig
-        from cmer_edge.runtime.default_bundle import default_bundle_path
-        from cmer_edge.runtime.encoders import open_audio_extractor, open_text_encoder
-        from cmer_edge.runtime.head import NativeHead
-        from cmer_edge.runtime.stages import Stages
-
         self.config = config
         self.bundle = load_bundle(config.bundle or default_bundle_path())
-        head_cfg = self.bundle.head_config
-        self.head = NativeHead.from_bundle(self.bundle, device=_head_device(config.device))
-        self.session = self.head.session(config.window_utts or self.bundle.window_utts)
+        manifest = self.bundle.manifest
+        head_cfg = manifest.head
+        self.head = NativeHead.from_bundle(self.bundle, device=config.device)  # auto: CUDA, CPU fallback
+        self.session = self.head.session(config.window_utts or manifest.window_utts)
         backends = BackendConfig.from_env(backend=None if config.backend == "auto" else config.backend,
                                           threads=config.threads)
-        audio = open_audio_extractor(self.bundle, backends)[0] if head_cfg.uses_audio else None
-        text = open_text_encoder(self.bundle, backends) if head_cfg.uses_text and config.asr != "none" else None
+        use_audio = head_cfg.uses_audio and config.modalities != "text"
+        use_text = head_cfg.uses_text and config.modalities != "audio" and config.asr != "none"
+        audio = open_audio_extractor(self.bundle, backends)[0] if use_audio else None
+        text = open_text_encoder(self.bundle, backends) if use_text else None
         transcriber = external = None
         if text is not None and config.asr == "whisper":
-            from cmer_edge.asr.whisper import WhisperTranscriber
-
             transcriber = WhisperTranscriber(config.asr_model, cpu_threads=config.threads)
         elif text is not None and config.asr == "external":
-            from cmer_edge.asr.external import ExternalText
-
             external = ExternalText()
         self.external_text = external
         self.stages = Stages(audio_extractor=audio, text_encoder=text, transcriber=transcriber,
@@ -111,14 +111,18 @@ class Recognizer:
     def _session_normaliser(self):
         """Bundles trained on per-speaker z-scored audio get the live equivalent: per-session running
         statistics with the training population as prior (cmer_edge.features.normalise)."""
-        if self.bundle.manifest.get("audio_norm", "global") != "speaker" or not self.bundle.head_config.uses_audio:
+        if self.bundle.manifest.audio_norm != "speaker" or not self.bundle.head_config.uses_audio:
             return None
         from safetensors.numpy import load_file
 
-        from cmer_edge.features.normalise import OnlineZScore
-
         stats = load_file(str(self.bundle.file("audio_norm")))
         return OnlineZScore(stats["mean"], stats["var"])
+
+    def observe_audio(self, x_a: np.ndarray) -> None:
+        """Let the per-session audio statistics see an utterance's raw audio features without
+        scoring it (a speaker's enrolment speech; evaluation after N clips of a speaker)."""
+        if self.audio_norm is not None:
+            self.audio_norm.update_then_apply(np.asarray(x_a, np.float32))
 
     # -- one utterance ---------------------------------------------------------------------------
     def supply_text(self, text: str, utterance_index: int | None = None, start_s: float | None = None,
@@ -137,8 +141,17 @@ class Recognizer:
 
     def process(self, utt: Utterance, text: str | None = None, closed_at: float | None = None) -> EmotionEvent:
         """Features + head for one utterance. `text` overrides ASR; `closed_at` (perf_counter) is
-        when the endpointer closed it, for the end-of-utterance -> event latency."""
+        when the endpointer closed it, for the end-of-utterance -> event latency. The audio may be
+        at any rate (`utt.sample_rate_hz`, resampled), [n], [n, ch] or [ch, n] (runtime/validate.py)."""
         closed_at = time.perf_counter() if closed_at is None else closed_at
+        if text is not None and not isinstance(text, str):
+            raise TypeError(f"text must be a str or None, got {type(text).__name__}")
+        utt, notes = prepare_utterance(utt)
+        if text is not None and self.stages.text_encoder is None:
+            why = "asr='none'" if self.config.asr == "none" else "the bundle uses no text"
+            notes.append(f"text ignored: {why}")
+            log.warning("utterance %d: text ignored (%s)", utt.index, why)
+            text = None
         if self._last_end_s is not None and utt.start_s - self._last_end_s > self.config.new_dialogue_after_s:
             self.reset()
         if self._last_end_s is None:
@@ -146,81 +159,110 @@ class Recognizer:
         self._last_end_s = utt.end_s
         self.stats.utterances += 1
         result = self.stages.run(utt, text)
+        result.notes[:0] = notes
+        before = len(result.notes)
+        result.x_a = finite_or_none(result.x_a, "audio", result.notes)
+        result.x_t = finite_or_none(result.x_t, "text", result.notes)
+        self.stats.nonfinite_features += len(result.notes) - before
         if result.x_a is not None and self.audio_norm is not None:
             result.x_a = self.audio_norm.update_then_apply(result.x_a)
         self.stats.stage_failures += sum(note.endswith("failed") or " failed: " in note for note in result.notes)
         labels = self.bundle.labels
         modalities = tuple(m for m, x in (("audio", result.x_a), ("text", result.x_t)) if x is not None)
         label, probs, confidence = None, {}, 0.0
+        started = time.perf_counter()
         if modalities:
-            started = time.perf_counter()
             p = self.session.push(result.x_a, result.x_t)
-            result.latency_ms["head"] = round(1000 * (time.perf_counter() - started), 2)
             k = int(np.argmax(p))
             label, confidence = labels[k], float(p[k])
             probs = {name: float(v) for name, v in zip(labels, p)}
-        else:
-            result.notes.append("no modality available: no prediction")
+        else:  # runtime/blank.py: a blank turn in the context, no label of its own
+            self.session.push(*self._blank())
+            self.stats.blank_utterances += 1
+            result.notes.append("no modality available: no prediction (kept in the context as a blank turn)")
+        result.latency_ms["head"] = round(1000 * (time.perf_counter() - started), 2)
         result.latency_ms["total"] = round(1000 * (time.perf_counter() - closed_at), 2)
         self.stats.events += 1
         return EmotionEvent(utt.index, round(utt.start_s, 3), round(utt.end_s, 3), result.text, label, probs,
                             confidence, modalities, result.latency_ms, utt.truncated, tuple(result.notes))
 
+    _blank_cache: tuple | None = None
+
+    def _blank(self) -> tuple:
+        if self._blank_cache is None:
+            from cmer_edge.runtime.blank import blank_inputs
+
+            self._blank_cache = blank_inputs(self.bundle.head_config, self.bundle.head_tensors())
+        return self._blank_cache
+
     # -- a stream --------------------------------------------------------------------------------
+    _streams: set | None = None  # the Handoffs of running streams, stopped by close()
+
     def stream(self, source) -> Iterator[EmotionEvent]:
-        """Events for every utterance in `source` (an iterable of AudioBlocks), in order."""
+        """Events for every utterance in `source` (an iterable of AudioBlocks), in order. A source
+        with `live` True (a microphone) drops the oldest waiting utterance when inference falls
+        behind; any other source is paused instead, so every utterance gets its event."""
         from cmer_edge.audio.segmenter import Segmenter
 
         segmenter = Segmenter(self.config.endpointer)
-        queue: deque[tuple[Utterance, float]] = deque()
-        self._live = (segmenter, queue)  # read by status()
-        ready = threading.Condition()
-        done = threading.Event()
+        live = bool(getattr(source, "live", False))
+        handoff = Handoff(self.config.max_queued_utterances, "drop_oldest" if live else "wait",
+                          on_drop=self._dropped)
+        self._live = (segmenter, handoff)  # read by status()
         failure: list[BaseException] = []
 
         def capture() -> None:
             try:
                 for block in source:
-                    self._enqueue(queue, ready, segmenter.feed(block))
-                self._enqueue(queue, ready, segmenter.flush())
+                    for utt in segmenter.feed(block):
+                        handoff.put((utt, time.perf_counter()))
+                    if handoff.stopped:
+                        return
+                for utt in segmenter.flush():
+                    handoff.put((utt, time.perf_counter()))
+            except Stopped:
+                pass
             except BaseException as exc:  # handed to the consumer thread, re-raised there
                 failure.append(exc)
             finally:
-                done.set()
-                with ready:
-                    ready.notify_all()
+                handoff.finish()
 
+        if self._streams is None:
+            self._streams = set()
+        self._streams.add(handoff)
         thread = threading.Thread(target=capture, name="cmer_edge-capture", daemon=True)
+        handoff.thread, handoff.source = thread, source
         thread.start()
         try:
-            while True:
-                with ready:
-                    while not queue and not done.is_set():
-                        ready.wait(0.1)
-                    if not queue:
-                        break
-                    utt, closed_at = queue.popleft()
+            while (item := handoff.get()) is not None:
+                utt, closed_at = item
                 yield self.process(utt, closed_at=closed_at)
         finally:
-            if hasattr(source, "close"):
-                source.close()
-            thread.join(timeout=5)
+            self._stop_stream(handoff)
         if failure:
             raise failure[0]
 
-    def _enqueue(self, queue: deque, ready: threading.Condition, utterances: list[Utterance]) -> None:
-        now = time.perf_counter()
-        with ready:
-            for utt in utterances:
-                if len(queue) >= self.config.max_queued_utterances:
-                    dropped, _ = queue.popleft()
-                    self.stats.dropped_utterances += 1
-                    log.warning("inference is behind: dropped utterance %d [%.1f-%.1f s] (%d dropped so far)",
-                                dropped.index, dropped.start_s, dropped.end_s, self.stats.dropped_utterances)
-                queue.append((utt, now))
-            ready.notify_all()
+    def _dropped(self, item) -> None:
+        dropped = item[0]
+        self.stats.dropped_utterances += 1
+        log.warning("inference is behind: dropped utterance %d [%.1f-%.1f s] (%d dropped so far)",
+                    dropped.index, dropped.start_s, dropped.end_s, self.stats.dropped_utterances)
+
+    def _stop_stream(self, handoff: Handoff, timeout_s: float = 5.0) -> None:
+        handoff.stop()
+        if hasattr(handoff.source, "close"):
+            handoff.source.close()
+        if handoff.thread is not threading.current_thread():
+            handoff.thread.join(timeout=timeout_s)
+            if handoff.thread.is_alive():
+                log.warning("capture thread still running %.0f s after stop (blocked in the source?)", timeout_s)
+        if self._streams is not None:
+            self._streams.discard(handoff)
 
     def close(self) -> None:
+        """Stop every stream (its capture thread and source) and the stage threads. Idempotent."""
+        for handoff in list(self._streams or ()):
+            self._stop_stream(handoff)
         self.stages.close()
 
     # -- status hook for displays (cmer_edge.serve) ----------------------------------------------

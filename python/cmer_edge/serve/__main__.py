@@ -15,7 +15,7 @@ import logging
 import secrets
 import sys
 
-from cmer_edge.listen import add_recognizer_arguments, list_devices, open_source
+from cmer_edge.cli_recognizer import add_recognizer_arguments, list_devices, open_source
 
 log = logging.getLogger("cmer_edge")
 
@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from cmer_edge.audio.convert import AudioError
     from cmer_edge.audio.devices import NoInputDeviceError
-    from cmer_edge.model.bundle import BundleError
+    from cmer_edge.bundle import BundleError
     from cmer_edge.runtime.recognizer import Recognizer, RecognizerConfig
 
     try:

@@ -9,7 +9,12 @@ from pathlib import Path
 
 import numpy as np
 
-from cmer_edge.model.bundle import Bundle
+from cmer_edge.bundle import Bundle
+from cmer_edge.data.clip_audio import ClipError, ExtractConfig, decode_clip
+from cmer_edge.data.meld import load_meld_split
+from cmer_edge.features.normalise import speaker_zscore
+from cmer_edge.runtime.backends import BackendConfig
+from cmer_edge.runtime.encoders import open_audio_extractor, open_text_encoder
 from cmer_edge.training.dialogues import Dialogue
 
 log = logging.getLogger("cmer_edge")
@@ -17,10 +22,6 @@ log = logging.getLogger("cmer_edge")
 
 def meld_dialogues(bundle: Bundle, root: str | Path, split: str, *, onnx_precision: str | None = None,
                    threads: int | None = None, batch_size: int = 32) -> list[Dialogue]:
-    from cmer_edge.data.meld import load_meld_split
-    from cmer_edge.runtime.backends import BackendConfig
-    from cmer_edge.runtime.encoders import open_audio_extractor, open_text_encoder
-
     cfg = bundle.head_config
     backends = BackendConfig.from_env(onnx_precision=onnx_precision, threads=threads)
     dialogues = load_meld_split(root, split)
@@ -37,8 +38,6 @@ def meld_dialogues(bundle: Bundle, root: str | Path, split: str, *, onnx_precisi
     x_a = np.zeros((len(utts), cfg.audio_dim), np.float32)
     audio_ok = np.zeros(len(utts), bool)
     if cfg.uses_audio and any(u.audio_path is not None for u in utts):
-        from cmer_edge.data.clip_audio import ClipError, ExtractConfig, decode_clip
-
         extractor, _ = open_audio_extractor(bundle, backends)
         for i, u in enumerate(utts):
             try:
@@ -46,9 +45,7 @@ def meld_dialogues(bundle: Bundle, root: str | Path, split: str, *, onnx_precisi
                 audio_ok[i] = True
             except (ClipError, ValueError) as exc:
                 log.info("no audio for %s: %s", u.clip_name, exc)
-    if audio_ok.any() and bundle.manifest.get("audio_norm", "global") == "speaker":
-        from cmer_edge.features.normalise import speaker_zscore
-
+    if audio_ok.any() and bundle.manifest.audio_norm == "speaker":
         x_a = speaker_zscore(x_a, [u.speaker for u in utts], audio_ok)
     present = np.stack([audio_ok, text_ok], axis=1).astype(np.float32)
     out, row = [], 0

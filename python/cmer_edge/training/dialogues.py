@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from cmer_edge.features.normalise import speaker_zscore
 from cmer_edge.features.store import FeatureStore
 from cmer_edge.model.protocol import window_bounds
 
@@ -47,8 +48,6 @@ def load_dialogues(store: FeatureStore, split: str, audio: list[str], text: str 
         x_t, text_ok = np.zeros((n, 0), np.float32), np.ones(n, bool)
     x_a_raw = None
     if audio_norm == "speaker" and parts:
-        from cmer_edge.features.normalise import speaker_zscore
-
         x_a_raw, x_a = x_a, speaker_zscore(x_a, [row.get("speaker", "") for row in rows], audio_ok)
     present = np.stack([audio_ok & bool(audio), text_ok & bool(text)], axis=1).astype(np.float32)
     labels = np.array([row[label_key] for row in rows], np.int64)

@@ -1,15 +1,23 @@
-"""`python -m cmer_edge.training.edge`: train the embedded default ("edge") bundle.
+"""`python -m cmer_edge.training.edge`: build the embedded default ("edge") bundle.
 
-No corpus here has English emotional speech with transcripts, so the edge head learns each
-modality from its own corpus and fusion from label-matched pairs:
-- MELD dialogues (text; x_a missing), the dialogue context and text branch;
-- EmoDB utterances of 8 speakers (audio; x_t missing), emotion labels mapped to MELD's
-  (boredom -> neutral; EmoDB has no surprise), the audio branch;
-- for a fraction `--pair` of the MELD training utterances whose label EmoDB has, the audio of a
-  random EmoDB training utterance with the same label (so the head also sees both modalities).
-Audio is z-scored per speaker (per session live). Scores reported: MELD test weighted F1 with
-text only, EmoDB held-out speakers UAR with audio only (6 MELD classes). Model selection: dev
-(MELD dev + the EmoDB dev speakers) only.
+One resumable command from ../shared and PyPI packages (each feature stage cached in OUT/cache):
+
+    python -m cmer_edge.training.edge --meld-dir ../shared/data/meld \\
+        --manifest ../shared/data/ravdess ../shared/data/savee ../shared/data/emodb --out runs/edge
+
+The head learns fusion from speech and text that were spoken together:
+- MELD dialogues (text through the committed MiniLM encoder; no MELD audio here): dialogue context
+  and the text branch;
+- RAVDESS / SAVEE / EmoDB clips with their real transcripts (neutral words, emotional voice; SAVEE and
+  EmoDB are audio-only here): the label is the voice's, so the head learns that the voice corrects
+  the words;
+- in addition, a fraction `--pair` of MELD training utterances get the audio of a same-label training
+  clip (the words and the voice agree);
+- modality dropout, so either modality alone works.
+Audio is normalised as it is live (per-session running statistics with the training population as
+prior), simulated after k = 0, 3 and 10 other clips of the same speaker. Speakers in `--holdout` are
+never trained on or selected with; `--dev-speakers` and MELD dev choose the epoch (their losses
+weighted equally).
 """
 
 from __future__ import annotations
@@ -18,107 +26,198 @@ import argparse
 import json
 import logging
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
+from cmer_edge.bundle import add_artifacts, default_bundle_path, load_bundle
+from cmer_edge.bundle.manifest import thaw
+from cmer_edge.data.speech_manifest import load_manifests
+from cmer_edge.features.registry import make_audio_extractor
 from cmer_edge.model.config import EMOTIONS, HeadConfig
-from cmer_edge.training.dialogues import Dialogue, load_dialogues
+from cmer_edge.runtime.backends import BackendConfig
+from cmer_edge.runtime.encoders import open_text_encoder
+from cmer_edge.training import edge_data
+from cmer_edge.training.runs import save_trained, scores_for
+from cmer_edge.training.trainer import TrainConfig, train_head
 
 log = logging.getLogger("cmer_edge")
 
-
-def with_modality(d: Dialogue, *, audio_dim: int | None = None, text_dim: int | None = None) -> Dialogue:
-    """Give a unimodal dialogue an all-missing block for the other modality."""
-    t = len(d.labels)
-    x_a = d.x_a if audio_dim is None else np.zeros((t, audio_dim), np.float32)
-    x_t = d.x_t if text_dim is None else np.zeros((t, text_dim), np.float32)
-    x_a_raw = d.x_a_raw if audio_dim is None else np.zeros((t, audio_dim), np.float32)
-    present = d.present.copy()
-    return Dialogue(d.dialogue_id, d.utterance_ids, x_a, x_t, present, d.labels, d.fold, x_a_raw)
-
-
-def pair_audio(meld: list[Dialogue], emodb: list[Dialogue], fraction: float, rng: np.random.Generator) -> int:
-    """Give `fraction` of MELD utterances the (normalised) audio of a same-label EmoDB utterance."""
-    by_label: dict[int, list[tuple[np.ndarray, np.ndarray]]] = {}
-    for d in emodb:
-        by_label.setdefault(int(d.labels[0]), []).append((d.x_a[0], d.x_a_raw[0]))
-    paired = 0
-    for d in meld:
-        for i, label in enumerate(d.labels):
-            pool = by_label.get(int(label))
-            if pool and rng.random() < fraction:
-                d.x_a[i], d.x_a_raw[i] = pool[rng.integers(len(pool))]
-                d.present[i, 0] = 1.0
-                paired += 1
-    return paired
+LICENCES = {
+    "MELD": "GPL-3.0 (labels and transcripts, declare-lab/MELD)",
+    "RAVDESS": "CC BY-NC-SA 4.0 (Livingstone & Russo 2018)",
+    "SAVEE": "research use (University of Surrey)",
+    "EmoDB": "research use (TU Berlin)",
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m cmer_edge.training.edge", description=__doc__.splitlines()[0],
-                                epilog="example: python -m cmer_edge.training.edge --meld-store features/meld "
-                                       "--text minilm_ft --emodb-store features/emodb --audio opensmile.eGeMAPSv02 "
-                                       "edgel3.sea.64 --out runs/edge")
-    p.add_argument("--meld-store", type=Path, required=True)
-    p.add_argument("--text", required=True, help="text feature name in the MELD store")
-    p.add_argument("--emodb-store", type=Path, required=True)
-    p.add_argument("--audio", nargs="+", required=True, help="audio feature names in the EmoDB store")
-    p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--test-fold", type=int, default=0, help="EmoDB speaker fold held out for the report")
-    p.add_argument("--dev-fold", type=int, default=1, help="EmoDB speaker fold used for early stopping")
-    p.add_argument("--pair", type=float, default=0.5, help="fraction of MELD utterances given EmoDB audio")
-    p.add_argument("--window", type=int, default=16)
-    p.add_argument("--hidden", type=int, default=128)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--epochs", type=int, default=200)
-    p.add_argument("--patience", type=int, default=15)
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog="example: python -m cmer_edge.training.edge --meld-dir ../shared/data/meld "
+                                       "--manifest ../shared/data/ravdess ../shared/data/savee ../shared/data/emodb "
+                                       "--out runs/edge")
+    p.add_argument("--meld-dir", type=Path, default=None, help="MELD CSV folder (omit: speech clips only)")
+    p.add_argument("--manifest", type=Path, nargs="+", required=True, help="labelled speech manifests")
+    p.add_argument("--text-bundle", type=Path, default=None,
+                   help="bundle whose text encoder (ONNX + tokenizer) is reused (default: the embedded one)")
+    p.add_argument("--audio", nargs="+", default=["opensmile.eGeMAPSv02", "whisper.tiny.en"],
+                   help="audio extractors, concatenated in order")
+    p.add_argument("--holdout", nargs="*", default=["RAVDESS/19", "RAVDESS/20"],
+                   help="speakers (CORPUS/ID) never trained on nor used for selection")
+    p.add_argument("--dev-speakers", nargs="*", default=["RAVDESS/17", "RAVDESS/18", "EmoDB/03", "EmoDB/08"])
+    p.add_argument("--exclude-corpus", nargs="*", default=[], help="corpora left out of training entirely")
+    p.add_argument("--online-k", type=int, nargs="+", default=[0, 3, 10],
+                   help="training copies of each clip, normalised after k other clips of its speaker")
+    p.add_argument("--pair", type=float, default=0.3, help="fraction of MELD train utterances given clip audio")
     p.add_argument("--modality-dropout", type=float, default=0.3)
+    p.add_argument("--hidden", type=int, default=64)
+    p.add_argument("--window", type=int, default=16)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--epochs", type=int, default=60)
+    p.add_argument("--patience", type=int, default=8)
+    p.add_argument("--class-weighting", action="store_true")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--cache", type=Path, default=None, help="feature cache (default OUT/cache; share it across runs)")
+    p.add_argument("--out", type=Path, required=True)
     return p
+
+
+def _pair(meld_train, clip_train, fraction: float, rng: np.random.Generator) -> int:
+    pools: dict[int, list] = {}
+    for d in clip_train:
+        if d.present[0, 0] > 0:
+            pools.setdefault(int(d.labels[0]), []).append(d)
+    paired = 0
+    for d in meld_train:
+        for i, label in enumerate(d.labels):
+            pool = pools.get(int(label))
+            if pool and rng.random() < fraction:
+                src = pool[rng.integers(len(pool))]
+                d.x_a[i], d.x_a_raw[i], d.present[i, 0] = src.x_a[0], src.x_a_raw[0], 1.0
+                paired += 1
+    return paired
+
+
+def _with_audio_dim(dialogues, dim: int):
+    for d in dialogues:
+        d.x_a = np.zeros((len(d.labels), dim), np.float32)
+        d.x_a_raw = np.zeros((len(d.labels), dim), np.float32)
+    return dialogues
+
+
+def _with_text_dim(dialogues, dim: int):
+    for d in dialogues:
+        if d.x_t.shape[1] != dim:
+            d.x_t = np.zeros((len(d.labels), dim), np.float32)
+    return dialogues
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    from cmer_edge.features.store import FeatureStore
-    from cmer_edge.training.runs import FeatureChoice, save_trained, scores_for
-    from cmer_edge.training.trainer import TrainConfig, train_head
+    import torch
 
-    meld_store, emodb_store = FeatureStore.open(args.meld_store), FeatureStore.open(args.emodb_store)
-    audio_dim = sum(emodb_store.dim(n) for n in args.audio)
-    text_dim = meld_store.dim(args.text)
-    meld = {s: [with_modality(d, audio_dim=audio_dim) for d in load_dialogues(meld_store, s, [], args.text)]
-            for s in ("train", "dev", "test")}
-    emodb_all = [with_modality(d, text_dim=text_dim) for d in load_dialogues(
-        emodb_store, "all", list(args.audio), None, label_key="meld_label", audio_norm="speaker")]
-    emodb = {"test": [d for d in emodb_all if d.fold == args.test_fold],
-             "dev": [d for d in emodb_all if d.fold == args.dev_fold],
-             "train": [d for d in emodb_all if d.fold not in (args.test_fold, args.dev_fold)]}
+
+    torch.set_num_threads(args.threads)
+    cache = args.cache or args.out / "cache"
+    text_bundle = load_bundle(args.text_bundle or default_bundle_path())
+    encoder = open_text_encoder(text_bundle, BackendConfig.from_env(threads=args.threads))
+    extractor = make_audio_extractor("+".join(args.audio)) if len(args.audio) > 1 else make_audio_extractor(args.audio[0])
+    manifest = load_manifests(args.manifest)
+    clips = manifest.clips
+    data = edge_data.clip_features(extractor, encoder, clips, extractor.name, cache)
+    speakers = [c.speaker_key for c in clips]
+    corpus = np.array([c.corpus for c in clips])
+    held = np.isin(speakers, args.holdout)
+    dev = np.isin(speakers, args.dev_speakers) & ~held
+    train = ~held & ~dev & ~np.isin(corpus, args.exclude_corpus) & data["audio_ok"]
+    raw = data["x_a"]
+    prior_mean, prior_var = raw[train].mean(0), raw[train].var(0)
     rng = np.random.default_rng(args.seed)
-    paired = pair_audio(meld["train"], emodb["train"], args.pair, rng)
-    log.info("paired %d MELD training utterances with EmoDB audio", paired)
+
+    def normalised(k: int) -> np.ndarray:
+        return edge_data.online_normalised(raw, speakers, prior_mean, prior_var, k, rng, data["audio_ok"])
+
+    by_k = {k: normalised(k) for k in sorted(set(args.online_k) | {0, 10})}
+    clip_train = [d for k in args.online_k
+                  for d in edge_data.clip_dialogues(data, clips, np.flatnonzero(train), by_k[k], f"k{k}")]
+    clip_dev = [d for k in (0, 10) for d in edge_data.clip_dialogues(data, clips, np.flatnonzero(dev), by_k[k], f"k{k}")]
+    held_rows = np.flatnonzero(held)
+    clip_test = {k: edge_data.clip_dialogues(data, clips, held_rows, by_k[k], f"k{k}") for k in (0, 10)}
+    text_dim, audio_dim = encoder.dim, extractor.dim
+    meld = {}
+    if args.meld_dir is not None:
+        meld = {s: _with_audio_dim(edge_data.meld_split(encoder, args.meld_dir, s, cache), audio_dim)
+                for s in ("train", "dev", "test")}
+    paired = _pair(meld["train"], clip_train, args.pair, rng) if meld else 0
+    for group in [clip_train, clip_dev, *clip_test.values()]:
+        _with_text_dim(group, text_dim)
+    # equal weight for MELD dev and speech dev in the selection loss: repeat the (few) dev clips
+    repeat = max(1, round(sum(len(d.labels) for d in meld.get("dev", [])) / max(1, len(clip_dev))))
     head_cfg = HeadConfig(audio_dim=audio_dim, text_dim=text_dim, hidden=args.hidden)
     cfg = TrainConfig(protocol="live", window_utts=args.window, max_epochs=args.epochs, patience=args.patience,
-                      modality_dropout=args.modality_dropout, seed=args.seed)
-    train = meld["train"] + emodb["train"]
-    result = train_head(head_cfg, cfg, train, meld["dev"] + emodb["dev"])
-    for d in meld["test"] + meld["dev"]:
-        d.present[:, 0] = 0.0  # text only, as reported
-    metrics = {
-        "meld_dev_text": scores_for(result.model, meld["dev"], "live", args.window, EMOTIONS)[0].to_dict(),
-        "meld_test_text": scores_for(result.model, meld["test"], "live", args.window, EMOTIONS)[0].to_dict(),
-        "emodb_test_audio": scores_for(result.model, emodb["test"], "live", args.window, EMOTIONS)[0].to_dict(),
-        "emodb_dev_audio": scores_for(result.model, emodb["dev"], "live", args.window, EMOTIONS)[0].to_dict(),
-    }
-    features = {**FeatureChoice(tuple(args.audio), None).manifest(emodb_store),
-                **FeatureChoice((), args.text).manifest(meld_store)}
-    save_trained(args.out, result, head_cfg, replace(cfg), name="edge", labels=EMOTIONS, features=features,
-                 audio_norm="speaker", train=train, metrics=metrics, profile="edge",
-                 recipe={"command": "python -m cmer_edge.training.edge " + " ".join(sys.argv[1:] if argv is None else argv),
-                         "paired_utterances": paired, "emodb_test_fold": args.test_fold})
-    summary = {k: {m: round(v[m], 2) for m in ("weighted_f1", "uar")} for k, v in metrics.items()}
-    print(json.dumps(summary, indent=2))
+                      modality_dropout=args.modality_dropout, class_weighting=args.class_weighting, seed=args.seed)
+    log.info("training on %d MELD dialogues (%d utterances paired with clip audio) + %d clip copies; "
+             "dev %d MELD + %d clips x%d; held out %d clips", len(meld.get("train", [])), paired, len(clip_train),
+             len(meld.get("dev", [])), len(clip_dev), repeat, len(held_rows))
+    result = train_head(head_cfg, cfg, meld.get("train", []) + clip_train, meld.get("dev", []) + clip_dev * repeat)
+    metrics = report(result.model, meld, clip_dev, clip_test, cfg)
+    features = {"audio": extractor.spec(), "text": thaw(text_bundle.manifest.features.text.raw)}
+    corpora = sorted({c.corpus for c in np.array(clips)[train]} | ({"MELD"} if meld else set()))
+    command = "python -m cmer_edge.training.edge " + " ".join(sys.argv[1:] if argv is None else argv)
+    text_files = {role: text_bundle.file(role) for role in text_bundle.manifest.files
+                  if role == "text_tokenizer" or role.startswith("onnx.text_encoder")}
+    onnx_precision = {"text_encoder": r.split(".")[2] if r.count(".") == 2 else "fp32"
+                      for r in text_files if r.startswith("onnx.")}
+    out = save_trained(
+        args.out / "bundle", result, head_cfg, cfg, name="edge", labels=EMOTIONS, features=features,
+        audio_norm="speaker", train=edge_data.clip_dialogues(data, clips, np.flatnonzero(train), by_k[0], "prior"),
+        metrics=metrics, profile="edge", runtime={"onnx_precision": onnx_precision},
+        licences={c: LICENCES.get(c, "see the corpus") for c in corpora},
+        provenance={"command": command, "training_corpora": corpora,
+                    "use": "non-commercial research use only (inherits RAVDESS CC BY-NC-SA 4.0, SAVEE and EmoDB "
+                           "research-use terms)",
+                    "holdout_speakers": args.holdout, "dev_speakers": args.dev_speakers,
+                    "paired_meld_utterances": paired, "online_k": args.online_k})
+    _copy_text_files(out, text_files)
+    print(json.dumps({k: {m: round(v[m], 2) for m in ("weighted_f1", "uar")} for k, v in metrics.items()}, indent=2))
     return 0
+
+
+def _copy_text_files(bundle_dir: Path, files: dict[str, Path]) -> None:
+    """Add the reused text encoder's files to the saved bundle (listed with their sha256)."""
+    import shutil
+
+    for src in files.values():
+        shutil.copy2(src, bundle_dir / src.name)
+    add_artifacts(bundle_dir, {role: src.name for role, src in files.items()})
+
+
+def report(model, meld, clip_dev, clip_test, cfg) -> dict:
+    """MELD text-only (dev, test) and the held-out speakers' clips (audio only / both; k = 0 and 10)."""
+    def score(dialogues, hide: str | None):
+        for d in dialogues:
+            d.present_saved = d.present.copy()
+            if hide == "audio":
+                d.present[:, 0] = 0.0
+            elif hide == "text":
+                d.present[:, 1] = 0.0
+        out = scores_for(model, dialogues, cfg.protocol, cfg.window_utts, EMOTIONS)[0].to_dict()
+        for d in dialogues:
+            d.present = d.present_saved
+        return out
+
+    metrics = {}
+    for split in ("dev", "test"):
+        if split in meld:
+            metrics[f"meld_{split}_text"] = score(meld[split], "audio")
+    metrics["clips_dev_audio"] = score(clip_dev, "text")
+    for k, dialogues in clip_test.items():
+        if dialogues:
+            metrics[f"holdout_k{k}_audio"] = score(dialogues, "text")
+            metrics[f"holdout_k{k}_both"] = score(dialogues, None)
+    return metrics
 
 
 if __name__ == "__main__":

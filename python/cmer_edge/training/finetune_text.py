@@ -88,9 +88,12 @@ class _Run:
         self.cfg, self.dist = cfg, dist
         self.encoder, self.tokenizer = load_text_encoder(TextEncoderSpec(spec.model, spec.pooling, 1, spec.max_tokens))
         self.head = nn.Sequential(nn.Dropout(cfg.dropout), nn.Linear(self.encoder.dim, len(labels)))
+        pooler = getattr(self.encoder.backbone, "pooler", None)
+        if pooler is not None:  # the pooled features never use it: no gradient (DDP needs every trained
+            pooler.requires_grad_(False)  # parameter to get one)
         self.model = dist.wrap(_classifier_class()(self.encoder, self.head))
         self.max_tokens = spec.max_tokens
-        self.params = list(self.encoder.parameters()) + list(self.head.parameters())
+        self.params = [q for q in list(self.encoder.parameters()) + list(self.head.parameters()) if q.requires_grad]
         self.optimiser = torch.optim.AdamW(self.params, lr=cfg.lr, weight_decay=cfg.weight_decay)
         steps = cfg.epochs * ((len(train[0]) + cfg.batch_size - 1) // cfg.batch_size)
         warmup = max(1, int(cfg.warmup_fraction * steps))
@@ -139,8 +142,9 @@ class _Run:
             batch = self.tokens(texts)
             logits = self.model(batch["input_ids"], batch["attention_mask"])
             loss_sum = self.loss_fn(logits, torch.as_tensor(targets, dtype=torch.long))
-        else:  # a rank with nothing in this batch still joins the gradient all-reduce
-            loss_sum = sum(p.sum() * 0.0 for p in self.params)
+        else:  # a rank with nothing in this batch still runs DDP's forward and joins the all-reduce
+            batch = self.tokens([""])
+            loss_sum = self.model(batch["input_ids"], batch["attention_mask"]).sum() * 0.0
         loss = loss_sum * (self.dist.world / global_weight)
         self.optimiser.zero_grad()
         loss.backward()

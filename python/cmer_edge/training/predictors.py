@@ -6,8 +6,11 @@ from collections.abc import Callable
 
 import numpy as np
 
-from cmer_edge.model.bundle import Bundle
+from cmer_edge.bundle import Bundle
+from cmer_edge.runtime.blank import blank_inputs
+from cmer_edge.runtime.head import NativeHead
 from cmer_edge.training.dialogues import Dialogue
+from cmer_edge.training.trainer import predict
 
 Predictor = Callable[[list[Dialogue], str, int], list[np.ndarray]]  # (dialogues, protocol, window) -> probs
 
@@ -18,10 +21,11 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
 
 
 def native_predictor(bundle: Bundle, precision: str = "fp32") -> Predictor:
-    from cmer_edge.runtime.head import NativeHead
-
+    """Live protocol: an utterance with no modality enters the window as a blank turn
+    (cmer_edge.runtime.blank), as present = [0, 0] does in the PyTorch reference."""
     head = NativeHead.from_bundle(bundle, precision=precision)
     cfg = head.config
+    blank = blank_inputs(cfg, bundle.head_tensors())
 
     def run(dialogues: list[Dialogue], protocol: str, window_utts: int) -> list[np.ndarray]:
         out = []
@@ -38,8 +42,7 @@ def native_predictor(bundle: Bundle, precision: str = "fp32") -> Predictor:
             for i in range(len(d.labels)):
                 a = x_a[i] if x_a is not None and d.present[i, 0] > 0 else None
                 t = x_t[i] if x_t is not None and d.present[i, 1] > 0 else None
-                rows.append(session.push(a, t) if (a is not None or t is not None) else np.full(
-                    cfg.num_classes, 1.0 / cfg.num_classes, np.float32))
+                rows.append(session.push(a, t) if (a is not None or t is not None) else session.push(*blank))
             out.append(np.stack(rows))
         return out
 
@@ -50,7 +53,6 @@ def torch_predictor(bundle: Bundle) -> Predictor:
     import torch
 
     from cmer_edge.model.cm_roberta import CMRoberta
-    from cmer_edge.training.trainer import predict
 
     model = CMRoberta(bundle.head_config)
     model.load_state_dict({k: torch.from_numpy(v) for k, v in bundle.head_tensors().items()})

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
+from cmer_edge.bundle import save_bundle
 from cmer_edge.features.store import FeatureStore
-from cmer_edge.model.bundle import save_bundle
 from cmer_edge.model.config import EMOTIONS, HeadConfig
 from cmer_edge.training.dialogues import Dialogue
 from cmer_edge.training.metrics import Scores, score
@@ -71,7 +71,8 @@ def save_trained(out_dir: Path, result, head_cfg: HeadConfig, cfg: TrainConfig, 
     }
     tensors = {k: v.detach().numpy() for k, v in result.model.state_dict().items()}
     extra = {"audio_norm": write_population_stats(out_dir, train)} if audio_norm == "speaker" else {}
-    return save_bundle(out_dir, head_config=head_cfg, head_tensors=tensors, manifest=manifest, extra_files=extra)
+    return save_bundle(out_dir, head_config=head_cfg, head_tensors=tensors, manifest=manifest, extra_files=extra,
+                       local_paths=True)  # a working bundle: the exporter reads its model paths
 
 
 def run_one(store: FeatureStore, features: FeatureChoice, head_cfg: HeadConfig, cfg: TrainConfig,

@@ -1,4 +1,4 @@
-"""The part of an L3 extractor shared by the PyTorch and ONNX Runtime backends (torch-free).
+"""The L3 extractor over any backend: resample, frame, pool (torch-free).
 
 An L3 graph maps audio [n] at the model rate to per-window embeddings [W, dim]. This class does the
 rest of the extractor contract: checks the 16 kHz input, resamples to the model rate
@@ -7,7 +7,8 @@ runs the graph on at most `max_windows_per_call` windows at a time (so a long ut
 hop does not hold hundreds of windows of activations at once), and pools (mean or max) over all
 windows. Chunked runs give the same windows as one run: each chunk after the first starts
 ceil(half window / hop) windows early, so the graph's leading zero padding falls only on windows
-that are then dropped.
+that are then dropped. `RunnerL3Extractor` runs the graph on any `cmer_edge.backends` runner
+(TensorRT, ONNX Runtime, PyTorch); `TorchL3Extractor` (extractor.py) holds the module itself.
 """
 
 from __future__ import annotations
@@ -17,10 +18,13 @@ import json
 import numpy as np
 
 from cmer_edge.audio.convert import PIPELINE_RATE_HZ, resample
+from cmer_edge.backends.runners import Runner
 from cmer_edge.features.base import MIN_AUDIO_SAMPLES, check_audio, check_output, package_version
 from cmer_edge.features.l3.config import L3Config
 
 DEFAULT_MAX_WINDOWS_PER_CALL = 16
+INPUT = "audio"  # the graph's input and per-window output (features/l3/onnx_export.py writes them)
+WINDOWS_OUTPUT = "window_embeddings"
 
 
 class L3ExtractorBase:
@@ -91,3 +95,21 @@ class L3ExtractorBase:
     def __call__(self, audio: np.ndarray) -> np.ndarray:
         windows = self.window_embeddings(audio)
         return check_output(self.pool(windows), name=self.name, dim=self.dim, samples=audio.shape[0])
+
+
+class RunnerL3Extractor(L3ExtractorBase):
+    """The L3 extractor contract with the graph on a backend runner: feeds `audio` [samples at the
+    model rate], reads `window_embeddings`. `spec` is the extractor spec the graph was made from."""
+
+    def __init__(self, cfg: L3Config, runner: Runner, *, spec: dict,
+                 max_windows_per_call: int = DEFAULT_MAX_WINDOWS_PER_CALL) -> None:
+        super().__init__(cfg, weights_sha256=spec.get("weights_sha256"), weights_label=spec.get("weights") or "",
+                         max_windows_per_call=max_windows_per_call)
+        self.runner, self.backend = runner, runner.backend
+        self._spec = json.loads(json.dumps(spec))
+
+    def _run(self, audio: np.ndarray) -> np.ndarray:
+        return self.runner.run({INPUT: np.ascontiguousarray(audio, dtype=np.float32)})[WINDOWS_OUTPUT]
+
+    def spec(self) -> dict:
+        return json.loads(json.dumps(self._spec))

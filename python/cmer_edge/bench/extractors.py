@@ -2,7 +2,7 @@
 ONNX Runtime) at several window hops, on one utterance, with a fixed number of threads.
 
 Example (the table in docs/l3.md):
-  python -m cmer_edge.features.bench_audio --threads 2 --seconds 3 \\
+  python -m cmer_edge.bench.extractors --threads 2 --seconds 3 \\
       --edgel3-weights ../shared/weights/edgel3/edgel3_sea_ust_audio_emb_64.h5.gz \\
       --emo-large-conf ../shared/opensmile/emo_large.conf
 
@@ -24,12 +24,12 @@ from pathlib import Path
 
 import numpy as np
 
-from cmer_edge.features.base import AudioExtractor, make_audio_extractor
+from cmer_edge.features.base import AudioExtractor
+from cmer_edge.features.registry import make_audio_extractor
+from cmer_edge.testing.espeak import espeak_available, speak
 
 
 def _utterance(seconds: float) -> tuple[np.ndarray, str]:
-    from cmer_edge.data.espeak import espeak_available, speak
-
     n = int(seconds * 16_000)
     if espeak_available():
         text = "I can't believe you did that, this is wonderful news, really wonderful news"
@@ -72,7 +72,7 @@ def _l3_rows(name: str, weights: str, hops: list[float], threads: int, repeats: 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m cmer_edge.features.bench_audio", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m cmer_edge.bench.extractors", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--threads", type=int, default=2, help="torch and ONNX Runtime intra-op threads")
     parser.add_argument("--seconds", type=float, default=3.0, help="utterance length")

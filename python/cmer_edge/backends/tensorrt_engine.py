@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cmer_edge.runtime.engine_fingerprint import DeviceInfo, EngineFingerprint, EngineMismatchError, check_engine
+from cmer_edge.backends.engine_fingerprint import DeviceInfo, EngineFingerprint, EngineMismatchError, check_engine
 
 log = logging.getLogger("cmer_edge")
 

@@ -1,4 +1,4 @@
-"""Runners: one model on one backend, numpy in and out by tensor name (backends.py picks one).
+"""Runners: one model on one backend, numpy in and out by tensor name (`backends.select` picks one).
 
 Each exposes `backend`, `input_names`, `output_names` and `run(feeds) -> outputs`. Torch and
 onnxruntime are imported when a runner of that kind is built, never at import.
@@ -6,6 +6,7 @@ onnxruntime are imported when a runner of that kind is built, never at import.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -56,12 +57,22 @@ class TensorRTRunner:
         return self.engine.run(feeds)
 
 
+@dataclass(frozen=True)
+class TorchModel:
+    """A PyTorch module rebuilt from a bundle, called with keyword inputs named like the exported
+    graph's, returning its outputs in `output_names` order (the development fallback)."""
+
+    module: Any
+    input_names: list[str]
+    output_names: list[str]
+
+
 class TorchRunner:
     backend = "torch"
 
-    def __init__(self, plan: Any) -> None:
-        self.module = (plan.reference if plan.reference is not None else plan.module).eval()
-        self.input_names, self.output_names = plan.input_names, plan.output_names
+    def __init__(self, model: TorchModel) -> None:
+        self.module = model.module.eval()
+        self.input_names, self.output_names = list(model.input_names), list(model.output_names)
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         import torch

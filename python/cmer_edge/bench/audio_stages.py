@@ -1,8 +1,8 @@
 """Costs of the live audio front end on this machine: streaming resampling, Silero VAD per 32 ms
 frame, the endpointer, and Whisper per utterance. Prints a markdown table.
 
-    python -m cmer_edge.audio.bench                    # all stages, espeak-ng speech
-    python -m cmer_edge.audio.bench --no-whisper --frames 3000
+    python -m cmer_edge.bench.audio_stages                    # all stages, espeak-ng speech
+    python -m cmer_edge.bench.audio_stages --no-whisper --frames 3000
 """
 
 from __future__ import annotations
@@ -14,6 +14,12 @@ import time
 
 import numpy as np
 
+from cmer_edge.asr.whisper import WhisperTranscriber
+from cmer_edge.audio.endpointer import Endpointer
+from cmer_edge.audio.resampler import StreamResampler
+from cmer_edge.audio.vad import SileroVad
+from cmer_edge.testing.espeak import speak
+
 
 def _percentiles(values_ms: list[float]) -> str:
     q = np.percentile(values_ms, [50, 95])
@@ -21,8 +27,6 @@ def _percentiles(values_ms: list[float]) -> str:
 
 
 def bench_resampler(seconds: float, from_hz: int) -> list[float]:
-    from cmer_edge.audio.resampler import StreamResampler
-
     x = (0.1 * np.random.default_rng(0).standard_normal(int(seconds * from_hz))).astype(np.float32)
     r = StreamResampler(from_hz)
     chunk = from_hz // 100  # 10 ms callbacks
@@ -35,8 +39,6 @@ def bench_resampler(seconds: float, from_hz: int) -> list[float]:
 
 
 def bench_vad(frames: int, speech: np.ndarray) -> list[float]:
-    from cmer_edge.audio.vad import SileroVad
-
     vad = SileroVad()
     x = np.resize(speech, frames * 512).astype(np.float32)
     out = []
@@ -48,8 +50,6 @@ def bench_vad(frames: int, speech: np.ndarray) -> list[float]:
 
 
 def bench_endpointer(frames: int) -> list[float]:
-    from cmer_edge.audio.endpointer import Endpointer
-
     ep = Endpointer()
     probs = (np.arange(frames) // 60) % 2 * 0.9  # alternating ~2 s of speech and silence
     zeros = np.zeros(512, np.float32)
@@ -62,9 +62,6 @@ def bench_endpointer(frames: int) -> list[float]:
 
 
 def bench_whisper(texts: list[str], repeats: int, threads: int) -> tuple[float, list[tuple[float, float]]]:
-    from cmer_edge.asr.whisper import WhisperTranscriber
-    from cmer_edge.data.espeak import speak
-
     asr = WhisperTranscriber("tiny.en", cpu_threads=threads)
     clips = [speak(t) for t in texts]
     asr.transcribe(clips[0])  # warm-up
@@ -76,7 +73,7 @@ def bench_whisper(texts: list[str], repeats: int, threads: int) -> tuple[float, 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m cmer_edge.audio.bench", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m cmer_edge.bench.audio_stages", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--frames", type=int, default=2000, help="VAD/endpointer frames to time (default 2000)")
     parser.add_argument("--repeats", type=int, default=3, help="Whisper runs per clip (median reported)")
@@ -85,7 +82,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.frames < 1 or args.repeats < 1 or args.threads < 1:
         parser.error(f"--frames, --repeats and --threads must be >= 1, got {args.frames}, {args.repeats}, {args.threads}")
-    from cmer_edge.data.espeak import speak
 
     speech = speak("I can't believe you did that, this is wonderful news")
     print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")

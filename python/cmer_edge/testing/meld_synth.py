@@ -6,7 +6,7 @@ channels, like MELD's clips) and laid out as MELD.Raw: OUT/MELD.Raw/{split}_sent
 OUT/MELD.Raw/{train_splits,dev_splits_complete,output_repeated_splits_test}/dia{D}_utt{U}.mp4.
 Broken cases on request: a missing clip, a 0-byte mp4, a truncated (undecodable) mp4, an overlong clip.
 
-CLI: `python -m cmer_edge.data.meld_synth OUT_DIR --dialogues 6`
+CLI: `python -m cmer_edge.testing.meld_synth OUT_DIR --dialogues 6`
 """
 
 from __future__ import annotations
@@ -29,6 +29,8 @@ import numpy as np
 
 from cmer_edge.data.meld import CLIP_DIRS, CSV_COLUMNS, SPLITS, check_split, find_layout, read_csv_rows
 from cmer_edge.data.text_norm import normalize_text
+from cmer_edge.testing.espeak import speak
+from cmer_edge.testing.synth_lines import builtin_rows
 
 log = logging.getLogger("cmer_edge")
 
@@ -107,8 +109,6 @@ def _source_rows(rows, source, splits) -> dict[str, list[Mapping[str, str]]]:
         return {s: list(rows) for s in splits}
     source = Path(source) if source is not None else _find_source()
     if source is None:
-        from cmer_edge.data.synth_lines import builtin_rows
-
         log.warning("meld_synth: no MELD CSV found (pass source= or set CMER_EDGE_MELD_DIR); "
                     "using the built-in lines")
         return {s: builtin_rows() for s in splits}
@@ -160,8 +160,6 @@ def _encode_mp4(samples: np.ndarray, rate: int, channels: int, out: Path) -> Non
 
 
 def _make_clip(clip: SynthClip, config: SynthConfig) -> SynthClip:
-    from cmer_edge.data.espeak import speak
-
     if clip.kind == "missing":
         return clip
     if clip.kind == "empty":
@@ -261,9 +259,9 @@ def write_synthetic_meld(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m cmer_edge.data.meld_synth",
+        prog="python -m cmer_edge.testing.meld_synth",
         description="Write a small MELD-format corpus (MELD.Raw layout, espeak-ng speech in mp4 clips).",
-        epilog="example: python -m cmer_edge.data.meld_synth /tmp/meld_synth --dialogues 6 --broken all",
+        epilog="example: python -m cmer_edge.testing.meld_synth /tmp/meld_synth --dialogues 6 --broken all",
     )
     parser.add_argument("out_dir", type=Path)
     parser.add_argument("--dialogues", type=int, default=2, help="dialogues per split (default 2)")

@@ -13,8 +13,8 @@ def make_tiny_bundle(path: Path, *, window_utts: int = 4) -> Path:
     import transformers
 
     from cmer_edge.export.bundle_export import export_bundle
-    from cmer_edge.features.base import make_audio_extractor
-    from cmer_edge.model.bundle import save_bundle
+    from cmer_edge.features.registry import make_audio_extractor
+    from cmer_edge.bundle import save_bundle
     from cmer_edge.model.cm_roberta import CMRoberta
     from cmer_edge.model.config import HeadConfig
 

@@ -24,8 +24,8 @@ def rss_bytes() -> int:
 
 def write_soak_scene(path: Path, seconds: float = SCENE_S, sample_rate_hz: int = 22_050):
     """Write the scene; returns its SceneUtterance list (text, start_s, end_s)."""
-    from cmer_edge.audio.scenes import write_scene
-    from cmer_edge.data.espeak import speak
+    from cmer_edge.testing.scenes import write_scene
+    from cmer_edge.testing.espeak import speak
 
     voices = [(text, speak(text, speed_wpm=wpm, pitch=pitch)) for text, wpm, pitch in PHRASES]
     clips, gaps, total = [], [], 0.0

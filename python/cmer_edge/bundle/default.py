@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cmer_edge.model.bundle import BundleError
+from cmer_edge.bundle.errors import BundleError
 
 EDGE_BUNDLE_DIR = Path(__file__).resolve().parent.parent / "bundles" / "edge"
 

@@ -1,4 +1,4 @@
-"""`python -m cmer_edge.serve.bench`: what the display server costs, on a long generated dialogue.
+"""`python -m cmer_edge.bench serve`: what the display server costs, on a long generated dialogue.
 
 Two runs of `python -m cmer_edge.serve --realtime --asr external` on the same espeak-ng dialogue:
   A. no client connected;
@@ -9,7 +9,7 @@ Prints per-stage recognizer latencies (p50/p95) of both runs, the delivery laten
 the healthy clients got exactly the events of /events, and the server's drop counters.
 Needs espeak-ng, aiohttp and, for the page, selenium with the system chromium + chromedriver.
 
-    python -m cmer_edge.serve.bench --utterances 120
+    python -m cmer_edge.bench serve --utterances 120
 """
 
 from __future__ import annotations
@@ -38,8 +38,8 @@ STAGES = ("audio_features", "text_encoder", "head", "total")
 
 
 def write_dialogue(path: Path, n: int, gap_s: float):
-    from cmer_edge.audio.scenes import write_scene
-    from cmer_edge.data.espeak import speak
+    from cmer_edge.testing.scenes import write_scene
+    from cmer_edge.testing.espeak import speak
 
     voices = [(t, speak(t, speed_wpm=w, pitch=p)) for t, w, p in PHRASES]
     return write_scene(path, [voices[i % len(voices)] for i in range(n)], [gap_s] * n, noise_dbfs=-60)
@@ -175,7 +175,7 @@ def run_b(wav: Path, truth, browser: bool) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m cmer_edge.serve.bench", description=__doc__.splitlines()[0],
+    p = argparse.ArgumentParser(prog="python -m cmer_edge.bench serve", description=__doc__.splitlines()[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     p.add_argument("--utterances", type=int, default=120)
     p.add_argument("--gap", type=float, default=0.7, help="silence between utterances (s)")

@@ -170,8 +170,8 @@ DIALOGUE = [
 
 def write_dialogue(path: Path, n: int = len(DIALOGUE), gap_s: float = 1.0):
     """Generated (espeak-ng) dialogue of n utterances; returns the scene truth (text, start_s, end_s)."""
-    from cmer_edge.audio.scenes import write_scene
-    from cmer_edge.data.espeak import speak
+    from cmer_edge.testing.scenes import write_scene
+    from cmer_edge.testing.espeak import speak
 
     voices = [(text, speak(text, speed_wpm=wpm, pitch=pitch)) for text, wpm, pitch in DIALOGUE]
     clips = [voices[i % len(voices)] for i in range(n)]

@@ -1,0 +1,133 @@
+"""The training data of the embedded default bundle, computed with the runtime's own encoders.
+
+- MELD dialogues: text features from the bundle's exported text encoder (ONNX Runtime, exactly
+  what `listen` runs), audio missing (no MELD audio here);
+- speech clips from manifests (RAVDESS, SAVEE, EmoDB): audio features from the runtime extractors,
+  text features of their real transcripts (English only; empty -> audio-only), each clip a
+  one-utterance dialogue.
+Each stage is cached in OUT/cache/*.npz, keyed by its inputs, so an interrupted build resumes.
+
+Audio normalisation as it runs live: the runtime z-scores audio with per-session running statistics
+shrunk towards the training population (`OnlineZScore`). `online_normalised` reproduces that for a
+training clip after k other clips of the same speaker, so the head is trained on what it sees at
+run time, from the first utterance of a stranger (k = 0) to a well-known speaker.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from cmer_edge.data.speech_manifest import Clip
+from cmer_edge.features.normalise import OnlineZScore
+from cmer_edge.training.dialogues import Dialogue
+
+log = logging.getLogger("cmer_edge")
+
+
+def _key(*parts) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def cached(path: Path, key: str, compute):
+    """np.load(path) when it holds `key`, else compute() -> dict of arrays, saved with the key."""
+    if path.is_file():
+        data = dict(np.load(path, allow_pickle=False))
+        if str(data.pop("_key", "")) == key:
+            log.info("cached: %s", path)
+            return data
+    data = compute()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp.npz")
+    np.savez(tmp, _key=np.array(key), **data)
+    tmp.replace(path)
+    return data
+
+
+def encode_texts(encoder, texts: list[str], batch_size: int = 32) -> tuple[np.ndarray, np.ndarray]:
+    """(features [N, dim], usable [N]) with the runtime text encoder; empty texts are unusable."""
+    x = np.zeros((len(texts), encoder.dim), np.float32)
+    usable = np.array([bool(t.strip()) for t in texts])
+    rows = np.flatnonzero(usable)
+    order = rows[np.argsort([len(texts[i]) for i in rows], kind="stable")]
+    for start in range(0, len(order), batch_size):
+        idx = order[start:start + batch_size]
+        x[idx] = encoder.encode([texts[i].strip() for i in idx])
+    return x, usable
+
+
+def meld_split(encoder, meld_dir: Path, split: str, cache: Path) -> list[Dialogue]:
+    from cmer_edge.data.meld import load_meld_split
+
+    dialogues = load_meld_split(meld_dir, split)
+    utts = [u for d in dialogues for u in d.utterances]
+
+    def compute():
+        x_t, ok = encode_texts(encoder, [u.text for u in utts])
+        return {"x_t": x_t, "ok": ok}
+
+    data = cached(cache / f"meld_{split}.npz", _key("meld", str(meld_dir), split, len(utts), encoder.dim), compute)
+    out, row = [], 0
+    for d in dialogues:
+        n = len(d.utterances)
+        present = np.stack([np.zeros(n), data["ok"][row:row + n]], axis=1).astype(np.float32)
+        out.append(Dialogue(f"MELD/{split}/{d.dialogue_id}", [u.utterance_id for u in d.utterances], np.zeros((n, 0)),
+                            data["x_t"][row:row + n], present, np.array(d.labels, np.int64)))
+        row += n
+    return out
+
+
+def clip_features(extractor, encoder, clips: list[Clip], names: str, cache: Path) -> dict[str, np.ndarray]:
+    """Raw audio features, transcript features and their usability for every clip (cached)."""
+    from cmer_edge.audio.convert import load_audio
+
+    def compute():
+        x_a = np.zeros((len(clips), extractor.dim), np.float32)
+        audio_ok = np.zeros(len(clips), bool)
+        for i, clip in enumerate(clips):
+            try:
+                x_a[i], audio_ok[i] = extractor(load_audio(clip.path)), True
+            except ValueError as exc:
+                log.warning("no audio features for %s: %s", clip.path, exc)
+            if i % 200 == 0:
+                log.info("clip audio features %d/%d", i, len(clips))
+        texts = [c.transcript if c.language in ("", "en") else "" for c in clips]
+        x_t, text_ok = encode_texts(encoder, texts) if encoder is not None else (
+            np.zeros((len(clips), 0), np.float32), np.zeros(len(clips), bool))
+        return {"x_a": x_a, "audio_ok": audio_ok, "x_t": x_t, "text_ok": text_ok}
+
+    key = _key("clips", names, [str(c.path) for c in clips], getattr(encoder, "dim", 0))
+    return cached(cache / "clips.npz", key, compute)
+
+
+def online_normalised(x_raw: np.ndarray, speakers: list[str], prior_mean: np.ndarray, prior_var: np.ndarray,
+                      k: int, rng: np.random.Generator, usable: np.ndarray | None = None) -> np.ndarray:
+    """Each row z-scored as the live normaliser would after hearing k other usable rows of its
+    speaker (random order) and then the row itself."""
+    out = np.zeros_like(x_raw, dtype=np.float32)
+    speakers = np.asarray(speakers)
+    usable = np.ones(len(x_raw), bool) if usable is None else usable
+    for i in np.flatnonzero(usable):
+        others = np.flatnonzero((speakers == speakers[i]) & usable)
+        others = others[others != i]
+        norm = OnlineZScore(prior_mean, prior_var)
+        for j in rng.permutation(others)[:k]:
+            norm.update_then_apply(x_raw[j])
+        out[i] = norm.update_then_apply(x_raw[i])
+    return out
+
+
+def clip_dialogues(data: dict[str, np.ndarray], clips: list[Clip], rows: np.ndarray, x_a: np.ndarray,
+                   tag: str) -> list[Dialogue]:
+    """One-utterance dialogues for `rows`, audio already normalised (`x_a`), raw kept."""
+    out = []
+    for i in rows:
+        present = np.array([[float(data["audio_ok"][i]), float(data["text_ok"][i])]], np.float32)
+        out.append(Dialogue(f"{clips[i].corpus}/{clips[i].path.stem}/{tag}", [0], x_a[i:i + 1].astype(np.float32),
+                            data["x_t"][i:i + 1], present, np.array([clips[i].meld_label], np.int64),
+                            x_a_raw=data["x_a"][i:i + 1]))
+    return out

@@ -1,0 +1,136 @@
+"""`python -m cmer_edge.training.speech_cv`: the audio branch across speakers and corpora.
+
+Protocols (7 MELD classes, UAR):
+- `ravdess`: RAVDESS speaker-independent, 5 folds of 4 actors (2 male + 2 female: actors 4k+1..4k+4),
+  the next fold's actors as dev (selection), the rest of RAVDESS + SAVEE + EmoDB as training data;
+- `loco`: leave one corpus out (RAVDESS / SAVEE / EmoDB), a dev split of two training speakers.
+Two settings, each scored on the same test clips: (a) `k0`, a single utterance from a stranger
+(normalised with the training population's statistics only) and (b) `k10`, after the live
+normaliser heard 10 other clips of the same speaker (random order, the scored clip not among them).
+Per fold: the CM head (audio only; `training.edge` without MELD) over `--seeds`, and a logistic
+regression on the same normalised features (the linear baseline). Feature columns of the cached
+chain can be picked with `--columns` (e.g. eGeMAPS only) to compare feature sets on the dev folds.
+
+    python -m cmer_edge.training.speech_cv --cache runs/edge_cache --protocol ravdess --seeds 0 1 2 \\
+        --manifest ../shared/data/ravdess ../shared/data/savee ../shared/data/emodb --out runs/speech_cv
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger("cmer_edge")
+
+
+def ravdess_folds() -> list[tuple[list[str], list[str]]]:
+    """(test speakers, dev speakers) per fold."""
+    groups = [[f"RAVDESS/{a:02d}" for a in range(4 * k + 1, 4 * k + 5)] for k in range(5)]
+    return [(groups[k], groups[(k + 1) % 5][:2]) for k in range(5)]
+
+
+LOCO = {"RAVDESS": ["SAVEE/DC", "EmoDB/03"], "SAVEE": ["RAVDESS/01", "RAVDESS/02"],
+        "EmoDB": ["RAVDESS/01", "RAVDESS/02"]}
+
+
+def linear_baseline(cache: Path, manifest_paths, test: list[str], dev: list[str], columns: slice | None,
+                    exclude: list[str], seed: int) -> dict[str, float]:
+    """Logistic regression on the same live-normalised features (k = 0 and k = 10) as the head."""
+    from sklearn.linear_model import LogisticRegression
+
+    from cmer_edge.data.speech_manifest import load_manifests
+    from cmer_edge.training.edge_data import online_normalised
+    from cmer_edge.training.metrics import score
+    from cmer_edge.model.config import EMOTIONS
+
+    clips = load_manifests(manifest_paths, check_audio=False).clips
+    data = dict(np.load(cache / "clips.npz"))
+    raw = data["x_a"][:, columns] if columns else data["x_a"]
+    speakers = [c.speaker_key for c in clips]
+    corpus = np.array([c.corpus for c in clips])
+    y = np.array([c.meld_label for c in clips])
+    held, dv = np.isin(speakers, test), np.isin(speakers, dev)
+    train = ~held & ~dv & ~np.isin(corpus, exclude) & data["audio_ok"]
+    prior = raw[train].mean(0), raw[train].var(0)
+    rng = np.random.default_rng(seed)
+    out = {}
+    train_x = np.concatenate([online_normalised(raw, speakers, *prior, k, rng, data["audio_ok"])[train]
+                              for k in (0, 3, 10)])
+    clf = LogisticRegression(C=0.05, max_iter=3000, class_weight="balanced").fit(train_x, np.tile(y[train], 3))
+    for k in (0, 10):
+        x = online_normalised(raw, speakers, *prior, k, rng, data["audio_ok"])
+        rows = held & data["audio_ok"]
+        out[f"k{k}"] = score(y[rows], clf.predict(x[rows]), EMOTIONS).uar
+        out[f"dev_k{k}"] = score(y[dv & data["audio_ok"]], clf.predict(x[dv & data["audio_ok"]]), EMOTIONS).uar
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m cmer_edge.training.speech_cv", description=__doc__.splitlines()[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--manifest", type=Path, nargs="+", required=True)
+    p.add_argument("--cache", type=Path, required=True, help="feature cache of training.edge (clips.npz)")
+    p.add_argument("--protocol", choices=("ravdess", "loco"), default="ravdess")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0])
+    p.add_argument("--folds", type=int, nargs="*", default=None, help="ravdess: which folds (default all)")
+    p.add_argument("--columns", default=None, help="feature columns START:STOP of the cached chain")
+    p.add_argument("--linear-only", action="store_true", help="only the logistic-regression baseline")
+    p.add_argument("--out", type=Path, required=True)
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    from cmer_edge.training import edge
+
+    columns = slice(*[int(v) for v in args.columns.split(":")]) if args.columns else None
+    if args.protocol == "ravdess":
+        plans = [(f"fold{k}", test, dev, []) for k, (test, dev) in enumerate(ravdess_folds())
+                 if args.folds is None or k in args.folds]
+    else:
+        from cmer_edge.data.speech_manifest import load_manifests
+
+        clips = load_manifests(args.manifest, check_audio=False).clips
+        plans = [(f"without_{c}", sorted({x.speaker_key for x in clips if x.corpus == c}), dev, [])
+                 for c, dev in LOCO.items()]
+    rows = []
+    for name, test, dev, exclude in plans:
+        row = {"plan": name, "linear": linear_baseline(args.cache, args.manifest, test, dev, columns, exclude, 0)}
+        if not args.linear_only:
+            if columns is not None:
+                raise SystemExit("error: --columns is for the linear baseline only (add --linear-only)")
+            head = {"k0": [], "k10": []}
+            for seed in args.seeds:
+                out = args.out / name / f"seed{seed}"
+                edge.main(["--manifest", *map(str, args.manifest), "--cache", str(args.cache), "--holdout", *test,
+                           "--dev-speakers", *dev, "--seed", str(seed), "--out", str(out)])
+                metrics = json.loads((out / "bundle" / "manifest.json").read_text())["metrics"]
+                for k in head:
+                    head[k].append(metrics[f"holdout_{k}_audio"]["uar"])
+            row["head"] = head
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    table = ["| plan | linear dev (a) | linear dev (b) | linear (a) | linear (b) | CM head (a) | CM head (b) |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    for r in rows:
+        h = r.get("head")
+        cells = [f"{r['linear'][k]:.1f}" for k in ("dev_k0", "dev_k10", "k0", "k10")]
+        cells += [f"{np.mean(h[k]):.1f} ± {np.std(h[k], ddof=1) if len(h[k]) > 1 else 0:.1f}" for k in ("k0", "k10")] \
+            if h else ["-", "-"]
+        table.append(f"| {r['plan']} | " + " | ".join(cells) + " |")
+    if len(rows) > 1:
+        mean = lambda key, k: np.mean([np.mean(r[key][k]) if key == "head" else r[key][k] for r in rows])  # noqa: E731
+        cells = [f"{mean('linear', k):.1f}" for k in ("dev_k0", "dev_k10", "k0", "k10")]
+        cells += [f"{mean('head', k):.1f}" for k in ("k0", "k10")] if rows[0].get("head") else ["-", "-"]
+        table.append("| mean | " + " | ".join(cells) + " |")
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "summary.json").write_text(json.dumps({"args": vars(args) | {"manifest": [str(m) for m in args.manifest],
+                                                                           "cache": str(args.cache), "out": str(args.out)},
+                                                       "rows": rows}, indent=2, default=str) + "\n")
+    print("\n".join(table))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
