@@ -21,7 +21,6 @@ from types import SimpleNamespace
 from cmer_edge.runtime.events import EmotionEvent
 
 LABELS = ("neutral", "surprise", "fear", "sadness", "joy", "disgust", "anger")
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def make_event(i: int, stage: str | None = None, text_pad: int = 0, label_shift: int = 0):
