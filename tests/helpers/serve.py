@@ -21,7 +21,6 @@ from types import SimpleNamespace
 from cmer_edge.runtime.events import EmotionEvent
 
 LABELS = ("neutral", "surprise", "fear", "sadness", "joy", "disgust", "anger")
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def make_event(i: int, stage: str | None = None, text_pad: int = 0, label_shift: int = 0):
@@ -189,7 +188,10 @@ class ServeProcess:
 
     def __init__(self, args: list[str], texts=(), port: int | None = None) -> None:
         self.port = port or free_port()
-        env = dict(os.environ, PYTHONPATH=str(ROOT / "python") + os.pathsep + os.environ.get("PYTHONPATH", ""))
+        import cmer_edge  # the child imports the same package as the tests (installed, or the source tree)
+
+        here = str(Path(cmer_edge.__file__).resolve().parents[1])
+        env = dict(os.environ, PYTHONPATH=here + os.pathsep + os.environ.get("PYTHONPATH", ""))
         self.proc = subprocess.Popen([sys.executable, "-m", "cmer_edge.serve", "--port", str(self.port), *args],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                      text=True, env=env)
