@@ -107,7 +107,7 @@ def _onnx_with_external(location: str) -> bytes:
 
 
 def test_onnx_external_data_must_be_listed_and_inside(tmp_path):
-    assert onnx_external_locations(default_bundle_path() / "audio_encoder.onnx") == []
+    assert onnx_external_locations(default_bundle_path() / "text_encoder.int8.onnx") == []
     root = _bundle(tmp_path)
     (root / "g.onnx").write_bytes(_onnx_with_external("../../etc/shadow"))
     assert onnx_external_locations(root / "g.onnx") == ["../../etc/shadow"]
