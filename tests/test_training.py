@@ -92,39 +92,41 @@ def test_train_cli_cross_validates_over_folds(tmp_path):
     assert "test" in summary and "dev" in summary
 
 
-def test_edge_recipe_trains_a_bimodal_bundle_from_two_unimodal_corpora(tmp_path):
-    """MELD-like text dialogues + EmoDB-like audio utterances (per-speaker normalised) -> one bundle."""
+def test_edge_recipe_builds_a_bimodal_bundle_from_meld_and_speech(tmp_path, synthetic_meld):
+    """MELD text dialogues + speech clips with transcripts (a manifest) -> one bundle the runtime loads,
+    with the held-out speaker never trained on, licences and the recipe in the manifest."""
     need_module("torch")
+    import soundfile as sf
+
     from cmer_edge.bundle import load_bundle
+    from cmer_edge.testing.espeak import speak
     from cmer_edge.training import edge
 
-    rng = np.random.default_rng(0)
-    meld = FeatureStore.open(tmp_path / "meld", create=True, corpus="meld")
-    emodb = FeatureStore.open(tmp_path / "emodb", create=True, corpus="emodb")
-    centres_t, centres_a = rng.normal(size=(7, 5)), rng.normal(size=(7, 4))
-    for split in ("train", "dev", "test"):
-        rows = [{"dialogue_id": f"{split}{d}", "utterance_id": u, "label": int(rng.integers(0, 7))}
-                for d in range(12) for u in range(3)]
-        meld.set_index(split, rows)
-        meld.declare("txt", {"dim": 5, "model": "toy"})
-        w = meld.writer(split, "txt")
-        for i in w.pending():
-            w.put(i, centres_t[rows[i]["label"]] + 0.5 * rng.normal(size=5))
-        w.flush()
-    rows = [{"dialogue_id": f"e{i}", "utterance_id": 0, "label": 0, "meld_label": int(rng.choice([0, 2, 3, 4, 5, 6])),
-             "speaker": f"s{i % 6}", "fold": (i % 6) // 2} for i in range(90)]
-    emodb.set_index("all", rows)
-    emodb.declare("aud", {"dim": 4, "kind": "toy"})
-    w = emodb.writer("all", "aud")
-    for i in w.pending():
-        w.put(i, 10 + 3 * (i % 6) + centres_a[rows[i]["meld_label"]] + 0.3 * rng.normal(size=4))  # speaker offsets
-    w.flush()
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    lines = ["path,label,meld_label,transcript,language,corpus,speaker,gender,sr,duration_s,transcript_note\n"]
+    voices = {"a": ("en-us", 50), "b": ("en-gb", 70), "c": ("en-us+f3", 40), "d": ("en-gb+m3", 60)}
+    for spk, (voice, pitch) in voices.items():
+        for k, (label, speed) in enumerate([("anger", 190), ("sadness", 120), ("neutral", 160)] * 2):
+            name = f"{spk}{k}.wav"
+            sf.write(clips / name, speak("Kids are talking by the door", voice=voice, speed_wpm=speed,
+                                         pitch=pitch + 5 * k), 16000)
+            lines.append(f"{name},{label},{label},Kids are talking by the door,en,TOY,{spk},,16000,,\n")
+    (clips / "manifest.csv").write_text("".join(lines))
     out = tmp_path / "edge"
-    assert edge.main(["--meld-store", str(tmp_path / "meld"), "--text", "txt", "--emodb-store", str(tmp_path / "emodb"),
-                      "--audio", "aud", "--out", str(out), "--hidden", "8", "--epochs", "6", "--window", "4"]) == 0
-    bundle = load_bundle(out)
+    assert edge.main(["--meld-dir", str(synthetic_meld.root), "--manifest", str(clips), "--audio",
+                      "opensmile.eGeMAPSv02", "--holdout", "TOY/d", "--dev-speakers", "TOY/c", "--hidden", "8",
+                      "--epochs", "3", "--window", "4", "--out", str(out)]) == 0
+    bundle = load_bundle(out / "bundle")
     assert bundle.head_config.modalities == "both" and bundle.manifest.audio_norm == "speaker"
-    assert set(bundle.manifest.features.raw) == {"audio", "text"}
-    assert bundle.file("audio_norm").is_file()
-    assert {"meld_test_text", "emodb_test_audio"} <= set(bundle.manifest.metrics)
-    assert bundle.manifest.provenance["recipe"]["paired_utterances"] > 0
+    assert bundle.file("audio_norm").is_file() and bundle.file("onnx.text_encoder.int8").is_file()
+    assert {"meld_test_text", "holdout_k0_audio", "holdout_k10_both"} <= set(bundle.manifest.metrics)
+    recipe = bundle.manifest.provenance["recipe"]
+    assert list(recipe["holdout_speakers"]) == ["TOY/d"] and "TOY" in recipe["training_corpora"]
+    assert set(bundle.manifest.licences) == {"MELD", "TOY"}
+    assert (out / "cache").is_dir()  # the resumable stages
+    assert edge.main(["--meld-dir", str(synthetic_meld.root), "--manifest", str(clips), "--audio",
+                      "opensmile.eGeMAPSv02", "--holdout", "TOY/d", "--dev-speakers", "TOY/c", "--hidden", "8",
+                      "--epochs", "1", "--window", "4", "--out", str(out)]) == 0  # features from the cache
+
+

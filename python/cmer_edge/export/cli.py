@@ -21,12 +21,8 @@ log = logging.getLogger("cmer_edge")
 
 def _logging(verbose: bool) -> None:
     """Our progress lines on stderr; other libraries' loggers keep their defaults."""
-    if not log.handlers or all(isinstance(h, logging.NullHandler) for h in log.handlers):
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(message)s"))
-        log.addHandler(handler)
-        log.propagate = False
-    log.setLevel(logging.DEBUG if verbose else logging.INFO)
+    logging.basicConfig(format="%(message)s")  # a no-op when the host (or pytest) already configured logging;
+    log.setLevel(logging.DEBUG if verbose else logging.INFO)  # never unhooks our logger from the root
 
 
 def export_main(argv: list[str] | None = None, *, default_bpe: str | Path | None = None) -> int:
