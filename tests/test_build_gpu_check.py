@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+import cmer_edge
 from helpers.ci import find_nvcc
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,8 +35,9 @@ def _stages(out: Path) -> dict[str, dict]:
 
 def test_dry_run_without_install_checks_the_plumbing(tmp_path):
     out = tmp_path / "out"
+    package_root = Path(cmer_edge.__file__).resolve().parents[1]  # the tree this run tests, source or installed
     done = _run(["--dry-run", "--no-install", "--out", str(out), "--python", sys.executable],
-                {"PYTHONPATH": str(ROOT / "python")})
+                {"PYTHONPATH": str(package_root)})
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
     stages = _stages(out)
     assert list(stages) == ["env", "build", "import", "tests", "bench-edge", "tensorrt"]
@@ -47,7 +49,7 @@ def test_dry_run_without_install_checks_the_plumbing(tmp_path):
     assert "nvidia_smi" not in stages["env"]["result"]  # no GPU call in a dry run
     imported = stages["import"]["result"]
     assert "cuda_available" not in imported and "opensmile" in imported["blocked"]
-    assert imported["package"].startswith(str(ROOT / "python"))
+    assert imported["package"].startswith(str(package_root))
     rows = stages["bench-edge"]["result"]["rows"]
     assert {(r["impl"], r["op"]) for r in rows} >= {("native", "push"), ("torch-cached", "push")}
     assert all("error" not in r for r in rows), rows
