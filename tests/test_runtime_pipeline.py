@@ -1,5 +1,6 @@
 """The live pipeline end to end: file / array / virtual-microphone audio -> VAD -> ASR -> features ->
-native head session -> one EmotionEvent per utterance; the CLI's error handling; no torch."""
+native head session -> one final EmotionEvent per utterance (a provisional one first where a transcript
+is to come); the CLI's error handling; no torch."""
 
 from __future__ import annotations
 
@@ -39,14 +40,26 @@ def check_events(events, scene):
         assert {"asr", "audio_features", "text_encoder", "head", "total"} <= set(event.latency_ms)
 
 
-def test_file_gives_one_event_per_utterance(recognizer, dialogue_wav):
+def finals_after_provisionals(events, n: int) -> list:
+    """Checks the event order (provisional, final per utterance) and returns the final events."""
+    assert [(e.utterance_id, e.stage) for e in events] == [(i, s) for i in range(n) for s in ("provisional", "final")], \
+        [e.console_line() for e in events]
+    for provisional, final in zip(events[::2], events[1::2]):
+        assert provisional.modalities == ("audio",) and provisional.text is None
+        assert sum(provisional.probs.values()) == pytest.approx(1.0, abs=1e-5)
+        assert (provisional.start_s, provisional.end_s) == (final.start_s, final.end_s)
+        assert provisional.latency_ms["total"] <= final.latency_ms["total"]
+    return events[1::2]
+
+
+def test_file_gives_a_provisional_then_a_final_event_per_utterance(recognizer, dialogue_wav):
     path, scene = dialogue_wav
     recognizer.reset()
     events = list(recognizer.stream(FileSource(path)))
-    check_events(events, scene)
-    assert [e.utterance_id for e in events] == [0, 1, 2]
-    json.loads(events[0].to_json())
-    assert "|" in events[0].console_line()
+    finals = finals_after_provisionals(events, len(scene))
+    check_events(finals, scene)
+    assert json.loads(events[0].to_json())["stage"] == "provisional" and json.loads(finals[0].to_json())["stage"] == "final"
+    assert "(provisional)" in events[0].console_line() and "|" in finals[0].console_line()
 
 
 def test_external_text_and_audio_only_fallback(tiny_bundle, dialogue_wav):
@@ -59,8 +72,11 @@ def test_external_text_and_audio_only_fallback(tiny_bundle, dialogue_wav):
     rec.supply_text("the second one", start_s=scene[1].start_s, end_s=scene[1].end_s)
     events = list(rec.stream(ArraySource(load_audio(path), 16_000)))  # no text for the third
     rec.close()
-    assert [e.text for e in events] == ["hello from the robot", "the second one", None]
-    assert events[2].modalities == ("audio",) and any("no text" in n for n in events[2].notes)
+    finals = finals_after_provisionals(events, 3)
+    assert [e.text for e in finals] == ["hello from the robot", "the second one", None]
+    assert finals[2].modalities == ("audio",) and any("no text" in n for n in finals[2].notes)
+    assert finals[2].probs == pytest.approx(events[4].probs, abs=1e-6)  # no text: the final is the provisional
+    assert finals[0].probs != pytest.approx(events[0].probs, abs=1e-3)  # the text changed it
     assert all(sum(e.probs.values()) == pytest.approx(1.0, abs=1e-5) for e in events)
 
 
@@ -93,7 +109,7 @@ def test_virtual_microphone_end_to_end(recognizer, virtual_mic, dialogue_wav):
     with source:
         time.sleep(2.5)  # PulseAudio delivers the first block ~2 s after opening
         player = virtual_mic.play(path)
-        events = list(recognizer.stream(source))
+        events = list(recognizer.stream(source, events="final"))
         player.wait(30)
     assert len(events) == len(scene), [e.console_line() for e in events]
     for event, truth in zip(events, scene):
@@ -116,9 +132,25 @@ def test_cli_json_events_without_torch(tiny_bundle, dialogue_wav):
     done = _listen("--input", str(path), "--bundle", str(tiny_bundle), "--json", "--asr", "external",
                    stdin=lines + "\n")
     assert done.returncode == 0, done.stderr
-    events = [json.loads(line) for line in done.stdout.splitlines()]
-    assert [e["text"] for e in events] == ["line 0", "line 1", "line 2"]
+    events = [json.loads(line) for line in done.stdout.splitlines()]  # --json: provisional + final
+    assert [(e["utterance_id"], e["stage"]) for e in events] == [(i, s) for i in range(3) for s in ("provisional", "final")]
+    assert [e["text"] for e in events] == [None, "line 0", None, "line 1", None, "line 2"]
     assert "NO_TORCH" in done.stderr and "summary" in done.stderr
+
+
+def test_cli_events_default_all_for_json_and_terminals_else_final():
+    from cmer_edge.listen import build_parser, events_wanted
+
+    class Out:
+        def __init__(self, tty: bool) -> None:
+            self.isatty = lambda: tty
+
+    parse = build_parser().parse_args
+    assert events_wanted(parse(["--json"]), Out(False)) == "all"
+    assert events_wanted(parse([]), Out(True)) == "all"
+    assert events_wanted(parse([]), Out(False)) == "final"
+    assert events_wanted(parse(["--json", "--events", "final"]), Out(True)) == "final"
+    assert events_wanted(parse(["--events", "all"]), Out(False)) == "all"
 
 
 @pytest.mark.parametrize("case", ["missing_file", "empty_file", "corrupt_bundle", "missing_bundle", "nan_audio"])
@@ -165,12 +197,17 @@ def test_pipeline_benchmark_reports_every_stage_and_drops_nothing(tiny_bundle, c
     from cmer_edge.bench.pipeline import main
 
     assert main(["--bundle", str(tiny_bundle), "--utterances", "3", "--modes", "external", "--threads", "1",
-                 "--json"]) == 0
+                 "--speculate", "on", "off", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
-    stages = {r["stage"]: r for r in report["rows"] if r["mode"] == "external"}
-    assert {"audio_features", "text_encoder", "head", "total"} <= set(stages)
-    assert all(r["n"] == 3 and 0 < r["p50_ms"] <= r["p95_ms"] for k, r in stages.items() if k != "text_wait")
-    rtf = report["rtf"]["external"]
-    # the throughput pass must process every utterance, not drop its way to a better real-time factor
-    assert rtf["events"] == rtf["fast_events"] == 3 and rtf["dropped"] == rtf["fast_dropped"] == 0
-    assert 0 < rtf["rtf"] < 5
+    for speculate in ("on", "off"):
+        rows = [r for r in report["rows"] if r["mode"] == "external" and r["speculate"] == speculate]
+        stages = {r["stage"]: r for r in rows if r["event"] == "final"}
+        assert {"audio_features", "text_encoder", "head", "total"} <= set(stages)
+        assert all(r["n"] == 3 and 0 < r["p50_ms"] <= r["p95_ms"] for k, r in stages.items() if k != "text_wait")
+        provisional = [r for r in rows if r["event"] == "provisional"]
+        assert [r["stage"] for r in provisional] == ["total"] and provisional[0]["n"] == 3
+        rtf = report["rtf"][f"external/{speculate}"]
+        # the throughput pass must process every utterance, not drop its way to a better real-time factor
+        assert rtf["events"] == rtf["fast_events"] == 3 and rtf["dropped"] == rtf["fast_dropped"] == 0
+        assert 0 < rtf["rtf"] < 5
+        assert (rtf["speculative_hits"] > 0) == (speculate == "on")

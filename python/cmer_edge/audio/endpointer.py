@@ -13,6 +13,10 @@ State machine over fixed frames (32 ms at the defaults), all times on the stream
   `split_search_ms` (a pause between words if there is one), emitted with `truncated=True`, and
   the rest continues as the next utterance (`continued=True`);
 - `flush()` at the end of the stream closes an open utterance.
+Speculation: once `post_roll_ms` of silence follows the last speech frame, every frame the utterance
+will hold if it closes now is in; `take_candidate()` then returns that utterance (same index, times
+and audio as the one `push` will return at `min_silence_ms`, unless speech resumes first), so the
+pipeline can start its features while the endpointer still waits for the rest of the silence.
 Frames missing from the stream (dropped blocks) are treated as silent zero frames.
 """
 
@@ -89,6 +93,7 @@ class Endpointer:
         self._next_frame = 0
         self._count = 0
         self.discarded = 0  # candidate utterances dropped by min_speech_ms
+        self._candidate: Utterance | None = None
 
     @property
     def in_speech(self) -> bool:
@@ -110,6 +115,12 @@ class Endpointer:
         out += self._step(frame_index, samples, float(probability), False)
         self._next_frame = frame_index + 1
         return out
+
+    def take_candidate(self) -> Utterance | None:
+        """The utterance that closes if no speech comes back (see the module doc), once per
+        pause; None if there is no new one since the last call."""
+        candidate, self._candidate = self._candidate, None
+        return candidate
 
     def flush(self) -> list[Utterance]:
         """End of stream: close the open utterance (if any) without waiting for silence."""
@@ -150,34 +161,50 @@ class Endpointer:
             self._silence_run += 1
         if self._silence_run >= self._min_silence_frames:
             return self._close(i)
+        if self._silence_run == max(self._post_frames, 1) and self._long_enough():
+            self._candidate = self._make(self._closing_frames(i), self._start, False, self._continued)
         if len(self._frames) >= self._max_frames:
             return [self._split()]
         return []
 
-    def _emit(self, frames, start: int, truncated: bool, continued: bool) -> Utterance:
+    def _make(self, frames, start: int, truncated: bool, continued: bool) -> Utterance:
         audio = np.concatenate([f[0] for f in frames])
         missing = sum(f[2] for f in frames) * self.frame_s
-        utt = Utterance(audio, start * self.frame_s, (start + len(frames)) * self.frame_s, self._count,
-                        truncated=truncated, continued=continued, missing_s=missing, sample_rate_hz=self.sample_rate_hz)
+        return Utterance(audio, start * self.frame_s, (start + len(frames)) * self.frame_s, self._count,
+                         truncated=truncated, continued=continued, missing_s=missing, sample_rate_hz=self.sample_rate_hz)
+
+    def _emit(self, frames, start: int, truncated: bool, continued: bool) -> Utterance:
+        utt = self._make(frames, start, truncated, continued)
         self._count += 1
+        self._candidate = None  # closed: a pending candidate is this utterance or superseded
         return utt
+
+    def _closing_frames(self, last: int) -> list:
+        """The open utterance's frames if it closes having seen frames up to `last`."""
+        end = min(self._last_speech + self._post_frames, last)
+        return self._frames[:end - self._start + 1]
+
+    def _long_enough(self) -> bool:
+        """Whether the open utterance has speech enough to be emitted (else it is a click, a cough)."""
+        if self._last_speech < self._start:  # a continuation that held no speech
+            return False
+        speech_frames = self._last_speech - max(self._first_speech, self._start) + 1
+        return speech_frames >= self._min_speech_frames or self._continued
 
     def _close(self, last: int) -> list[Utterance]:
         """Close the open utterance, having seen frames up to `last`."""
         self._in_speech = False
-        end = min(self._last_speech + self._post_frames, last)
-        keep = end - self._start + 1
-        frames, rest = self._frames[:keep], self._frames[keep:]
+        frames = self._closing_frames(last)
+        rest = self._frames[len(frames):]
         self._frames = []
         if self._pre_frames:
             self._pre.extend(rest)
-        if self._last_speech < self._start:  # a continuation that held no speech
-            return []
-        speech_frames = self._last_speech - max(self._first_speech, self._start) + 1
-        if speech_frames < self._min_speech_frames and not self._continued:
-            self.discarded += 1
-            log.debug("endpointer: dropped %.0f ms of speech at %.2f s (< min_speech_ms)",
-                      speech_frames * self.frame_s * 1000, self._first_speech * self.frame_s)
+        if not self._long_enough():
+            if self._last_speech >= self._start:
+                self.discarded += 1
+                log.debug("endpointer: dropped %.0f ms of speech at %.2f s (< min_speech_ms)",
+                          (self._last_speech - self._first_speech + 1) * self.frame_s * 1000,
+                          self._first_speech * self.frame_s)
             return []
         return [self._emit(frames, self._start, False, self._continued)]
 

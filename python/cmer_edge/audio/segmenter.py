@@ -64,6 +64,10 @@ class Segmenter:
         self.frames_seen += per_block
         return out
 
+    def take_candidate(self) -> Utterance | None:
+        """The utterance that will close if the current pause lasts (Endpointer.take_candidate)."""
+        return self.endpointer.take_candidate()
+
     def flush(self) -> list[Utterance]:
         """End of stream: the open utterance, if any."""
         return self.endpointer.flush()

@@ -1,4 +1,9 @@
-"""What the live runtime emits per utterance, and how it is printed."""
+"""What the live runtime emits per utterance, and how it is printed.
+
+Each utterance gets one "final" event. When the recognizer scores the audio before the transcript is
+in (both modalities in use, the caller asked for all events), a "provisional" event with the same
+`utterance_id` comes first; the final one replaces it (docs/live_audio.md, "Provisional and final").
+"""
 
 from __future__ import annotations
 
@@ -25,6 +30,7 @@ class EmotionEvent:
     latency_ms: dict[str, float]     # per stage, and "total": end of utterance -> event
     truncated: bool = False          # the utterance hit the maximum length and was split
     notes: tuple[str, ...] = field(default_factory=tuple)  # e.g. "text late", "asr failed: ..."
+    stage: str = "final"  # "provisional": audio + context, before the transcript; then "final", same id
 
     def to_dict(self) -> dict:
         out = asdict(self)
@@ -38,5 +44,7 @@ class EmotionEvent:
         span = f"[{clock(self.start_s)}–{clock(self.end_s)}]"
         what = f"{self.label} {self.confidence:.2f}" if self.label else "no prediction"
         text = f'"{self.text}"' if self.text else "(audio only)"
+        if self.stage == "provisional":
+            what, text = f"{what} (provisional)", "(transcript pending)"
         extra = f" | {'; '.join(self.notes)}" if self.notes else ""
         return f"{span} {what} | {text} | {self.latency_ms.get('total', 0.0):.0f} ms{extra}"

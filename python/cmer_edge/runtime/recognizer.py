@@ -6,8 +6,16 @@
     for event in rec.stream(MicrophoneSource()):             # or FileSource / ArraySource
         print(event.console_line())
 
-Threads: the caller's thread iterates `stream()`; a capture thread runs source -> VAD -> endpointer
-and hands utterances over a bounded queue (`max_queued_utterances`, runtime/handoff.py). A source
+Events: each utterance gives one final event; with `stream(..., events="all")` (the default) or
+`process(..., on_event=f)` a provisional event (the audio and the context, `stage="provisional"`)
+comes first wherever a transcript is still to come, as soon as the audio features are in.
+
+Threads: the caller's thread iterates `stream()` and runs the head; a capture thread runs source ->
+VAD -> endpointer, starts each closed utterance's stages (runtime/stages.py: one worker for audio
+features, one for ASR / external text + text encoder, so one utterance's ASR can overlap the next's
+scoring) and hands it over a bounded queue (`max_queued_utterances`, runtime/handoff.py). With
+`speculate` (default), the stages start already when the endpointer's pause reaches the post-roll
+(runtime/speculation.py), `min_silence_ms - post_roll_ms` before the utterance closes. A source
 that can wait (a file, an array: `source.live` False) is paused while the queue is full, so
 nothing is lost; a live one (a microphone, `realtime=True`) loses the oldest waiting utterance,
 counted in `stats.dropped_utterances` with a warning. `close()` (or closing / abandoning the
@@ -22,26 +30,31 @@ import logging
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
+from safetensors.numpy import load_file
 
 from cmer_edge.asr.external import ExternalText
 from cmer_edge.asr.whisper import WhisperTranscriber
 from cmer_edge.audio.endpointer import EndpointerConfig
+from cmer_edge.audio.segmenter import Segmenter
 from cmer_edge.audio.utterance import Utterance
 from cmer_edge.bundle import default_bundle_path, load_bundle
 from cmer_edge.features.normalise import OnlineZScore
 from cmer_edge.runtime.backends import BackendConfig
+from cmer_edge.runtime.blank import blank_inputs
 from cmer_edge.runtime.encoders import open_audio_extractor, open_text_encoder
 from cmer_edge.runtime.events import EmotionEvent
 from cmer_edge.runtime.handoff import Handoff, Stopped
 from cmer_edge.runtime.head import NativeHead
-from cmer_edge.runtime.stages import Stages
+from cmer_edge.runtime.speculation import Speculation
+from cmer_edge.runtime.stages import StageJob, StageResult, Stages
 from cmer_edge.runtime.validate import check_config, finite_or_none, prepare_utterance
 
 log = logging.getLogger("cmer_edge")
 ASR_MODES = ("whisper", "external", "none")
+EVENT_CHOICES = ("all", "final")
 
 
 @dataclass(frozen=True)
@@ -57,6 +70,7 @@ class RecognizerConfig:
     text_timeout_s: float = 1.0          # external text: how long to wait after the utterance ends
     max_queued_utterances: int = 4
     new_dialogue_after_s: float = 30.0
+    speculate: bool = True               # start features in the pause before the endpointer closes
     endpointer: EndpointerConfig = field(default_factory=EndpointerConfig)
 
     def __post_init__(self) -> None:
@@ -80,6 +94,10 @@ class RecognizerStats:
     dialogues: int = 0
     nonfinite_features: int = 0  # encoder outputs with NaN/inf, dropped as a modality
     blank_utterances: int = 0  # no modality at all: kept in context as a blank turn, no label
+    provisional_events: int = 0
+    speculative_starts: int = 0  # stages started on an endpointer candidate (runtime/speculation.py)
+    speculative_hits: int = 0  # ... whose utterance then closed as it was
+    speculative_wasted: int = 0  # ... dropped because speech went on
 
 
 class Recognizer:
@@ -113,8 +131,6 @@ class Recognizer:
         statistics with the training population as prior (cmer_edge.features.normalise)."""
         if self.bundle.manifest.audio_norm != "speaker" or not self.bundle.head_config.uses_audio:
             return None
-        from safetensors.numpy import load_file
-
         stats = load_file(str(self.bundle.file("audio_norm")))
         return OnlineZScore(stats["mean"], stats["var"])
 
@@ -139,10 +155,13 @@ class Recognizer:
             self.audio_norm.reset()
         self._last_end_s = None
 
-    def process(self, utt: Utterance, text: str | None = None, closed_at: float | None = None) -> EmotionEvent:
-        """Features + head for one utterance. `text` overrides ASR; `closed_at` (perf_counter) is
-        when the endpointer closed it, for the end-of-utterance -> event latency. The audio may be
-        at any rate (`utt.sample_rate_hz`, resampled), [n], [n, ch] or [ch, n] (runtime/validate.py)."""
+    def process(self, utt: Utterance, text: str | None = None, closed_at: float | None = None,
+                on_event=None) -> EmotionEvent:
+        """Features + head for one utterance -> its final event. `text` overrides ASR; `closed_at`
+        (perf_counter) is when the endpointer closed it, for the end-of-utterance -> event latency;
+        `on_event(event)`, if given, gets the provisional event first (the audio scored while the
+        transcript is still coming; only when both modalities are in use). The audio may be at any
+        rate (`utt.sample_rate_hz`, resampled), [n], [n, ch] or [ch, n] (runtime/validate.py)."""
         closed_at = time.perf_counter() if closed_at is None else closed_at
         if text is not None and not isinstance(text, str):
             raise TypeError(f"text must be a str or None, got {type(text).__name__}")
@@ -152,74 +171,120 @@ class Recognizer:
             notes.append(f"text ignored: {why}")
             log.warning("utterance %d: text ignored (%s)", utt.index, why)
             text = None
+        final = None
+        for event in self._score(self.stages.start(utt, text), notes, closed_at, provisional=on_event is not None):
+            if event.stage == "final":
+                final = event
+            else:
+                on_event(event)
+        return final
+
+    def _score(self, job: StageJob, notes: list[str], closed_at: float, provisional: bool) -> Iterator[EmotionEvent]:
+        """The head on a job's features, in stream order: a provisional event once the audio is in
+        (if asked for and a transcript is still to come), then the final one."""
+        utt = job.utt
         if self._last_end_s is not None and utt.start_s - self._last_end_s > self.config.new_dialogue_after_s:
             self.reset()
         if self._last_end_s is None:
             self.stats.dialogues += 1
         self._last_end_s = utt.end_s
         self.stats.utterances += 1
-        result = self.stages.run(utt, text)
-        result.notes[:0] = notes
-        before = len(result.notes)
-        result.x_a = finite_or_none(result.x_a, "audio", result.notes)
-        result.x_t = finite_or_none(result.x_t, "text", result.notes)
-        self.stats.nonfinite_features += len(result.notes) - before
+        result = StageResult(notes=list(notes)).merge(job.audio())
+        result.x_a = self._checked(result.x_a, "audio", result.notes)
         if result.x_a is not None and self.audio_norm is not None:
             result.x_a = self.audio_norm.update_then_apply(result.x_a)
+        replace = False
+        if provisional and result.x_a is not None and job.text_future is not None:
+            started = time.perf_counter()
+            probs = self.session.push(result.x_a, None, provisional=True)
+            self.stats.provisional_events += 1
+            yield self._event(utt, result, probs, ("audio",), started, closed_at, "provisional")
+            replace = True
+        result.merge(job.text())
+        result.x_t = self._checked(result.x_t, "text", result.notes)
         self.stats.stage_failures += sum(note.endswith("failed") or " failed: " in note for note in result.notes)
-        labels = self.bundle.labels
         modalities = tuple(m for m, x in (("audio", result.x_a), ("text", result.x_t)) if x is not None)
-        label, probs, confidence = None, {}, 0.0
         started = time.perf_counter()
         if modalities:
-            p = self.session.push(result.x_a, result.x_t)
-            k = int(np.argmax(p))
-            label, confidence = labels[k], float(p[k])
-            probs = {name: float(v) for name, v in zip(labels, p)}
+            probs = (self.session.replace_last if replace else self.session.push)(result.x_a, result.x_t)
         else:  # runtime/blank.py: a blank turn in the context, no label of its own
             self.session.push(*self._blank())
             self.stats.blank_utterances += 1
             result.notes.append("no modality available: no prediction (kept in the context as a blank turn)")
-        result.latency_ms["head"] = round(1000 * (time.perf_counter() - started), 2)
-        result.latency_ms["total"] = round(1000 * (time.perf_counter() - closed_at), 2)
+            probs = None
         self.stats.events += 1
-        return EmotionEvent(utt.index, round(utt.start_s, 3), round(utt.end_s, 3), result.text, label, probs,
-                            confidence, modalities, result.latency_ms, utt.truncated, tuple(result.notes))
+        yield self._event(utt, result, probs, modalities, started, closed_at, "final")
+
+    def _checked(self, x: np.ndarray | None, modality: str, notes: list[str]) -> np.ndarray | None:
+        """x, or None (and a note, counted) if the encoder gave NaN/inf."""
+        before = len(notes)
+        x = finite_or_none(x, modality, notes)
+        self.stats.nonfinite_features += len(notes) - before
+        return x
+
+    def _event(self, utt: Utterance, result: StageResult, probs, modalities: tuple, head_started: float,
+               closed_at: float, stage: str) -> EmotionEvent:
+        latency = dict(result.latency_ms)
+        latency["head"] = round(1000 * (time.perf_counter() - head_started), 2)
+        latency["total"] = round(1000 * (time.perf_counter() - closed_at), 2)
+        label, confidence, named = None, 0.0, {}
+        if probs is not None:
+            labels = self.bundle.labels
+            k = int(np.argmax(probs))
+            label, confidence = labels[k], float(probs[k])
+            named = {name: float(v) for name, v in zip(labels, probs)}
+        text = result.text if stage == "final" else None
+        return EmotionEvent(utt.index, round(utt.start_s, 3), round(utt.end_s, 3), text, label, named, confidence,
+                            modalities, latency, utt.truncated, tuple(result.notes), stage)
 
     _blank_cache: tuple | None = None
 
     def _blank(self) -> tuple:
         if self._blank_cache is None:
-            from cmer_edge.runtime.blank import blank_inputs
-
             self._blank_cache = blank_inputs(self.bundle.head_config, self.bundle.head_tensors())
         return self._blank_cache
 
     # -- a stream --------------------------------------------------------------------------------
     _streams: set | None = None  # the Handoffs of running streams, stopped by close()
 
-    def stream(self, source) -> Iterator[EmotionEvent]:
-        """Events for every utterance in `source` (an iterable of AudioBlocks), in order. A source
-        with `live` True (a microphone) drops the oldest waiting utterance when inference falls
-        behind; any other source is paused instead, so every utterance gets its event."""
-        from cmer_edge.audio.segmenter import Segmenter
-
+    def stream(self, source, events: str = "all") -> Iterator[EmotionEvent]:
+        """Events for every utterance in `source` (an iterable of AudioBlocks), in order: with
+        events="all" a provisional event (audio + context) before each final one where a transcript
+        is to come; "final": the final events only. A source with `live` True (a microphone) drops
+        the oldest waiting utterance when inference falls behind; any other source is paused
+        instead, so every utterance gets its final event."""
+        if events not in EVENT_CHOICES:
+            raise ValueError(f"events must be one of {EVENT_CHOICES}, got {events!r}")
         segmenter = Segmenter(self.config.endpointer)
         live = bool(getattr(source, "live", False))
         handoff = Handoff(self.config.max_queued_utterances, "drop_oldest" if live else "wait",
                           on_drop=self._dropped)
+        speculation = Speculation(self.stages, self.stats) if self.config.speculate else None
         self._live = (segmenter, handoff)  # read by status()
         failure: list[BaseException] = []
+
+        def closed(utt: Utterance) -> None:  # capture thread: start the stages now, score in order later
+            closed_at = time.perf_counter()
+            utt, notes = prepare_utterance(utt)
+            job = speculation.claim(utt) if speculation is not None else None
+            if job is None:
+                job = self.stages.start(utt)
+            elif job.text_future is None:
+                self.stages.start_text(job)
+            handoff.put((job, notes, closed_at))
 
         def capture() -> None:
             try:
                 for block in source:
-                    for utt in segmenter.feed(block):
-                        handoff.put((utt, time.perf_counter()))
+                    done = segmenter.feed(block)
+                    if speculation is not None:
+                        speculation.offer(segmenter.take_candidate())
+                    for utt in done:
+                        closed(utt)
                     if handoff.stopped:
                         return
                 for utt in segmenter.flush():
-                    handoff.put((utt, time.perf_counter()))
+                    closed(utt)
             except Stopped:
                 pass
             except BaseException as exc:  # handed to the consumer thread, re-raised there
@@ -235,15 +300,17 @@ class Recognizer:
         thread.start()
         try:
             while (item := handoff.get()) is not None:
-                utt, closed_at = item
-                yield self.process(utt, closed_at=closed_at)
+                job, notes, closed_at = item
+                yield from self._score(job, notes, closed_at, provisional=events == "all")
         finally:
             self._stop_stream(handoff)
         if failure:
             raise failure[0]
 
     def _dropped(self, item) -> None:
-        dropped = item[0]
+        job = item[0]
+        job.cancel()
+        dropped = job.utt
         self.stats.dropped_utterances += 1
         log.warning("inference is behind: dropped utterance %d [%.1f-%.1f s] (%d dropped so far)",
                     dropped.index, dropped.start_s, dropped.end_s, self.stats.dropped_utterances)
@@ -269,8 +336,6 @@ class Recognizer:
     def status(self) -> dict:
         """A snapshot for a display, cheap and callable from any thread while `stream()` runs: whether
         the endpointer is inside speech, how many utterances wait for inference, and the counters."""
-        from dataclasses import asdict
-
         segmenter, queue = getattr(self, "_live", (None, ()))
         in_speech = segmenter is not None and segmenter.endpointer.in_speech
         return {"in_speech": bool(in_speech), "queue_depth": len(queue), **asdict(self.stats)}
