@@ -3,6 +3,8 @@
 #include <stdexcept>
 #include <string>
 
+#include "core/lengths.h"
+
 namespace cmer_edge {
 
 void Attention(const AttentionShape& s, const AttentionIo& io, const ExecContext& ctx) {
@@ -13,12 +15,7 @@ void Attention(const AttentionShape& s, const AttentionIo& io, const ExecContext
                                 " width=" + std::to_string(s.width) + " heads=" + std::to_string(s.heads) +
                                 " q_offset=" + std::to_string(s.q_offset));
   }
-  for (int64_t b = 0; b < s.batch; ++b) {
-    if (io.lengths[b] < 1 || io.lengths[b] > s.kv_steps) {
-      throw std::invalid_argument("Attention: lengths[" + std::to_string(b) + "]=" + std::to_string(io.lengths[b]) +
-                                  " outside 1.." + std::to_string(s.kv_steps));
-    }
-  }
+  CheckLengths(io.lengths, s.batch, s.kv_steps, "Attention");
   if (s.batch == 0) return;
   if (ctx.device == Device::kCpu) {
     AttentionCpu(s, io);
