@@ -3,6 +3,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "core/dispatch.h"
 #include "core/lengths.h"
 
 namespace cmer_edge {
@@ -17,16 +18,12 @@ void Attention(const AttentionShape& s, const AttentionIo& io, const ExecContext
   }
   CheckLengths(io.lengths, s.batch, s.kv_steps, "Attention");
   if (s.batch == 0) return;
-  if (ctx.device == Device::kCpu) {
-    AttentionCpu(s, io);
-    return;
-  }
-#ifdef CMER_EDGE_WITH_CUDA
-  if (io.lengths_device == nullptr) throw std::invalid_argument("Attention: CUDA needs lengths_device");
-  AttentionCuda(s, io, ctx.stream);
-#else
-  RequireCuda("Attention");
-#endif
+  DispatchOp(
+      "Attention", ctx.device, [&] { AttentionCpu(s, io); },
+      CMER_EDGE_CUDA_ONLY([&] {
+        if (io.lengths_device == nullptr) throw std::invalid_argument("Attention: CUDA needs lengths_device");
+        AttentionCuda(s, io, ctx.stream);
+      }));
 }
 
 }  // namespace cmer_edge

@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "core/dispatch.h"
 #include "core/lengths.h"
 
 namespace cmer_edge {
@@ -40,16 +41,15 @@ void LstmRecurrence(const LstmSequences& seq, const LstmDirection* dirs, int num
     }
   }
   if (seq.batch == 0) return;
-  if (ctx.device == Device::kCpu) {
-    for (int d = 0; d < num_dirs; ++d) LstmRecurrenceCpu(seq, dirs[d], ctx.pool);
-    return;
-  }
-#ifdef CMER_EDGE_WITH_CUDA
-  if (seq.lengths_device == nullptr) throw std::invalid_argument("LstmRecurrence: CUDA needs lengths_device");
-  LstmRecurrenceCuda(seq, dirs, num_dirs, ctx.stream);
-#else
-  RequireCuda("LstmRecurrence");
-#endif
+  DispatchOp(
+      "LstmRecurrence", ctx.device,
+      [&] {
+        for (int d = 0; d < num_dirs; ++d) LstmRecurrenceCpu(seq, dirs[d], ctx.pool);
+      },
+      CMER_EDGE_CUDA_ONLY([&] {
+        if (seq.lengths_device == nullptr) throw std::invalid_argument("LstmRecurrence: CUDA needs lengths_device");
+        LstmRecurrenceCuda(seq, dirs, num_dirs, ctx.stream);
+      }));
 }
 
 }  // namespace cmer_edge
