@@ -6,6 +6,7 @@
 
 #include "bindings/bindings.h"
 #include "core/head.h"
+#include "core/lengths.h"
 
 namespace cmer_edge {
 namespace {
@@ -61,12 +62,7 @@ py::array_t<float> Forward(Head& head, const py::object& x_a, const py::object& 
   if (batch < 1 || steps < 1) {
     throw py::value_error("inputs must hold at least one utterance, got shape " + ShapeString(keep[0]));
   }
-  for (int64_t b = 0; b < batch; ++b) {
-    if (lens.data()[b] < 1 || lens.data()[b] > steps) {
-      throw py::value_error("lengths[" + std::to_string(b) + "]=" + std::to_string(lens.data()[b]) + " outside 1.." +
-                            std::to_string(steps) + " for inputs of shape " + ShapeString(keep[0]));
-    }
-  }
+  CheckLengths(lens.data(), batch, steps, "", " for inputs of shape " + ShapeString(keep[0]));
   py::array_t<float> logits({batch, steps, c.num_classes});
   float* out = logits.mutable_data();
   const int32_t* pl = lens.data();

@@ -5,6 +5,7 @@
 #include "core/attention.h"
 #include "core/buffer.h"
 #include "core/device.h"
+#include "core/lengths.h"
 #include "core/lstm_layer.h"
 #include "core/machine_probe.h"
 #include "core/packed_linear.h"
@@ -12,16 +13,6 @@
 
 namespace cmer_edge {
 namespace {
-
-void CheckLengths(const IntArray& lengths, int64_t steps) {
-  for (py::ssize_t b = 0; b < lengths.size(); ++b) {
-    const int32_t len = lengths.data()[b];
-    if (len < 1 || len > steps) {
-      throw py::value_error("lengths[" + std::to_string(b) + "]=" + std::to_string(len) + " outside 1.." +
-                            std::to_string(steps));
-    }
-  }
-}
 
 py::array_t<float> LstmLayer(const FloatArray& x, const IntArray& lengths, const FloatArray& w_ih,
                              const FloatArray& w_hh, const FloatArray& b_ih, const FloatArray& b_hh,
@@ -38,7 +29,7 @@ py::array_t<float> LstmLayer(const FloatArray& x, const IntArray& lengths, const
   CheckShape(lengths, "lengths", {batch});
   if (steps < 1 || dim < 1 || hid < 1) throw py::value_error("x and w_hh must be non-empty, got x" + ShapeString(x));
   CheckFinite(x, "x");
-  CheckLengths(lengths, steps);
+  CheckLengths(lengths.data(), batch, steps);
   py::array_t<float> out({batch, steps, hid});
   const LstmLayerWeights weights{w_ih.data(), w_hh.data(), b_ih.data(), b_hh.data(), dim, hid};
   const float* px = x.data();
@@ -97,7 +88,7 @@ py::array_t<float> AttentionOp(const py::object& q_obj, const py::object& k_obj,
                           std::to_string(num_heads) + " and q, k need >= 1 step, got q" + ShapeString(q) +
                           " k" + ShapeString(k));
   }
-  CheckLengths(lengths, k.shape(1));
+  CheckLengths(lengths.data(), batch, k.shape(1));
   AttentionShape s;
   s.batch = batch;
   s.q_steps = q.shape(1);

@@ -3,6 +3,9 @@
 #include <stdexcept>
 #include <string>
 
+#include "core/dispatch.h"
+#include "core/lengths.h"
+
 namespace cmer_edge {
 
 void Attention(const AttentionShape& s, const AttentionIo& io, const ExecContext& ctx) {
@@ -13,23 +16,14 @@ void Attention(const AttentionShape& s, const AttentionIo& io, const ExecContext
                                 " width=" + std::to_string(s.width) + " heads=" + std::to_string(s.heads) +
                                 " q_offset=" + std::to_string(s.q_offset));
   }
-  for (int64_t b = 0; b < s.batch; ++b) {
-    if (io.lengths[b] < 1 || io.lengths[b] > s.kv_steps) {
-      throw std::invalid_argument("Attention: lengths[" + std::to_string(b) + "]=" + std::to_string(io.lengths[b]) +
-                                  " outside 1.." + std::to_string(s.kv_steps));
-    }
-  }
+  CheckLengths(io.lengths, s.batch, s.kv_steps, "Attention");
   if (s.batch == 0) return;
-  if (ctx.device == Device::kCpu) {
-    AttentionCpu(s, io);
-    return;
-  }
-#ifdef CMER_EDGE_WITH_CUDA
-  if (io.lengths_device == nullptr) throw std::invalid_argument("Attention: CUDA needs lengths_device");
-  AttentionCuda(s, io, ctx.stream);
-#else
-  RequireCuda("Attention");
-#endif
+  DispatchOp(
+      "Attention", ctx.device, [&] { AttentionCpu(s, io); },
+      CMER_EDGE_CUDA_ONLY([&] {
+        if (io.lengths_device == nullptr) throw std::invalid_argument("Attention: CUDA needs lengths_device");
+        AttentionCuda(s, io, ctx.stream);
+      }));
 }
 
 }  // namespace cmer_edge

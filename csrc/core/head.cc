@@ -20,6 +20,7 @@
 #include "core/elementwise.h"
 #include "core/head_stages.h"
 #include "core/layer_norm.h"
+#include "core/lengths.h"
 #include "core/lstm.h"
 #include "core/thread_pool.h"
 
@@ -122,12 +123,7 @@ void Head::Forward(const float* x_a, const float* x_t, const int32_t* lengths, c
     throw std::invalid_argument("Head::Forward: batch and steps must be >= 1, got batch=" + std::to_string(batch) +
                                 " steps=" + std::to_string(steps));
   }
-  for (int64_t b = 0; b < batch; ++b) {
-    if (lengths[b] < 1 || lengths[b] > steps) {
-      throw std::invalid_argument("lengths[" + std::to_string(b) + "]=" + std::to_string(lengths[b]) +
-                                  " outside 1.." + std::to_string(steps));
-    }
-  }
+  CheckLengths(lengths, batch, steps);
   std::lock_guard<std::mutex> lock(forward_mu_);
   CheckUsable();
   try {

@@ -3,6 +3,8 @@
 #include <stdexcept>
 #include <string>
 
+#include "core/dispatch.h"
+
 namespace cmer_edge {
 
 void AddLayerNorm(const LayerNormIo& io, const float* gamma, const float* beta, int64_t rows, int64_t width,
@@ -12,15 +14,8 @@ void AddLayerNorm(const LayerNormIo& io, const float* gamma, const float* beta, 
                                 " width=" + std::to_string(width));
   }
   if (rows == 0) return;
-  if (ctx.device == Device::kCpu) {
-    AddLayerNormCpu(io, gamma, beta, rows, width, eps);
-    return;
-  }
-#ifdef CMER_EDGE_WITH_CUDA
-  AddLayerNormCuda(io, gamma, beta, rows, width, eps, ctx.stream);
-#else
-  RequireCuda("AddLayerNorm");
-#endif
+  DispatchOp("AddLayerNorm", ctx.device, [&] { AddLayerNormCpu(io, gamma, beta, rows, width, eps); },
+             CMER_EDGE_CUDA_ONLY([&] { AddLayerNormCuda(io, gamma, beta, rows, width, eps, ctx.stream); }));
 }
 
 }  // namespace cmer_edge

@@ -4,6 +4,9 @@
 #include <string>
 #include <vector>
 
+#include "core/dispatch.h"
+#include "core/lengths.h"
+
 namespace cmer_edge {
 
 LstmWeights::LstmWeights(Device device, const float* w_hh, int64_t hidden) : device_(device), hidden_(hidden) {
@@ -29,12 +32,7 @@ void LstmRecurrence(const LstmSequences& seq, const LstmDirection* dirs, int num
     throw std::invalid_argument("LstmRecurrence: bad shape batch=" + std::to_string(seq.batch) +
                                 " steps=" + std::to_string(seq.steps) + " directions=" + std::to_string(num_dirs));
   }
-  for (int64_t b = 0; b < seq.batch; ++b) {
-    if (seq.lengths[b] < 1 || seq.lengths[b] > seq.steps) {
-      throw std::invalid_argument("LstmRecurrence: lengths[" + std::to_string(b) + "]=" +
-                                  std::to_string(seq.lengths[b]) + " outside 1.." + std::to_string(seq.steps));
-    }
-  }
+  CheckLengths(seq.lengths, seq.batch, seq.steps, "LstmRecurrence");
   for (int d = 0; d < num_dirs; ++d) {
     if (dirs[d].weights->device() != ctx.device) {
       throw std::invalid_argument(std::string("LstmRecurrence: weights live on ") +
@@ -43,16 +41,15 @@ void LstmRecurrence(const LstmSequences& seq, const LstmDirection* dirs, int num
     }
   }
   if (seq.batch == 0) return;
-  if (ctx.device == Device::kCpu) {
-    for (int d = 0; d < num_dirs; ++d) LstmRecurrenceCpu(seq, dirs[d], ctx.pool);
-    return;
-  }
-#ifdef CMER_EDGE_WITH_CUDA
-  if (seq.lengths_device == nullptr) throw std::invalid_argument("LstmRecurrence: CUDA needs lengths_device");
-  LstmRecurrenceCuda(seq, dirs, num_dirs, ctx.stream);
-#else
-  RequireCuda("LstmRecurrence");
-#endif
+  DispatchOp(
+      "LstmRecurrence", ctx.device,
+      [&] {
+        for (int d = 0; d < num_dirs; ++d) LstmRecurrenceCpu(seq, dirs[d], ctx.pool);
+      },
+      CMER_EDGE_CUDA_ONLY([&] {
+        if (seq.lengths_device == nullptr) throw std::invalid_argument("LstmRecurrence: CUDA needs lengths_device");
+        LstmRecurrenceCuda(seq, dirs, num_dirs, ctx.stream);
+      }));
 }
 
 }  // namespace cmer_edge

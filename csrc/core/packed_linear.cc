@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "core/dispatch.h"
+
 namespace cmer_edge {
 namespace {
 
@@ -119,15 +121,8 @@ void PackedLinear::Apply(const float* x, int64_t rows, int64_t ldx, float* y, in
                                 ", asked to run on " + DeviceName(ctx.device));
   }
   const PackedView view{weights_.data(), scale_.data(), bias_.data(), format_, out_dim_, in_dim_};
-  if (device_ == Device::kCpu) {
-    PackedLinearCpu(view, x, rows, ldx, y, ldy, act, ctx.pool);
-    return;
-  }
-#ifdef CMER_EDGE_WITH_CUDA
-  PackedLinearCuda(view, x, rows, ldx, y, ldy, act, ctx.stream);
-#else
-  RequireCuda("PackedLinear");
-#endif
+  DispatchOp("PackedLinear", device_, [&] { PackedLinearCpu(view, x, rows, ldx, y, ldy, act, ctx.pool); },
+             CMER_EDGE_CUDA_ONLY([&] { PackedLinearCuda(view, x, rows, ldx, y, ldy, act, ctx.stream); }));
 }
 
 }  // namespace cmer_edge

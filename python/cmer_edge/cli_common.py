@@ -27,6 +27,7 @@ import functools
 import math
 import os
 import sys
+import traceback
 from collections.abc import Callable
 
 from cmer_edge.runtime.validate import THREADS_RANGE, WINDOW_RANGE
@@ -154,8 +155,6 @@ def run_cli(main: Callable[[list[str] | None], int], argv: list[str] | None = No
         return int(exc.code or 0)
     except user_error_types() as exc:
         if _wants_traceback(args):
-            import traceback
-
             traceback.print_exc()
         print(f"error: {_first_line(exc)}", file=sys.stderr)
         return EXIT_USAGE

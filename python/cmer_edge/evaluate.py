@@ -23,7 +23,17 @@ import json
 import logging
 from pathlib import Path
 
+from cmer_edge.bundle import default_bundle_path, load_bundle
 from cmer_edge.cli_common import UserError, cli_entry, window_arg
+from cmer_edge.data.speech_manifest import load_manifests
+from cmer_edge.features.store import FeatureStore
+from cmer_edge.runtime.recognizer import Recognizer, RecognizerConfig
+from cmer_edge.training.clip_eval import evaluate_clips
+from cmer_edge.training.corpus_features import meld_dialogues
+from cmer_edge.training.dialogues import load_dialogues
+from cmer_edge.training.metrics import score
+from cmer_edge.training.predictors import make_predictor
+from cmer_edge.training.report import plot_confusion, scores_table
 
 import numpy as np
 
@@ -80,15 +90,6 @@ def bundle_feature_names(bundle) -> tuple[list[str], str | None]:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
-    from cmer_edge.features.store import FeatureStore
-    from cmer_edge.bundle import load_bundle
-    from cmer_edge.training.dialogues import load_dialogues
-    from cmer_edge.training.metrics import score
-    from cmer_edge.training.predictors import make_predictor
-    from cmer_edge.training.report import plot_confusion, scores_table
-
-    from cmer_edge.bundle import default_bundle_path
-
     if args.manifest:
         return evaluate_manifest(args)
     bundle = load_bundle(args.bundle or default_bundle_path())
@@ -97,8 +98,6 @@ def main(argv: list[str] | None = None) -> int:
         dialogues = load_dialogues(FeatureStore.open(args.store), args.split, audio, text, label_key=args.label_key,
                                    audio_norm=bundle.manifest.audio_norm)
     else:
-        from cmer_edge.training.corpus_features import meld_dialogues
-
         dialogues = meld_dialogues(bundle, args.meld_dir, args.split, onnx_precision=args.onnx_precision)
     if not sum(len(d.labels) for d in dialogues):
         raise UserError(f"split {args.split!r} has no labelled utterances (an empty or header-only CSV?)")
@@ -136,12 +135,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def evaluate_manifest(args) -> int:
-    from cmer_edge.data.speech_manifest import load_manifests
-    from cmer_edge.runtime.recognizer import Recognizer, RecognizerConfig
-    from cmer_edge.training.clip_eval import evaluate_clips
-    from cmer_edge.training.metrics import score
-    from cmer_edge.training.report import plot_confusion
-
     manifest = load_manifests(args.manifest, skip_bad=args.skip_bad)
     clips = manifest.clips
     if args.speakers is not None:

@@ -13,6 +13,11 @@ import logging
 from pathlib import Path
 
 from cmer_edge.cli_common import cli_entry, torch_threads_arg
+from cmer_edge.data.meld import iter_utterances, load_meld_split
+from cmer_edge.features.text import TextEncoderSpec
+from cmer_edge.model.config import EMOTIONS
+from cmer_edge.training.distributed import init_distributed
+from cmer_edge.training.finetune_text import FinetuneConfig, finetune_text_encoder
 
 import numpy as np
 
@@ -45,12 +50,6 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     import torch
-
-    from cmer_edge.data.meld import iter_utterances, load_meld_split
-    from cmer_edge.features.text import TextEncoderSpec
-    from cmer_edge.model.config import EMOTIONS
-    from cmer_edge.training.distributed import init_distributed
-    from cmer_edge.training.finetune_text import FinetuneConfig, finetune_text_encoder
 
     if args.threads:
         torch.set_num_threads(args.threads)

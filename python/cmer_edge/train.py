@@ -10,8 +10,10 @@ import argparse
 import json
 import logging
 import sys
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
+
+import numpy as np
 
 from cmer_edge.features.store import FeatureStore
 from cmer_edge.cli_common import cli_entry, torch_threads_arg, window_arg
@@ -117,10 +119,6 @@ def main(argv: list[str] | None = None) -> int:
 def summarise(runs: list[dict], head_cfg: HeadConfig, cfg, argv: list[str]) -> dict:
     """mean ± std over seeds of every scored split (with folds: each seed's mean over its folds),
     plus the command that made it."""
-    from dataclasses import asdict
-
-    import numpy as np
-
     out = {"command": "python -m cmer_edge.train " + " ".join(argv), "head": head_cfg.to_dict(),
            "train": asdict(cfg), "runs": runs}
     lines = ["| split | weighted F1 | UAR | accuracy | seeds |", "| --- | --- | --- | --- | --- |"]

@@ -33,6 +33,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -285,8 +286,6 @@ class ExternalText:
     def start_reader(self, stream: BinaryIO | TextIO | None = None) -> threading.Thread:
         """Read `stream` (default: sys.stdin's bytes) in a daemon thread; returns the thread. A text
         stream is read through its `.buffer` when it has one, so no locale can make a byte fatal."""
-        import sys
-
         src = stream if stream is not None else sys.stdin
         src = getattr(src, "buffer", src)
         thread = threading.Thread(target=self.read_lines, args=(src,), name="cmer_edge-external-text", daemon=True)

@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+import soundfile as sf
 
 from cmer_edge.audio.blocks import DEFAULT_BLOCK_MS, AudioBlock
 from cmer_edge.audio.checks import check_finite_nonempty, fix_scale, frames_by_channels
@@ -128,8 +129,6 @@ class FileSource(_ChunkedSource):
     def __init__(self, path: str | Path, *, realtime: bool = False, block_ms: float = DEFAULT_BLOCK_MS,
                  max_seconds: float | None = None, chunk_frames: int = 16384) -> None:
         super().__init__(realtime=realtime, block_ms=block_ms, max_seconds=max_seconds)
-        import soundfile as sf
-
         self.path = Path(path)
         if not self.path.is_file():
             raise AudioError(f"audio file not found: {self.path}")
@@ -152,8 +151,6 @@ class FileSource(_ChunkedSource):
         return self._frames / self._input_rate_hz
 
     def _chunks(self) -> Iterator[np.ndarray]:
-        import soundfile as sf
-
         while True:
             try:
                 chunk = self._file.read(self._chunk_frames, dtype="float32", always_2d=True)

@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+from tokenizers import Tokenizer
 
 from cmer_edge.bundle import load_bundle
 from cmer_edge.export.bundle_export import export_bundle
@@ -132,8 +133,6 @@ def _rows(encoder: str, label: str, runners: dict, inputs: list, rounds: int) ->
 
 
 def bench_text(name: str, args, work: Path) -> list[Row]:
-    from tokenizers import Tokenizer
-
 
     bundle = load_bundle(_text_bundle(work, name, args.roberta_bpe))
     texts = meld_texts(args.meld_csv, args.texts)

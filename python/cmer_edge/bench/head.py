@@ -23,6 +23,7 @@ import argparse
 import json
 import logging
 import os
+import platform
 import shlex
 import sys
 import time
@@ -197,8 +198,6 @@ def _annotate(rows: list[dict], floors: list[dict]) -> None:
 
 
 def run(args: argparse.Namespace, command: str) -> dict:
-    import platform
-
     # libgomp's default busy-waiting makes PyTorch's multi-threaded CPU path collapse when the cores
     # are shared (measured here: 35 ms -> 0.1-2.3 s per push); PASSIVE unless the caller chose.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")

@@ -30,6 +30,9 @@ import time
 import urllib.request
 from pathlib import Path
 
+from cmer_edge.testing.espeak import speak
+from cmer_edge.testing.scenes import write_scene
+
 PHRASES = [("Hi! Oh my god, I am so happy to see you!", 175, 70), ("Wait, what? You broke my phone?", 160, 60),
            ("I'm really sorry. I feel terrible about it.", 130, 35),
            ("Get out! I never want to see you again!", 185, 55),
@@ -38,9 +41,6 @@ STAGES = ("audio_features", "text_encoder", "head", "total")
 
 
 def write_dialogue(path: Path, n: int, gap_s: float):
-    from cmer_edge.testing.scenes import write_scene
-    from cmer_edge.testing.espeak import speak
-
     voices = [(t, speak(t, speed_wpm=w, pitch=p)) for t, w, p in PHRASES]
     return write_scene(path, [voices[i % len(voices)] for i in range(n)], [gap_s] * n, noise_dbfs=-60)
 

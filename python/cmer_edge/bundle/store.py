@@ -14,11 +14,13 @@ from __future__ import annotations
 import json
 import logging
 import re
+import shutil
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from safetensors.numpy import load_file, save_file
 
 from cmer_edge.bundle.errors import BundleError
 from cmer_edge.bundle.files import inside, onnx_external_locations, sha256_of
@@ -65,8 +67,6 @@ class Bundle:
     def head_tensors(self) -> dict[str, np.ndarray]:
         """Head weights by PyTorch state-dict name, float32 numpy arrays."""
         if self._tensors is None:
-            from safetensors.numpy import load_file
-
             try:
                 raw = load_file(str(self.file("head")))
             except Exception as exc:  # safetensors raises its own error types
@@ -155,10 +155,6 @@ def save_bundle(path: str | Path, *, head_config: HeadConfig, head_tensors: dict
 
     `manifest` holds the descriptive fields (name, features, metrics, ...). Absolute paths in it
     are refused unless `local_paths` (a working bundle that stays on this machine)."""
-    import shutil
-
-    from safetensors.numpy import save_file
-
     out = Path(path)
     out.mkdir(parents=True, exist_ok=True)
     save_file({k: np.ascontiguousarray(v) for k, v in head_tensors.items()}, str(out / HEAD_FILE))

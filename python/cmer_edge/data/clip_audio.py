@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Iterable
 
 import numpy as np
+import soundfile as sf
 
 from cmer_edge.audio.convert import PIPELINE_RATE_HZ, AudioError, to_mono
 
@@ -158,8 +159,6 @@ class ClipResult:
 
 
 def _write_wav(path: Path, samples: np.ndarray, rate: int) -> None:
-    import soundfile as sf
-
     path.parent.mkdir(parents=True, exist_ok=True)
     part = path.with_name(f".{path.name}.part")
     sf.write(str(part), np.clip(samples, -1.0, 1.0), rate, subtype="PCM_16", format="WAV")
@@ -167,8 +166,6 @@ def _write_wav(path: Path, samples: np.ndarray, rate: int) -> None:
 
 
 def _done_before(source: Path, output: Path, config: ExtractConfig) -> ClipResult | None:
-    import soundfile as sf
-
     if config.overwrite or not output.is_file():
         return None
     try:

@@ -20,6 +20,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import soundfile as sf
+
 from cmer_edge.model.config import EMOTIONS
 
 REQUIRED = ("path", "label", "speaker")
@@ -95,8 +97,6 @@ def _parse(row: dict[str, str], base: Path, where: str, check_audio: bool) -> Cl
     except ValueError:
         raise ManifestError(f"{where}: bad sr {row.get('sr')!r} or duration_s {row.get('duration_s')!r}") from None
     if check_audio:
-        import soundfile as sf
-
         try:
             info = sf.info(str(path))
         except Exception as exc:  # soundfile raises its own LibsndfileError / RuntimeError

@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
+from tokenizers import Tokenizer
 
 from cmer_edge.backends.tensorrt_engine import DeviceBuffers
 from cmer_edge.features.store import FeatureStore
@@ -61,8 +62,6 @@ def text_calibration_batches(texts: list[str], tokenizer_json: str | Path, *, to
                              pad_id: int = 1, limit: int = 512) -> list[dict[str, np.ndarray]]:
     """input_ids / attention_mask batches [batch, tokens] from real transcripts, tokenised with the
     bundle's text_tokenizer.json (torch-free), truncated or padded to `tokens`."""
-    from tokenizers import Tokenizer
-
     if tokens < 2 or batch < 1:
         raise ValueError(f"need tokens >= 2 and batch >= 1, got tokens={tokens}, batch={batch}")
     texts = [t for t in texts if t.strip()][:limit]

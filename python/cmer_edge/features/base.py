@@ -31,6 +31,8 @@ from __future__ import annotations
 
 import importlib
 import logging
+from concurrent.futures import ThreadPoolExecutor
+from importlib import metadata
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -121,8 +123,6 @@ class ChainExtractor:
         self.dim = sum(int(p.dim) for p in parts)
         self._pool = None
         if parallel and len(parts) > 1:
-            from concurrent.futures import ThreadPoolExecutor
-
             self._pool = ThreadPoolExecutor(max_workers=len(parts) - 1, thread_name_prefix="cmer_edge-audio")
 
     def offsets(self) -> dict[str, tuple[int, int]]:
@@ -152,8 +152,6 @@ class ChainExtractor:
 
 def package_version(dist: str) -> str | None:
     """Installed version of distribution `dist`, or None."""
-    from importlib import metadata
-
     try:
         return metadata.version(dist)
     except metadata.PackageNotFoundError:

@@ -11,9 +11,12 @@ from __future__ import annotations
 import importlib
 import logging
 from dataclasses import asdict, dataclass
+from importlib import metadata
 from pathlib import Path
 
 import numpy as np
+
+from cmer_edge.features.split_zip import SPLIT_MODELS, ModelAssemblyError, assemble, find_pieces
 
 log = logging.getLogger("cmer_edge")
 
@@ -47,8 +50,6 @@ def resolve_model_path(model: str) -> str:
     model = canonical_model_id(model)
     split = SPLIT_PACKAGES.get(model)
     if split is not None:
-        from cmer_edge.features.split_zip import SPLIT_MODELS, ModelAssemblyError, assemble, find_pieces
-
         try:
             find_pieces(SPLIT_MODELS[split])
         except ModelAssemblyError:
@@ -69,8 +70,6 @@ def resolve_model_path(model: str) -> str:
 
 
 def _installed(distribution: str) -> bool:
-    from importlib import metadata
-
     try:
         metadata.distribution(distribution)
     except metadata.PackageNotFoundError:

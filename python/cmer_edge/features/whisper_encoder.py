@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cmer_edge.asr.whisper import resolve_whisper_model
 from cmer_edge.audio.convert import PIPELINE_RATE_HZ
 from cmer_edge.bundle.files import sha256_of
 from cmer_edge.features.base import check_audio, check_output, lazy_import, package_version
@@ -44,8 +45,6 @@ class WhisperEncoderExtractor:
                  device: str = "cpu", threads: int = 1) -> None:
         if name not in WHISPER_PRESETS:
             raise ValueError(f"unknown Whisper encoder {name!r}; known: {', '.join(WHISPER_PRESETS)}")
-        from cmer_edge.asr.whisper import resolve_whisper_model
-
         ctranslate2 = lazy_import("ctranslate2", "pip install 'cmer_edge[asr]' (faster-whisper)")
         feature_extractor = lazy_import("faster_whisper.feature_extractor", "pip install 'cmer_edge[asr]'")
         model_id, d_model = WHISPER_PRESETS[name]

@@ -8,6 +8,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+import soundfile as sf
 
 from cmer_edge.audio.convert import resample
 
@@ -29,8 +30,6 @@ def speak(
         raise ValueError("speak: text is empty")
     if shutil.which("espeak-ng") is None:
         raise RuntimeError("espeak-ng is not installed (apt-get install espeak-ng)")
-    import soundfile as sf
-
     with tempfile.TemporaryDirectory() as tmp:
         wav = Path(tmp) / "speech.wav"
         subprocess.run(
@@ -50,8 +49,6 @@ def write_speech(
     **voice_args,
 ) -> Path:
     """Speak `text` into a 16-bit WAV at `sample_rate_hz` with `channels` identical channels."""
-    import soundfile as sf
-
     x = speak(text, sample_rate_hz=sample_rate_hz, **voice_args)
     if channels > 1:
         x = np.repeat(x[:, None], channels, axis=1)

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
+import soundfile as sf
 
 from cmer_edge.data.meld import CLIP_DIRS, CSV_COLUMNS, SPLITS, check_split, find_layout, read_csv_rows
 from cmer_edge.data.text_norm import normalize_text
@@ -143,8 +144,6 @@ def _voice(speaker: str, seed: int) -> tuple[str, int, int]:
 
 
 def _encode_mp4(samples: np.ndarray, rate: int, channels: int, out: Path) -> None:
-    import soundfile as sf
-
     gains = np.array([1.0, 0.8, 0.6][:channels], dtype=np.float32)
     layout = {1: "mono", 2: "stereo", 3: "3.0"}[channels]
     with tempfile.TemporaryDirectory() as tmp:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import soundfile as sf
 
 from cmer_edge.audio.convert import PIPELINE_RATE_HZ, resample
 
@@ -51,8 +52,6 @@ def write_scene(path: str | Path, clips: Sequence[tuple[str, np.ndarray]], gaps_
     if min(gaps_s, default=0) < 0 or tail_s < 0 or channels < 1:
         raise ValueError(f"gaps and tail must be >= 0 and channels >= 1, got gaps {list(gaps_s)}, "
                          f"tail {tail_s}, channels {channels}")
-    import soundfile as sf
-
     rng = np.random.default_rng(seed)
     noise = 0.0 if noise_dbfs is None else 10 ** (noise_dbfs / 20)
     converted = {}

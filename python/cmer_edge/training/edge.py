@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import shutil
 import sys
 from pathlib import Path
 
@@ -184,8 +185,6 @@ def main(argv: list[str] | None = None) -> int:
 
 def _copy_text_files(bundle_dir: Path, files: dict[str, Path]) -> None:
     """Add the reused text encoder's files to the saved bundle (listed with their sha256)."""
-    import shutil
-
     for src in files.values():
         shutil.copy2(src, bundle_dir / src.name)
     add_artifacts(bundle_dir, {role: src.name for role, src in files.items()})

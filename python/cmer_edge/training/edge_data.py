@@ -22,7 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
-from cmer_edge.data.speech_manifest import Clip
+from cmer_edge.audio.convert import load_audio
+from cmer_edge.data.meld import load_meld_split
+from cmer_edge.data.speech_manifest import Clip, load_manifest
 from cmer_edge.features.normalise import OnlineZScore
 from cmer_edge.training.dialogues import Dialogue
 
@@ -61,8 +63,6 @@ def encode_texts(encoder, texts: list[str], batch_size: int = 32) -> tuple[np.nd
 
 
 def meld_split(encoder, meld_dir: Path, split: str, cache: Path) -> list[Dialogue]:
-    from cmer_edge.data.meld import load_meld_split
-
     dialogues = load_meld_split(meld_dir, split)
     utts = [u for d in dialogues for u in d.utterances]
 
@@ -88,8 +88,6 @@ def clip_cache_file(cache: Path, manifest_path: Path) -> Path:
 
 def clip_features(extractor, encoder, clips: list[Clip], names: str, cache_file: Path) -> dict[str, np.ndarray]:
     """Raw audio features, transcript features and their usability for every clip (cached)."""
-    from cmer_edge.audio.convert import load_audio
-
     def compute():
         x_a = np.zeros((len(clips), extractor.dim), np.float32)
         audio_ok = np.zeros(len(clips), bool)
@@ -111,8 +109,6 @@ def clip_features(extractor, encoder, clips: list[Clip], names: str, cache_file:
 
 def manifests_features(extractor, encoder, manifest_paths, cache: Path) -> tuple[list[Clip], dict[str, np.ndarray]]:
     """Clips of several manifests and their features, cached per manifest, concatenated in order."""
-    from cmer_edge.data.speech_manifest import load_manifest
-
     clips, parts = [], []
     for path in manifest_paths:
         these = load_manifest(path).clips

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from safetensors.numpy import save_file
 
 from cmer_edge.bundle import save_bundle
 from cmer_edge.features.store import FeatureStore
@@ -38,8 +39,6 @@ class FeatureChoice:
 
 def write_population_stats(out_dir: Path, train: list[Dialogue]) -> Path:
     """The training population's raw audio mean/var: the prior of live per-session z-scoring."""
-    from safetensors.numpy import save_file
-
     raw = np.concatenate([d.x_a_raw[d.present[:, 0] > 0] for d in train]).astype(np.float64)
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / "audio_norm.safetensors"

@@ -24,6 +24,12 @@ from pathlib import Path
 
 import numpy as np
 
+from cmer_edge.data.speech_manifest import load_manifests
+from cmer_edge.model.config import EMOTIONS
+from cmer_edge.training import edge
+from cmer_edge.training.edge_data import load_cached_features, online_normalised
+from cmer_edge.training.metrics import score
+
 log = logging.getLogger("cmer_edge")
 
 
@@ -41,11 +47,6 @@ def linear_baseline(cache: Path, manifest_paths, test: list[str], dev: list[str]
                     exclude: list[str], seed: int) -> dict[str, float]:
     """Logistic regression on the same live-normalised features (k = 0 and k = 10) as the head."""
     from sklearn.linear_model import LogisticRegression
-
-    from cmer_edge.data.speech_manifest import load_manifests
-    from cmer_edge.training.edge_data import load_cached_features, online_normalised
-    from cmer_edge.training.metrics import score
-    from cmer_edge.model.config import EMOTIONS
 
     clips = load_manifests(manifest_paths, check_audio=False).clips
     data = load_cached_features(manifest_paths, cache)
@@ -82,15 +83,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, required=True)
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
-    from cmer_edge.training import edge
-
     columns = slice(*[int(v) for v in args.columns.split(":")]) if args.columns else None
     if args.protocol == "ravdess":
         plans = [(f"fold{k}", test, dev, []) for k, (test, dev) in enumerate(ravdess_folds())
                  if args.folds is None or k in args.folds]
     else:
-        from cmer_edge.data.speech_manifest import load_manifests
-
         clips = load_manifests(args.manifest, check_audio=False).clips
         plans = [(f"without_{c}", sorted({x.speaker_key for x in clips if x.corpus == c}), dev, [])
                  for c, dev in LOCO.items()]
