@@ -210,4 +210,5 @@ def test_pipeline_benchmark_reports_every_stage_and_drops_nothing(tiny_bundle, c
         # the throughput pass must process every utterance, not drop its way to a better real-time factor
         assert rtf["events"] == rtf["fast_events"] == 3 and rtf["dropped"] == rtf["fast_dropped"] == 0
         assert 0 < rtf["rtf"] < 5
-        assert (rtf["speculative_hits"] > 0) == (speculate == "on")
+    # speculation is measured in the paced pass (a live source); the fast pass reads as fast as possible
+    assert report["rtf"]["external/on"]["speculative_hits"] == 3 and report["rtf"]["external/off"]["speculative_hits"] == 0

@@ -63,6 +63,19 @@ def test_speech_that_resumes_supersedes_the_candidate_and_short_blips_give_none(
     assert _same(candidates[1][1], closed[0][1])
 
 
+class _Live:
+    """An array read as fast as possible but marked live, as a microphone is (speculation is for live
+    sources only); the queue is long enough that nothing is dropped."""
+
+    live = True
+
+    def __init__(self, audio) -> None:
+        self.source = ArraySource(audio, 16_000)
+
+    def __iter__(self):
+        return iter(self.source)
+
+
 def test_speculation_changes_no_event_only_its_timing(tiny_bundle, dialogue_wav):
     from cmer_edge.audio.convert import load_audio
     from cmer_edge.runtime.recognizer import Recognizer, RecognizerConfig
@@ -70,13 +83,19 @@ def test_speculation_changes_no_event_only_its_timing(tiny_bundle, dialogue_wav)
     audio = load_audio(dialogue_wav[0])
     runs = {}
     for speculate in (True, False):
-        rec = Recognizer(RecognizerConfig(bundle=str(tiny_bundle), asr="external", threads=1, speculate=speculate))
+        rec = Recognizer(RecognizerConfig(bundle=str(tiny_bundle), asr="external", threads=1, speculate=speculate,
+                                          max_queued_utterances=8))
         for i in range(3):
             rec.supply_text(f"sentence number {i}", utterance_index=i)
-        runs[speculate] = list(rec.stream(ArraySource(audio, 16_000)))
+        runs[speculate] = list(rec.stream(_Live(audio)))
         stats = rec.stats
         rec.close()
         assert (stats.speculative_hits == 3) == speculate and stats.provisional_events == 3
+        assert stats.dropped_utterances == 0
+    rec = Recognizer(RecognizerConfig(bundle=str(tiny_bundle), asr="none", threads=1))
+    list(rec.stream(ArraySource(audio, 16_000)))  # not live: no speculation
+    assert rec.stats.speculative_starts == 0 and rec.stats.events == 3
+    rec.close()
     on, off = runs[True], runs[False]
     assert [(e.utterance_id, e.stage, e.text) for e in on] == [(e.utterance_id, e.stage, e.text) for e in off]
     for a, b in zip(on, off):

@@ -14,8 +14,8 @@ Threads: the caller's thread iterates `stream()` and runs the head; a capture th
 VAD -> endpointer, starts each closed utterance's stages (runtime/stages.py: one worker for audio
 features, one for ASR / external text + text encoder, so one utterance's ASR can overlap the next's
 scoring) and hands it over a bounded queue (`max_queued_utterances`, runtime/handoff.py). With
-`speculate` (default), the stages start already when the endpointer's pause reaches the post-roll
-(runtime/speculation.py), `min_silence_ms - post_roll_ms` before the utterance closes. A source
+`speculate` (default) and a live source, the stages start already when the endpointer's pause reaches
+the post-roll (runtime/speculation.py), `min_silence_ms - post_roll_ms` before the utterance closes. A source
 that can wait (a file, an array: `source.live` False) is paused while the queue is full, so
 nothing is lost; a live one (a microphone, `realtime=True`) loses the oldest waiting utterance,
 counted in `stats.dropped_utterances` with a warning. `close()` (or closing / abandoning the
@@ -70,7 +70,7 @@ class RecognizerConfig:
     text_timeout_s: float = 1.0          # external text: how long to wait after the utterance ends
     max_queued_utterances: int = 4
     new_dialogue_after_s: float = 30.0
-    speculate: bool = True               # start features in the pause before the endpointer closes
+    speculate: bool = True               # live sources: start features in the pause before the close
     endpointer: EndpointerConfig = field(default_factory=EndpointerConfig)
 
     def __post_init__(self) -> None:
@@ -259,7 +259,9 @@ class Recognizer:
         live = bool(getattr(source, "live", False))
         handoff = Handoff(self.config.max_queued_utterances, "drop_oldest" if live else "wait",
                           on_drop=self._dropped)
-        speculation = Speculation(self.stages, self.stats) if self.config.speculate else None
+        # speculation pays only where audio arrives in real time: read as fast as possible, an
+        # utterance closes microseconds after its candidate and a superseded one is pure waste
+        speculation = Speculation(self.stages, self.stats) if self.config.speculate and live else None
         self._live = (segmenter, handoff)  # read by status()
         failure: list[BaseException] = []
 
