@@ -117,3 +117,36 @@ def test_a_checkpoint_from_other_settings_is_refused(tmp_path, shared_dir):
     finetune_text_encoder(spec, *data, LABELS, tmp_path / "ft", FinetuneConfig(epochs=1, batch_size=8))
     with pytest.raises(ValueError, match="other settings"):
         finetune_text_encoder(spec, *data, LABELS, tmp_path / "ft", FinetuneConfig(epochs=1, batch_size=4))
+
+
+def _head_weights(out):
+    from safetensors.numpy import load_file
+
+    return load_file(str(out / "seed0" / "head.safetensors"))
+
+
+@pytest.mark.parametrize("extra", [[], ["--class-weighting", "--modality-dropout", "0.3"]])
+def test_train_under_torchrun_two_ranks_equal_one_rank(tmp_path, extra):
+    """`python -m cmer_edge.train` unchanged under torchrun: batches of 5 dialogues over 2 ranks (shares
+    of 3 and 2, and a last batch with one rank empty) give the one-process head to float noise."""
+    from helpers.toy_store import make_store
+
+    store = make_store(tmp_path / "store", dialogues=21).root
+    argv = ["--store", str(store), "--audio", "aud", "--text", "txt", "--seeds", "0", "--epochs", "3",
+            "--patience", "3", "--lr", "5e-3", "--hidden", "8", "--batch", "5", "--dropout", "0", "--threads", "1",
+            *extra]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    one, two = tmp_path / "one", tmp_path / "two"
+    subprocess.run([sys.executable, "-m", "cmer_edge.train", *argv, "--out", str(one)], check=True, env=env,
+                   timeout=600)
+    subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                    "-m", "cmer_edge.train", *argv, "--out", str(two)], check=True, env=env, timeout=600)
+    a, b = _head_weights(one), _head_weights(two)
+    assert a.keys() == b.keys()
+    worst = max(float(np.abs(a[k] - b[k]).max()) for k in a)
+    assert worst < 1e-5, f"2 ranks differ from 1 rank by {worst}"
+    import json
+
+    s1, s2 = (json.loads((d / "summary.json").read_text()) for d in (one, two))
+    assert (s1["ranks"], s2["ranks"]) == (1, 2)
+    assert s1["test"]["weighted_f1"]["mean"] == pytest.approx(s2["test"]["weighted_f1"]["mean"], abs=1e-6)

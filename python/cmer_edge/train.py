@@ -1,7 +1,9 @@
 """`python -m cmer_edge.train`: train the CM-RoBERTa head on a feature store, over seeds (and folds).
 
 Model selection is on the dev split only (early stopping on dev loss); the evaluation splits are
-scored for the report and never used for selection. Each run is saved as a bundle.
+scored for the report and never used for selection. Each run is saved as a bundle. Runs unchanged
+under `torchrun --nproc_per_node N [--nnodes M ...] -m cmer_edge.train ...` (data parallel, rank 0
+writes; training/trainer.py).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from cmer_edge.features.store import FeatureStore
 from cmer_edge.cli_common import cli_entry, torch_threads_arg, window_arg
 from cmer_edge.model.config import HeadConfig
 from cmer_edge.training.dialogues import load_dialogues
+from cmer_edge.training.distributed import init_distributed
 from cmer_edge.training.runs import FeatureChoice, run_one
 from cmer_edge.training.trainer import TrainConfig
 
@@ -103,16 +106,22 @@ def main(argv: list[str] | None = None) -> int:
     else:
         plans = [("", load(args.train_split), load(args.dev_split), {s: load(s) for s in args.eval_splits})]
     runs = []
-    for seed in args.seeds:
-        for tag, train, dev, evals in plans:
-            name = f"seed{seed}" + (f"_{tag}" if tag else "")
-            metrics = run_one(store, features, head_cfg, replace(base, seed=seed), train, dev, evals,
-                              args.out / name, name, audio_norm=args.audio_norm)
-            runs.append({"run": name, "seed": seed, "fold": tag or None, "metrics": metrics})
-            log.info("%s: %s", name, {s: round(m["weighted_f1"], 2) for s, m in metrics.items()})
-    summary = summarise(runs, head_cfg, base, sys.argv[1:] if argv is None else argv)
-    (args.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    print(summary["table"])
+    dist = init_distributed()
+    try:
+        for seed in args.seeds:
+            for tag, train, dev, evals in plans:
+                name = f"seed{seed}" + (f"_{tag}" if tag else "")
+                metrics = run_one(store, features, head_cfg, replace(base, seed=seed), train, dev, evals,
+                                  args.out / name, name, audio_norm=args.audio_norm, dist=dist)
+                runs.append({"run": name, "seed": seed, "fold": tag or None, "metrics": metrics})
+                log.info("%s: %s", name, {s: round(m["weighted_f1"], 2) for s, m in metrics.items()})
+    finally:
+        dist.close()
+    if dist.is_main:
+        summary = summarise(runs, head_cfg, base, sys.argv[1:] if argv is None else argv)
+        summary["ranks"] = dist.world
+        (args.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        print(summary["table"])
     return 0
 
 

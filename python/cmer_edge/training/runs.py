@@ -12,6 +12,7 @@ from cmer_edge.bundle import save_bundle
 from cmer_edge.features.store import FeatureStore
 from cmer_edge.model.config import EMOTIONS, HeadConfig
 from cmer_edge.training.dialogues import Dialogue
+from cmer_edge.training.distributed import Distributed
 from cmer_edge.training.metrics import Scores, score
 from cmer_edge.training.trainer import TrainConfig, predict, train_head
 
@@ -76,13 +77,16 @@ def save_trained(out_dir: Path, result, head_cfg: HeadConfig, cfg: TrainConfig, 
 
 def run_one(store: FeatureStore, features: FeatureChoice, head_cfg: HeadConfig, cfg: TrainConfig,
             train: list[Dialogue], dev: list[Dialogue], evals: dict[str, list[Dialogue]], out_dir: Path,
-            name: str, audio_norm: str = "global") -> dict:
-    """Train one seed, save its bundle in `out_dir`, score dev (selection) and `evals` (report only)."""
+            name: str, audio_norm: str = "global", dist: Distributed = Distributed()) -> dict:
+    """Train one seed, save its bundle in `out_dir` (rank 0 under torchrun), score dev (selection) and
+    `evals` (report only)."""
     labels = store_labels(store)
-    result = train_head(head_cfg, cfg, train, dev)
+    result = train_head(head_cfg, cfg, train, dev, dist)
     metrics = {"dev": scores_for(result.model, dev, cfg.protocol, cfg.window_utts, labels)[0].to_dict()}
     for split, dialogues in evals.items():
         metrics[split] = scores_for(result.model, dialogues, cfg.protocol, cfg.window_utts, labels)[0].to_dict()
+    if not dist.is_main:
+        return metrics
     save_trained(out_dir, result, head_cfg, cfg, name=name, labels=labels, features=features.manifest(store),
                  audio_norm=audio_norm, train=train, metrics=metrics,
                  profile=store.manifest.get("profile", "custom"), store=str(store.root))

@@ -2,6 +2,12 @@
 
 Paper defaults: batch 32 dialogues, up to 200 epochs, stop after 15 epochs without dev-loss
 improvement, Adam lr 1e-4, weight decay 3e-4, cross-entropy. Model selection uses dev only.
+
+Under torchrun (training/distributed.py) every rank builds the same global batches and modality
+dropout masks (same seeds) and trains on its rows of each; the loss is the share's summed
+cross-entropy over the global batch's (class-weighted) target count, times the world size, so with
+DDP's gradient averaging each step is the single-process step up to float noise. Every rank scores
+dev itself (same weights, same decision to stop).
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import numpy as np
 
 from cmer_edge.model.config import HeadConfig
 from cmer_edge.training.dialogues import Batch, Dialogue, batches
+from cmer_edge.training.distributed import Distributed
 
 log = logging.getLogger("cmer_edge")
 
@@ -98,7 +105,8 @@ def evaluate_loss(model, dialogues: list[Dialogue], cfg: TrainConfig, loss_fn) -
     return total / max(count, 1)
 
 
-def train_head(head_cfg: HeadConfig, cfg: TrainConfig, train: list[Dialogue], dev: list[Dialogue]) -> TrainResult:
+def train_head(head_cfg: HeadConfig, cfg: TrainConfig, train: list[Dialogue], dev: list[Dialogue],
+               dist: Distributed = Distributed()) -> TrainResult:
     import torch
     from torch import nn
 
@@ -109,12 +117,13 @@ def train_head(head_cfg: HeadConfig, cfg: TrainConfig, train: list[Dialogue], de
     gen = torch.Generator().manual_seed(cfg.seed)
     model = CMRoberta(head_cfg)
     fit_normalisation(model, train)
+    trained = dist.wrap(model)  # DDP when torchrun started more than one rank
     optimiser = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    weight = None
+    weight = torch.ones(head_cfg.num_classes)
     if cfg.class_weighting:
         counts = np.bincount(np.concatenate([d.labels for d in train]), minlength=head_cfg.num_classes)
         weight = torch.tensor(counts.sum() / (head_cfg.num_classes * np.maximum(counts, 1)), dtype=torch.float32)
-    loss_fn = nn.CrossEntropyLoss(weight=weight, ignore_index=-100)
+    loss_fn = nn.CrossEntropyLoss(weight=weight, ignore_index=-100, reduction="sum")
     eval_loss_fn = nn.CrossEntropyLoss(ignore_index=-100)
     result = TrainResult(model)
     best_state, stale = None, 0
@@ -124,15 +133,22 @@ def train_head(head_cfg: HeadConfig, cfg: TrainConfig, train: list[Dialogue], de
         total, count = 0.0, 0
         for batch in batches(train, cfg.protocol, cfg.window_utts, cfg.batch_size, rng):
             x_a, x_t, lengths, present, labels = _tensors(batch, "cpu")
-            if cfg.modality_dropout > 0:
+            if cfg.modality_dropout > 0:  # drawn for the global batch: the same masks on every rank
                 present = _drop_modalities(present, cfg.modality_dropout, gen)
-            logits = model(x_a, x_t, lengths, present)
-            loss = loss_fn(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1))
+            targets = labels[labels >= 0]
+            global_weight = float(weight[targets].sum())  # the mean's denominator, over the global batch
+            rows = torch.from_numpy(dist.share(np.arange(len(lengths))))
+            if len(rows):
+                logits = trained(x_a[rows], x_t[rows], lengths[rows], present[rows])
+                loss_sum = loss_fn(logits.reshape(-1, logits.shape[-1]), labels[rows].reshape(-1))
+            else:  # a rank past this batch's end still runs DDP's forward and joins the all-reduce
+                loss_sum = trained(x_a[:1], x_t[:1], lengths[:1], present[:1]).sum() * 0.0
+            loss = loss_sum * (dist.world / global_weight)
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
-            n = int((labels >= 0).sum())
-            total, count = total + float(loss.detach()) * n, count + n
+            total, count = total + dist.all_sum(float(loss_sum.detach())) / global_weight * len(targets), \
+                count + len(targets)
         dev_loss = evaluate_loss(model, dev, cfg, eval_loss_fn)
         result.history.append({"epoch": epoch, "train_loss": total / max(count, 1), "dev_loss": dev_loss,
                                "seconds": round(time.perf_counter() - started, 2)})
