@@ -116,3 +116,20 @@ def test_max_clients():
     assert not hub.has_room()
     hub.reject()
     assert hub.stats.rejected_clients == 1
+
+
+def test_the_level_tap_keeps_the_sources_live_flag_and_blocks():
+    """serve reads the source through LevelTap: a microphone (or --realtime file) must stay live for
+    the recognizer (drop-oldest under overload, speculative stage start), a file must not."""
+    import numpy as np
+
+    from cmer_edge.audio.sources import ArraySource
+    from cmer_edge.serve.feed import LevelTap
+
+    x = (0.1 * np.sin(np.arange(16_000) / 5.0)).astype(np.float32)
+    live, offline = LevelTap(ArraySource(x, 16_000, realtime=True)), LevelTap(ArraySource(x, 16_000))
+    assert live.live and not offline.live
+    blocks = list(offline)
+    assert sum(len(b.samples) for b in blocks) >= 16_000
+    level = offline.read_level()
+    assert -25 < level["rms_dbfs"] < -15 and level["stream_s"] >= 1.0

@@ -28,6 +28,7 @@ class LevelTap:
 
     def __init__(self, source) -> None:
         self.source = source
+        self.live = bool(getattr(source, "live", False))  # the recognizer's drop / speculation policy
         self._peak = 0.0
         self._sum_sq, self._n = 0.0, 0
         self.stream_s = 0.0
