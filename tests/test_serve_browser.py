@@ -98,6 +98,11 @@ def test_page_shows_exactly_the_served_events_and_reconnects(browser, tmp_path):
         assert len(served) >= 4, f"only {len(served)} events from a 6-utterance dialogue"
         check_page_matches_server(browser, served)
         assert any(e["event"]["text"] for e in served), "no transcript reached an event"
+        stages = [(e["event"]["utterance_id"], e["event"]["stage"]) for e in served]
+        assert any(stage == "provisional" for _, stage in stages), stages
+        for i, (uid, stage) in enumerate(stages):  # the recognizer's own provisional events, each then final
+            if stage == "provisional":
+                assert stages[i + 1] == (uid, "final"), stages
         latencies = browser.execute_script("return window.cmerKiosk.latencies")
         assert len(latencies) >= len(served) // 2, "most events should arrive live, not from the history"
         p95 = sorted(latencies)[int(0.95 * (len(latencies) - 1))]
