@@ -83,7 +83,7 @@ class StageJob:
 
 
 class Stages:
-    """Holds the loaded components; `start(utt, given_text)` -> StageJob, `run(...)` -> StageResult."""
+    """Holds the loaded components; `start(utt, given_text)` -> StageJob."""
 
     def __init__(self, *, audio_extractor, text_encoder, transcriber, external_text, text_timeout_s: float) -> None:
         self.audio_extractor = audio_extractor
@@ -120,10 +120,6 @@ class Stages:
         """Whether the text stage may start before the utterance closes: on-device ASR only (an
         external transcript is waited for from the moment the utterance ends)."""
         return self.text_encoder is not None and self.transcriber is not None and self.external_text is None
-
-    def run(self, utt: Utterance, given_text: str | None = None) -> StageResult:
-        job = self.start(utt, given_text)
-        return StageResult().merge(job.audio()).merge(job.text())
 
     def _audio(self, utt: Utterance) -> StageResult:
         result = StageResult()
