@@ -6,7 +6,6 @@ from math import gcd
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 
 PIPELINE_RATE_HZ = 16_000
 
@@ -59,6 +58,7 @@ def to_pipeline_format(samples: np.ndarray, sample_rate_hz: int, target_hz: int 
 
 def load_audio(path: str | Path, target_hz: int = PIPELINE_RATE_HZ) -> np.ndarray:
     """Read any file libsndfile reads (wav, flac, ogg...) as float32 mono at `target_hz`."""
+    import soundfile as sf  # lazy: the head's import path (cli_common -> validate -> checks) needs no libsndfile
     path = Path(path)
     if not path.is_file():
         raise AudioError(f"audio file not found: {path}")
