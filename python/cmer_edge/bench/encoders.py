@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 import json
 import os
 import platform
@@ -25,15 +26,17 @@ from pathlib import Path
 
 import numpy as np
 
+from cmer_edge.backends.runners import OrtRunner
 from cmer_edge.bundle import BundleError, load_bundle, read_manifest
 from cmer_edge.bundle.manifest import thaw
+from cmer_edge.cli_common import threads_arg
 from cmer_edge.export.bundle_export import export_bundle
 from cmer_edge.export.bundle_io import write_random_bundle
 from cmer_edge.export.random_models import write_random_roberta
+from cmer_edge.export.variants import make_variant
 from cmer_edge.model.config import HeadConfig
 from cmer_edge.runtime.backends import BackendConfig, open_runner
 from cmer_edge.runtime.encoders import open_audio_extractor
-from cmer_edge.cli_common import threads_arg
 
 TEXT = {  # name -> features.text spec (+ how to make the weights, or the real model's hidden size)
     "minilm": {"model": "sentence-transformers/all-MiniLM-L6-v2", "pooling": "mean", "last_layers": 4, "hidden": 384},
@@ -101,10 +104,25 @@ def _text_bundle(work: Path, name: str, bpe: str | None, model_path: str | None)
     spec.update(max_tokens=128, dim=4 * hidden)
     if _reusable(work, {"text": spec}, "onnx.text_encoder.int8"):
         return work
+    for stale in work.glob(f"onnx/{MIXED}*.onnx"):
+        stale.unlink()
     write_random_bundle(work, HeadConfig(audio_dim=8, text_dim=spec["dim"], hidden=8, ffn_dim=8, classifier_dim=8,
                                          modalities="text"), features={"text": spec}, local_paths=True)
     export_bundle(work, models=["text_encoder"], variants=("int8",))
     return work
+
+
+MIXED = "text_encoder.int8-keep-"
+
+
+def _mixed_graph(bundle, keep: list[str]) -> Path:
+    """The int8 graph with the MatMuls named by `keep` in fp32, made from the bundle's fp32 graph
+    once (file name: a digest of `keep`)."""
+    digest = hashlib.sha1("\n".join(keep).encode()).hexdigest()[:8]
+    out = bundle.path / "onnx" / f"{MIXED}{digest}.onnx"
+    if not out.is_file():
+        make_variant(bundle.file("onnx.text_encoder"), "int8", int8_keep_fp32=tuple(keep), out=out)
+    return out
 
 
 def _audio_bundle(work: Path, name: str, weights: str | None, hop_s: float):
@@ -179,6 +197,10 @@ def bench_text(name: str, args, work: Path, threads: int) -> list[Row]:
         cfg = BackendConfig(backend=backend, onnx_precision=precision, threads=threads, spin_wait=args.spin)
         runner, _ = open_runner(bundle, "text_encoder", cfg)
         runners[f"{backend}/{precision}"] = lambda f, r=runner: r.run(f)["features"]
+    if args.int8_keep_fp32:
+        runner = OrtRunner(_mixed_graph(bundle, args.int8_keep_fp32), threads=threads, providers=None,
+                           spin_wait=args.spin)
+        runners["onnxruntime/int8-mixed"] = lambda f, r=runner: r.run(f)["features"]
     lengths = [f["input_ids"].shape[1] for f in feeds]
     label = f"{len(texts)} MELD texts, {int(np.median(lengths))} tokens median (max {max(lengths)})"
     return _rows(name, threads, label, runners, feeds, args.rounds)
@@ -227,7 +249,7 @@ def format_table(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m cmer_edge.bench encoders", description=__doc__.split("\n\n")[0],
         epilog="examples:\n  python -m cmer_edge.bench encoders --models minilm edgel3 --meld-csv "
@@ -250,6 +272,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="time a fine-tuned copy of a text encoder, e.g. mpnet=runs/mpnet_ft (repeatable)")
     parser.add_argument("--max-text-tokens", type=int, metavar="N",
                         help="time only MELD transcripts of at most N tokens (special tokens included)")
+    parser.add_argument("--int8-keep-fp32", nargs="+", default=[], metavar="REGEX",
+                        help="text encoders: also time an int8 graph that keeps the MatMuls whose node name "
+                             "matches in fp32, as rows 'int8-mixed', e.g. 'layer\\.\\d+/output/dense'")
     parser.add_argument("--work", type=Path, metavar="DIR",
                         help="keep the exported bundles in DIR/<model> and reuse them when their spec matches "
                              "(exporting MPNet takes minutes; default: a temporary folder)")
@@ -257,6 +282,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="let OpenMP (torch) and ONNX Runtime threads spin-wait (default: passive waits; "
                              "spinning threads on a shared, oversubscribed CPU slow torch ~20x at 2 threads)")
     parser.add_argument("--json", action="store_true", help="print the rows as JSON")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
     if not args.spin:
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # read when torch loads OpenMP: before import

@@ -94,7 +94,8 @@ def _working_copy(bundle: Bundle, work: Path, text_encoder: str | None) -> list[
 
 
 def build_bundle(head: str | Path, out: str | Path, *, text_encoder: str | None = None, precision: str = "int8",
-                 half_head: bool = False, seed: int = 0, work: str | Path | None = None) -> BuildReport:
+                 half_head: bool = False, seed: int = 0, work: str | Path | None = None,
+                 int8_keep_fp32: tuple[str, ...] = ()) -> BuildReport:
     """Copy, export, verify and pack (see the module doc). BundleError on a bad HEAD, an existing
     OUT or a graph out of tolerance; OUT is never left half-written."""
     if precision not in ("fp32", *PRECISIONS):
@@ -115,7 +116,7 @@ def build_bundle(head: str | Path, out: str | Path, *, text_encoder: str | None 
         wanted = [m for m in ENCODERS if _has(bundle, m)]
         if not wanted:
             raise BundleError(f"{bundle.path} has no encoder to export (text or L3 audio)")
-        exported = export_bundle(work, models=wanted, variants=variants)
+        exported = export_bundle(work, models=wanted, variants=variants, int8_keep_fp32=tuple(int8_keep_fp32))
         models = [m for m in wanted if onnx_role(m) in exported.exported]
         report = BuildReport(out, [], verify_bundle(work, seed=seed, models=models), dict(exported.skipped))
         failed = [r.line() for r in report.checks if not r.ok]
@@ -160,6 +161,10 @@ def main(argv: list[str] | None = None) -> int:
                              "a (fine-tuned) model folder, `mpnet`, `minilm` or a Hugging Face id")
     parser.add_argument("--precision", choices=("fp32", *PRECISIONS), default="int8",
                         help="encoder graph the bundle ships (default int8: CPUs; fp16 for GPUs)")
+    parser.add_argument("--int8-keep-fp32", nargs="+", default=[], metavar="REGEX",
+                        help="keep the text encoder's MatMuls whose node name matches in fp32, e.g. "
+                             "'layer\\.\\d+/output/dense' (FFN output projections: MPNet needs it, see "
+                             "docs/deployment.md)")
     parser.add_argument("--half-head", action="store_true", help="store the head weights as float16")
     parser.add_argument("--seed", type=int, default=0, help="seed of the verification inputs")
     parser.add_argument("--work", type=Path, metavar="DIR",
@@ -170,7 +175,8 @@ def main(argv: list[str] | None = None) -> int:
     log.setLevel(logging.DEBUG if args.verbose else logging.INFO)
     try:
         report = build_bundle(args.head, args.out, text_encoder=args.text_encoder, precision=args.precision,
-                              half_head=args.half_head, seed=args.seed, work=args.work)
+                              half_head=args.half_head, seed=args.seed, work=args.work,
+                              int8_keep_fp32=tuple(args.int8_keep_fp32))
     except (BundleError, ModelAssemblyError, ValueError, OSError) as exc:  # OSError: a model transformers cannot load
         print(f"error: {exc}", file=sys.stderr)
         return 2
