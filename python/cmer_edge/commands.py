@@ -22,6 +22,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "export": ("cmer_edge.export.cli:export_main", "a bundle's head and encoders -> ONNX (checked against PyTorch)"),
     "verify": ("cmer_edge.export.cli:verify_main", "parity of a bundle's ONNX graphs against PyTorch"),
     "build-engine": ("cmer_edge.export.engine_cli:build_engine_main", "ONNX -> TensorRT engines, on the device"),
+    "build-bundle": ("cmer_edge.export.build_bundle:main", "a deployable bundle from a trained head: encoders -> "
+                                                           "ONNX (int8), verified, packed (e.g. the MPNet base bundle)"),
     "pack": ("cmer_edge.bundle.pack:main", "a deployable copy of a bundle (chosen files, float16 head)"),
     "backends": ("cmer_edge.runtime.backends:main", "encoder backends on this machine, and per bundle"),
     "speech-cv": ("cmer_edge.training.speech_cv:main", "audio branch: RAVDESS speaker-independent / leave-one-corpus-out"),

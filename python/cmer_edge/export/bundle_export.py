@@ -42,8 +42,10 @@ def _models(models: list[str] | None) -> list[str]:
 
 
 def export_bundle(bundle_path: str | Path, *, models: list[str] | None = None,
-                  variants: tuple[str, ...] = (), opset: int = OPSET) -> ExportReport:
-    """Export every requested model the bundle has to ONNX inside the bundle (see module doc)."""
+                  variants: tuple[str, ...] = (), opset: int = OPSET,
+                  int8_keep_fp32: tuple[str, ...] = ()) -> ExportReport:
+    """Export every requested model the bundle has to ONNX inside the bundle (see module doc).
+    int8_keep_fp32: MatMul node-name substrings the int8 variant keeps in fp32 (text encoder only)."""
     for v in variants:
         if v not in PRECISIONS:
             raise ValueError(f"variant must be one of {PRECISIONS}, got {v!r}")
@@ -64,8 +66,9 @@ def export_bundle(bundle_path: str | Path, *, models: list[str] | None = None,
             write(bundle.path / name)
             files[role] = name
         for precision in variants:
-            files[onnx_role(model, precision)] = make_variant(bundle.path / rel, precision).relative_to(
-                bundle.path).as_posix()
+            keep = tuple(int8_keep_fp32) if model == "text_encoder" else ()
+            files[onnx_role(model, precision)] = make_variant(bundle.path / rel, precision,
+                                                              int8_keep_fp32=keep).relative_to(bundle.path).as_posix()
         bundle = add_artifacts(bundle.path, files)
         report.exported.update({role: bundle.path / name for role, name in files.items()})
     if not any(r.startswith("onnx.") for r in report.exported):

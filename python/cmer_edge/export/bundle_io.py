@@ -30,10 +30,12 @@ def random_head_tensors(cfg: HeadConfig, seed: int) -> dict[str, np.ndarray]:
 
 
 def write_random_bundle(path: str | Path, cfg: HeadConfig, *, features: dict[str, Any], seed: int = 0,
-                        name: str = "random", profile: str = "random") -> Bundle:
+                        name: str = "random", profile: str = "random", local_paths: bool = False) -> Bundle:
     """A bundle with a random-init head: what the export path is tested with before trained
-    bundles exist. `features` goes into the manifest as is (text/audio encoder specs)."""
+    bundles exist. `features` goes into the manifest as is (text/audio encoder specs); with
+    `local_paths` they may name absolute paths of this machine (a working bundle)."""
     manifest = {"name": name, "profile": profile, "features": features, "window_utts": 16,
                 "protocol": "live", "metrics": {}, "random_init_seed": seed}
-    save_bundle(path, head_config=cfg, head_tensors=random_head_tensors(cfg, seed), manifest=manifest)
+    save_bundle(path, head_config=cfg, head_tensors=random_head_tensors(cfg, seed), manifest=manifest,
+                local_paths=local_paths)
     return load_bundle(path)

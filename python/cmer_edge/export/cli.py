@@ -40,6 +40,9 @@ def export_main(argv: list[str] | None = None, *, default_bpe: str | Path | None
     parser.add_argument("--models", nargs="+", choices=exporter_names(), help="default: every model the bundle has")
     parser.add_argument("--variants", nargs="*", default=[], choices=["fp16", "int8"],
                         help="also write reduced-precision variants")
+    parser.add_argument("--int8-keep-fp32", nargs="+", default=[], metavar="REGEX",
+                        help="text encoder int8 variant: keep the MatMuls whose node name matches in fp32, e.g. "
+                             "'layer\\.\\d+/output/dense' (the FFN output projections; docs/deployment.md)")
     parser.add_argument("--opset", type=int, default=OPSET)
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
@@ -50,7 +53,8 @@ def export_main(argv: list[str] | None = None, *, default_bpe: str | Path | None
             if not args.roberta_bpe:
                 parser.error("--random-paper needs --roberta-bpe DIR (or CMER_EDGE_ROBERTA_BPE)")
             bundle = write_random_paper_bundle(args.random_paper, args.roberta_bpe).path
-        report = export_bundle(bundle, models=args.models, variants=tuple(args.variants), opset=args.opset)
+        report = export_bundle(bundle, models=args.models, variants=tuple(args.variants), opset=args.opset,
+                               int8_keep_fp32=tuple(args.int8_keep_fp32))
     except (BundleError, FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
