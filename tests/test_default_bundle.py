@@ -36,7 +36,10 @@ def test_readme_demo_recognises_the_example_dialogue(capsys):
 
     assert main(["--input", str(EXAMPLE), "--json", "--threads", "1"]) == 0
     events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    assert len(events) == 4
+    # --json gives every event: a provisional one (audio + context) before each final one
+    assert [(e["utterance_id"], e["stage"]) for e in events] == [(i, s) for i in range(4) for s in ("provisional", "final")]
+    assert all(e["modalities"] == ["audio"] and e["text"] is None for e in events[::2])
+    events = events[1::2]
     for event in events:
         assert event["modalities"] == ["audio", "text"] and event["text"]
         assert abs(sum(event["probs"].values()) - 1.0) < 1e-4
