@@ -72,3 +72,12 @@ def test_written_bundle_predicts_the_adjusted_classes(tmp_path):
 
     wf1 = score(y, adjusted.argmax(1), bundle.labels).weighted_f1
     assert wf1 == pytest.approx(result["splits"]["test"]["after"]["weighted_f1"], abs=1.0)
+
+
+@pytest.mark.parametrize("value", ["nan", "-1", "inf"])
+def test_bad_max_cost_is_one_line_and_exit_2(value, capsys):
+    from cmer_edge.training import logit_adjust
+
+    with pytest.raises(SystemExit) as done:
+        logit_adjust.main(["--store", "s", "--runs", "r", "--max-cost", value])
+    assert done.value.code == 2 and "--max-cost" in capsys.readouterr().err

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cmer_edge.cli_common import cli_entry
+from cmer_edge.cli_common import cli_entry, positive_float
 from cmer_edge.training.metrics import score
 
 log = logging.getLogger("cmer_edge")
@@ -174,10 +174,10 @@ def build_parser() -> argparse.ArgumentParser:
                                 description=__doc__.splitlines()[0])
     p.add_argument("--store", required=True, type=Path, help="the feature store the runs were trained on")
     p.add_argument("--runs", required=True, nargs="+", type=Path, help="run bundles (python -m cmer_edge.train)")
-    p.add_argument("--max-cost", type=float, default=1.0, help="dev weighted-F1 points tau may cost (default 1)")
+    p.add_argument("--max-cost", type=positive_float("--max-cost", allow_zero=True), default=1.0, help="dev weighted-F1 points tau may cost (default 1)")
     p.add_argument("--rule", choices=RULES, default="min",
                    help="min: smallest tau with every class >= --min-class-f1 on dev; macro: best dev macro-F1")
-    p.add_argument("--min-class-f1", type=float, default=10.0)
+    p.add_argument("--min-class-f1", type=positive_float("--min-class-f1", allow_zero=True), default=10.0)
     p.add_argument("--eval-splits", nargs="*", default=["test"])
     p.add_argument("--json", type=Path, default=None, help="also write every number here")
     p.add_argument("--write-dir", type=Path, default=None,
