@@ -106,6 +106,7 @@ def test_edge_recipe_builds_a_bimodal_bundle_from_meld_and_speech(tmp_path, synt
     assert {"meld_test_text", "holdout_k0_audio", "holdout_k10_both"} <= set(bundle.manifest.metrics)
     recipe = bundle.manifest.provenance["recipe"]
     assert list(recipe["holdout_speakers"]) == ["TOY/d"] and "TOY" in recipe["training_corpora"]
+    assert {"same_label", "neutral_voice", "neutral_text_clips"} <= set(recipe["fusion_pairs"])
     assert set(bundle.manifest.licences) == {"MELD", "TOY"}
     assert (out / "cache").is_dir()  # the resumable stages
     assert edge.main(["--meld-dir", str(synthetic_meld.root), "--manifest", str(clips), "--audio",

@@ -11,8 +11,11 @@ The head learns fusion from speech and text that were spoken together:
 - RAVDESS / SAVEE / EmoDB clips with their real transcripts (neutral words, emotional voice; SAVEE and
   EmoDB are audio-only here): the label is the voice's, so the head learns that the voice corrects
   the words;
-- in addition, a fraction `--pair` of MELD training utterances get the audio of a same-label training
-  clip (the words and the voice agree);
+- spoken MELD lines in flat synthetic voices, if given as a manifest (corpus "MELD-…"): the words decide;
+- when to trust which (training/fusion_pairs.py): a fraction `--neutral-text` of the clip copies say
+  the words of a random neutral MELD line (the voice decides), a fraction `--neutral-voice` of MELD
+  training utterances get the audio of a neutral clip (the words decide), and a fraction `--pair`
+  the audio of a same-label clip (the words and the voice agree);
 - modality dropout, so either modality alone works.
 Audio is normalised as it is live (per-session running statistics with the training population as
 prior), simulated after k = 0, 3 and 10 other clips of the same speaker. Speakers in `--holdout` are
@@ -37,7 +40,8 @@ from cmer_edge.features.registry import make_audio_extractor
 from cmer_edge.model.config import EMOTIONS, HeadConfig
 from cmer_edge.runtime.backends import BackendConfig
 from cmer_edge.runtime.encoders import open_text_encoder
-from cmer_edge.training import edge_data
+from cmer_edge.data.meld import load_meld_split
+from cmer_edge.training import edge_data, fusion_pairs
 from cmer_edge.training.runs import save_trained, scores_for
 from cmer_edge.training.trainer import TrainConfig, train_head
 
@@ -69,7 +73,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--exclude-corpus", nargs="*", default=[], help="corpora left out of training entirely")
     p.add_argument("--online-k", type=int, nargs="+", default=[0, 3, 10],
                    help="training copies of each clip, normalised after k other clips of its speaker")
-    p.add_argument("--pair", type=float, default=0.3, help="fraction of MELD train utterances given clip audio")
+    p.add_argument("--pair", type=float, default=0.3,
+                   help="fraction of MELD train utterances given the audio of a same-label clip")
+    p.add_argument("--neutral-voice", type=float, default=0.15,
+                   help="fraction of MELD train utterances given the audio of a neutral clip (the words decide)")
+    p.add_argument("--neutral-text", type=float, default=0.5,
+                   help="fraction of clip copies given the words of a random neutral MELD line (the voice decides)")
+    p.add_argument("--neutral-min-words", type=int, default=4, help="shortest neutral line used as such words")
     p.add_argument("--modality-dropout", type=float, default=0.3)
     p.add_argument("--hidden", type=int, default=64)
     p.add_argument("--window", type=int, default=16)
@@ -81,22 +91,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cache", type=Path, default=None, help="feature cache (default OUT/cache; share it across runs)")
     p.add_argument("--out", type=Path, required=True)
     return p
-
-
-def _pair(meld_train, clip_train, fraction: float, rng: np.random.Generator) -> int:
-    pools: dict[int, list] = {}
-    for d in clip_train:
-        if d.present[0, 0] > 0:
-            pools.setdefault(int(d.labels[0]), []).append(d)
-    paired = 0
-    for d in meld_train:
-        for i, label in enumerate(d.labels):
-            pool = pools.get(int(label))
-            if pool and rng.random() < fraction:
-                src = pool[rng.integers(len(pool))]
-                d.x_a[i], d.x_a_raw[i], d.present[i, 0] = src.x_a[0], src.x_a_raw[0], 1.0
-                paired += 1
-    return paired
 
 
 def _with_audio_dim(dialogues, dim: int):
@@ -148,19 +142,29 @@ def main(argv: list[str] | None = None) -> int:
     if args.meld_dir is not None:
         meld = {s: _with_audio_dim(edge_data.meld_split(encoder, args.meld_dir, s, cache), audio_dim)
                 for s in ("train", "dev", "test")}
-    paired = _pair(meld["train"], clip_train, args.pair, rng) if meld else 0
     for group in [clip_train, clip_dev, *clip_test.values()]:
         _with_text_dim(group, text_dim)
+    paired, clip_dev_neutral = {}, []
+    if meld:
+        paired = fusion_pairs.pair_meld_with_voices(meld["train"], clip_train, args.pair, args.neutral_voice, rng)
+        fusion_pairs.pair_meld_with_voices(meld["dev"], clip_dev, args.pair, args.neutral_voice, rng)
+        lines = {s: fusion_pairs.neutral_lines(
+            meld[s], [[u.text for u in d.utterances] for d in load_meld_split(args.meld_dir, s)],
+            args.neutral_min_words) for s in ("train", "dev")}
+        clip_train += fusion_pairs.give_neutral_text(clip_train, lines["train"], args.neutral_text, rng)
+        clip_dev_neutral = fusion_pairs.give_neutral_text(clip_dev, lines["dev"], 1.0, rng)
+        paired["neutral_text_clips"] = sum(d.dialogue_id.endswith("/neutral-text") for d in clip_train)
     # equal weight for MELD dev and speech dev in the selection loss: repeat the (few) dev clips
-    repeat = max(1, round(sum(len(d.labels) for d in meld.get("dev", [])) / max(1, len(clip_dev))))
+    clip_dev_all = clip_dev + clip_dev_neutral
+    repeat = max(1, round(sum(len(d.labels) for d in meld.get("dev", [])) / max(1, len(clip_dev_all))))
     head_cfg = HeadConfig(audio_dim=audio_dim, text_dim=text_dim, hidden=args.hidden)
     cfg = TrainConfig(protocol="live", window_utts=args.window, max_epochs=args.epochs, patience=args.patience,
                       modality_dropout=args.modality_dropout, class_weighting=args.class_weighting, seed=args.seed)
-    log.info("training on %d MELD dialogues (%d utterances paired with clip audio) + %d clip copies; "
+    log.info("training on %d MELD dialogues (paired: %s) + %d clip copies; "
              "dev %d MELD + %d clips x%d; held out %d clips", len(meld.get("train", [])), paired, len(clip_train),
-             len(meld.get("dev", [])), len(clip_dev), repeat, len(held_rows))
-    result = train_head(head_cfg, cfg, meld.get("train", []) + clip_train, meld.get("dev", []) + clip_dev * repeat)
-    metrics = report(result.model, meld, clip_dev, clip_test, cfg)
+             len(meld.get("dev", [])), len(clip_dev_all), repeat, len(held_rows))
+    result = train_head(head_cfg, cfg, meld.get("train", []) + clip_train, meld.get("dev", []) + clip_dev_all * repeat)
+    metrics = report(result.model, meld, clip_dev, clip_dev_neutral, clip_test, cfg)
     features = {"audio": extractor.spec(), "text": thaw(text_bundle.manifest.features.text.raw)}
     corpora = sorted({c.corpus for c in np.array(clips)[train]} | ({"MELD"} if meld else set()))
     command = "python -m cmer_edge.training.edge " + " ".join(sys.argv[1:] if argv is None else argv)
@@ -177,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
                     "use": "non-commercial research use only (inherits RAVDESS CC BY-NC-SA 4.0, SAVEE and EmoDB "
                            "research-use terms)",
                     "holdout_speakers": args.holdout, "dev_speakers": args.dev_speakers,
-                    "paired_meld_utterances": paired, "online_k": args.online_k})
+                    "fusion_pairs": paired, "online_k": args.online_k})
     _copy_text_files(out, text_files)
     print(json.dumps({k: {m: round(v[m], 2) for m in ("weighted_f1", "uar")} for k, v in metrics.items()}, indent=2))
     return 0
@@ -190,8 +194,9 @@ def _copy_text_files(bundle_dir: Path, files: dict[str, Path]) -> None:
     add_artifacts(bundle_dir, {role: src.name for role, src in files.items()})
 
 
-def report(model, meld, clip_dev, clip_test, cfg) -> dict:
-    """MELD text-only (dev, test) and the held-out speakers' clips (audio only / both; k = 0 and 10)."""
+def report(model, meld, clip_dev, clip_dev_neutral, clip_test, cfg) -> dict:
+    """MELD text-only (dev, test), the dev speakers' clips (audio only; with neutral MELD words) and the
+    held-out speakers' clips (audio only / both; k = 0 and 10)."""
     def score(dialogues, hide: str | None):
         for d in dialogues:
             d.present_saved = d.present.copy()
@@ -209,6 +214,8 @@ def report(model, meld, clip_dev, clip_test, cfg) -> dict:
         if split in meld:
             metrics[f"meld_{split}_text"] = score(meld[split], "audio")
     metrics["clips_dev_audio"] = score(clip_dev, "text")
+    if clip_dev_neutral:
+        metrics["clips_dev_neutral_words"] = score(clip_dev_neutral, None)
     for k, dialogues in clip_test.items():
         if dialogues:
             metrics[f"holdout_k{k}_audio"] = score(dialogues, "text")

@@ -1,0 +1,75 @@
+"""Training pairs that teach the head *when* to trust which modality.
+
+Speech and text that were spoken together disagree in two typical ways, and the head must meet both:
+- an emotional voice saying emotionally empty words (acted corpora, a kiosk visitor reading a
+  sentence): the voice decides. `give_neutral_text` gives speech clips whose label is the voice's the
+  words of a random neutral MELD line (a sentence they never said, from a large pool, so the head
+  cannot learn a handful of sentences by heart);
+- a flat voice saying emotional words: the words decide. `pair_meld_with_voices` gives MELD lines
+  the audio of a neutral clip (a real human voice that says nothing), besides the label-matched
+  pairs in which voice and words agree.
+Spoken MELD lines (corpus "MELD-…", synthetic flat voices) carry the words' label, so they are
+neither donors of an emotional voice nor receivers of other words.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from cmer_edge.training.dialogues import Dialogue
+
+NEUTRAL = 0  # index of "neutral" in EMOTIONS
+
+
+def voice_labelled(dialogue: Dialogue) -> bool:
+    """True for a clip whose label is its voice's (acted speech), False for a spoken MELD line."""
+    return not dialogue.dialogue_id.startswith("MELD")
+
+
+def neutral_lines(dialogues: list[Dialogue], texts: list[list[str]], min_words: int) -> np.ndarray:
+    """Text features [N, Dt] of the lines labelled neutral with at least `min_words` words."""
+    rows = [d.x_t[i] for d, words in zip(dialogues, texts) for i, text in enumerate(words)
+            if d.labels[i] == NEUTRAL and d.present[i, 1] > 0 and len(text.split()) >= min_words]
+    return np.stack(rows).astype(np.float32) if rows else np.zeros((0, dialogues[0].x_t.shape[1]), np.float32)
+
+
+def give_neutral_text(clips: list[Dialogue], lines: np.ndarray, fraction: float,
+                      rng: np.random.Generator) -> list[Dialogue]:
+    """Copies of a `fraction` of the voice-labelled clips (with audio) whose text is a random neutral
+    line; the label stays the voice's. The originals are kept unchanged."""
+    out = []
+    if not len(lines):
+        return out
+    for d in clips:
+        if voice_labelled(d) and d.present[0, 0] > 0 and rng.random() < fraction:
+            present = d.present.copy()
+            present[0, 1] = 1.0
+            out.append(Dialogue(d.dialogue_id + "/neutral-text", d.utterance_ids, d.x_a,
+                                lines[rng.integers(len(lines))][None], present, d.labels, d.fold, d.x_a_raw))
+    return out
+
+
+def pair_meld_with_voices(meld: list[Dialogue], clips: list[Dialogue], same_label: float, neutral_voice: float,
+                          rng: np.random.Generator) -> dict[str, int]:
+    """Give MELD utterances (in place) clip audio: with chance `same_label` a clip of the same label
+    (voice and words agree), else with chance `neutral_voice` a neutral clip (the words decide).
+    Returns how many of each were paired."""
+    pools: dict[int, list[Dialogue]] = {}
+    for d in clips:
+        if voice_labelled(d) and d.present[0, 0] > 0:
+            pools.setdefault(int(d.labels[0]), []).append(d)
+    counts = {"same_label": 0, "neutral_voice": 0}
+    for d in meld:
+        for i, label in enumerate(d.labels):
+            draw = rng.random()
+            if draw < same_label:
+                pool, kind = pools.get(int(label)), "same_label"
+            elif draw < same_label + neutral_voice:
+                pool, kind = pools.get(NEUTRAL), "neutral_voice"
+            else:
+                continue
+            if pool:
+                src = pool[rng.integers(len(pool))]
+                d.x_a[i], d.x_a_raw[i], d.present[i, 0] = src.x_a[0], src.x_a_raw[0], 1.0
+                counts[kind] += 1
+    return counts
