@@ -7,6 +7,8 @@ from __future__ import annotations
 import shlex
 from pathlib import Path
 
+import pytest
+
 SYSTEMD = Path(__file__).resolve().parents[1] / "jetson" / "systemd"
 
 
@@ -36,3 +38,16 @@ def test_kiosk_unit_and_settings():
 
     parsed = build_parser().parse_args(shlex.split(args.split("=", 1)[1]))  # the settings parse
     assert parsed.host == "127.0.0.1" and parsed.port == 8765
+
+
+def test_bench_serve_cpu_lists_are_parsed_and_checked_against_this_process():
+    import argparse
+    import os
+
+    from cmer_edge.bench.serve import _cpus
+
+    first = min(os.sched_getaffinity(0))
+    assert _cpus(str(first)) == {first} and _cpus(f"{first}-{first}") == {first}
+    for bad in ("a", "", "1-x", "100000"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            _cpus(bad)

@@ -47,6 +47,18 @@ def write_dialogue(path: Path, n: int, gap_s: float):
     return write_scene(path, [voices[i % len(voices)] for i in range(n)], [gap_s] * n, noise_dbfs=-60)
 
 
+def _cpus(text: str) -> set[int]:
+    """"0,2-3" -> {0, 2, 3}, each an existing CPU."""
+    try:
+        cpus = {c for part in text.split(",") for c in (range(int(part.split("-")[0]), int(part.split("-")[-1]) + 1))}
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"CPU list must look like 0 or 0,2-3, got {text!r}") from None
+    allowed = os.sched_getaffinity(0)
+    if not cpus or not cpus <= allowed:
+        raise argparse.ArgumentTypeError(f"CPU list {text!r} is not among this process's CPUs {sorted(allowed)}")
+    return cpus
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -58,10 +70,11 @@ def get_json(url: str) -> dict:
         return json.loads(r.read())
 
 
-def start_server(wav: Path, truth, port: int) -> subprocess.Popen:
+def start_server(wav: Path, truth, port: int, cpus: set[int] | None = None) -> subprocess.Popen:
+    """The server (recognizer + event loop) as its own process, on `cpus` when given."""
     proc = subprocess.Popen([sys.executable, "-m", "cmer_edge.serve", "--input", str(wav), "--realtime", "--asr",
                              "external", "--port", str(port)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            text=True)
+                            text=True, preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None)
     if "http://" not in proc.stdout.readline():
         proc.kill()
         raise RuntimeError("serve did not start")
@@ -147,9 +160,9 @@ def stage_table(events: list[dict]) -> dict[str, tuple[float, float]]:
     return out
 
 
-def run_b(wav: Path, truth, browser: bool) -> dict:
+def run_b(wav: Path, truth, browser: bool, server_cpus: set[int] | None) -> dict:
     port = free_port()
-    proc = start_server(wav, truth, port)
+    proc = start_server(wav, truth, port, server_cpus)
     driver = open_page(port) if browser else None
     stalled = stalled_client(port)
     seqs: list[list[int]] = [[] for _ in range(8)]
@@ -184,21 +197,30 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--gap", type=float, default=0.7, help="silence between utterances (s)")
     p.add_argument("--no-browser", action="store_true", help="skip the page (no delivery latency)")
     p.add_argument("--json", type=Path, default=None, help="also write the raw numbers here")
+    p.add_argument("--server-cpus", type=_cpus, default=None,
+                   help="CPUs of the server process in both runs, e.g. 0 (default: all)")
+    p.add_argument("--client-cpus", type=_cpus, default=None,
+                   help="CPUs of the clients (this process, the readers, Chromium), e.g. 1 (default: all): a "
+                        "robot's other processes or remote screens, kept off the server's cores")
     args = p.parse_args(argv)
+    if args.client_cpus:
+        os.sched_setaffinity(0, args.client_cpus)  # inherited by chromedriver and Chromium
     with tempfile.TemporaryDirectory() as tmp:
         wav = Path(tmp) / "dialogue.wav"
         truth = write_dialogue(wav, args.utterances, args.gap)
         print(f"dialogue: {len(truth)} utterances, {truth[-1].end_s:.0f} s, realtime; machine load: "
-              f"{os.getloadavg()[0]:.1f} (1-min average)", flush=True)
+              f"{os.getloadavg()[0]:.1f} (1-min average); {os.cpu_count()} CPUs, server on "
+              f"{sorted(args.server_cpus or range(os.cpu_count()))}, clients on "
+              f"{sorted(os.sched_getaffinity(0))}", flush=True)
         port = free_port()
-        proc = start_server(wav, truth, port)
+        proc = start_server(wav, truth, port, args.server_cpus)
         try:
             wait_finished(port)
             alone = get_json(f"http://127.0.0.1:{port}/events?since=0")["events"]
         finally:
             stop(proc)
         print(f"run A (no clients): {len(alone)} events", flush=True)
-        b = run_b(wav, truth, browser=not args.no_browser)
+        b = run_b(wav, truth, browser=not args.no_browser, server_cpus=args.server_cpus)
     a_stages, b_stages = stage_table(alone), stage_table(b["events"])
     print("\n| stage | no clients p50 / p95 (ms) | 10 clients, 1 stalled p50 / p95 (ms) | p50 ratio |")
     print("| --- | --- | --- | --- |")
