@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from cmer_edge.training.dialogues import Dialogue
-from cmer_edge.training.fusion_pairs import give_neutral_text, neutral_lines, pair_meld_with_voices, voice_labelled
+from cmer_edge.training.fusion_pairs import (give_neutral_text, mark_deciding, neutral_lines, pair_meld_with_voices,
+                                           voice_labelled)
 
 
 def _clip(name: str, label: int, audio: float, text_ok: float = 0.0) -> Dialogue:
@@ -61,3 +62,33 @@ def test_meld_lines_get_same_label_or_neutral_voices_never_a_spoken_meld_voice()
     assert (meld.present[:, 0] == (audio != 0)).all() and np.allclose(meld.x_a_raw[audio != 0, 0], audio[audio != 0] + 100)
     assert counts["same_label"] == int((anger == 60.0).sum()) and 70 < counts["same_label"] < 130
     assert counts["neutral_voice"] == int((audio == 10.0).sum()) and 60 < counts["neutral_voice"] < 140
+
+
+def test_each_pair_marks_the_modality_whose_label_it_is():
+    rng = np.random.default_rng(1)
+    voice, spoken = _clip("RAVDESS/a/k0", 0, 10.0, text_ok=1.0), _clip("MELD-espeak-train/c/k0", 6, 99.0, text_ok=1.0)
+    mark_deciding([voice, spoken])
+    assert voice.keep.tolist() == [[True, False]] and spoken.keep.tolist() == [[False, True]]
+    (copy,) = give_neutral_text([voice], np.ones((1, 2), np.float32), 1.0, rng)
+    assert copy.keep.tolist() == [[True, False]]
+    meld = _meld([6] * 50)
+    pair_meld_with_voices([meld], [voice], 0.0, 0.5, rng)  # only neutral voices here: the words decide
+    assert (meld.keep[:, 1] == (meld.present[:, 0] > 0)).all() and not meld.keep[:, 0].any()
+
+
+def test_modality_dropout_never_hides_the_deciding_modality():
+    torch = __import__("pytest").importorskip("torch")
+    from cmer_edge.training.trainer import _drop_modalities
+
+    n = 4000
+    present = torch.ones((1, n, 2))
+    keep = np.zeros((1, n, 2), bool)
+    keep[0, : n // 2, 0] = True  # first half: the voice decides
+    keep[0, n // 2:, 1] = True   # second half: the words decide
+    out = _drop_modalities(present, 0.5, torch.Generator().manual_seed(0), keep)
+    first, second = out[0, : n // 2], out[0, n // 2:]
+    assert (first[:, 0] == 1).all() and (second[:, 1] == 1).all()
+    assert 0.4 < float((first[:, 1] == 0).float().mean()) < 0.6  # the other one still dropped at p
+    assert 0.4 < float((second[:, 0] == 0).float().mean()) < 0.6
+    same = _drop_modalities(present, 0.5, torch.Generator().manual_seed(0), np.zeros((1, n, 2), bool))
+    assert torch.equal(same, _drop_modalities(present, 0.5, torch.Generator().manual_seed(0)))

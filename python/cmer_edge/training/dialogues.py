@@ -26,6 +26,7 @@ class Dialogue:
     labels: np.ndarray   # [T] int64
     fold: int | None = None  # the index's 'fold' field (cross-validation corpora such as EmoDB)
     x_a_raw: np.ndarray | None = None  # audio before per-speaker z-scoring (audio_norm="speaker")
+    keep: np.ndarray | None = None     # [T, 2] bool: the modality whose label it is; modality dropout never hides it
 
 
 def load_dialogues(store: FeatureStore, split: str, audio: list[str], text: str | None,
@@ -71,6 +72,7 @@ class Batch:
     lengths: np.ndarray   # [B]
     labels: np.ndarray    # [B, T], -100 where no loss is taken
     positions: list[tuple[int, int]]  # (dialogue index, utterance index) of each labelled cell
+    keep: np.ndarray | None = None  # [B, T, 2] bool: never hidden by modality dropout
 
 
 def _pad(dialogues: list[Dialogue], pieces: list[tuple[int, int, int]], last_only: bool) -> Batch:
@@ -79,11 +81,14 @@ def _pad(dialogues: list[Dialogue], pieces: list[tuple[int, int, int]], last_onl
     d0 = dialogues[pieces[0][0]]
     b = len(pieces)
     batch = Batch(np.zeros((b, width, d0.x_a.shape[1]), np.float32), np.zeros((b, width, d0.x_t.shape[1]), np.float32),
-                  np.zeros((b, width, 2), np.float32), np.zeros(b, np.int64), np.full((b, width), -100, np.int64), [])
+                  np.zeros((b, width, 2), np.float32), np.zeros(b, np.int64), np.full((b, width), -100, np.int64), [],
+                  np.zeros((b, width, 2), bool))
     for row, (d, start, end) in enumerate(pieces):
         dlg, n = dialogues[d], end - start
         batch.x_a[row, :n], batch.x_t[row, :n] = dlg.x_a[start:end], dlg.x_t[start:end]
         batch.present[row, :n], batch.lengths[row] = dlg.present[start:end], n
+        if dlg.keep is not None:
+            batch.keep[row, :n] = dlg.keep[start:end]
         first = n - 1 if last_only else 0
         batch.labels[row, first:n] = dlg.labels[start + first:end]
         batch.positions += [(d, start + i) for i in range(first, n)]

@@ -144,6 +144,7 @@ def main(argv: list[str] | None = None) -> int:
                 for s in ("train", "dev", "test")}
     for group in [clip_train, clip_dev, *clip_test.values()]:
         _with_text_dim(group, text_dim)
+        fusion_pairs.mark_deciding(group)
     paired, clip_dev_neutral = {}, []
     if meld:
         paired = fusion_pairs.pair_meld_with_voices(meld["train"], clip_train, args.pair, args.neutral_voice, rng)

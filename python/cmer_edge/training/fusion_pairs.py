@@ -10,6 +10,8 @@ Speech and text that were spoken together disagree in two typical ways, and the 
   pairs in which voice and words agree.
 Spoken MELD lines (corpus "MELD-…", synthetic flat voices) carry the words' label, so they are
 neither donors of an emotional voice nor receivers of other words.
+Every such utterance marks the modality whose label it is (`Dialogue.keep`): modality dropout may
+hide the other one, never that one (hiding it would leave a label the remaining input cannot carry).
 """
 
 from __future__ import annotations
@@ -24,6 +26,12 @@ NEUTRAL = 0  # index of "neutral" in EMOTIONS
 def voice_labelled(dialogue: Dialogue) -> bool:
     """True for a clip whose label is its voice's (acted speech), False for a spoken MELD line."""
     return not dialogue.dialogue_id.startswith("MELD")
+
+
+def mark_deciding(clips: list[Dialogue]) -> None:
+    """Mark (in place) each clip's deciding modality: the voice, or the words for spoken MELD lines."""
+    for d in clips:
+        d.keep = np.array([[voice_labelled(d), not voice_labelled(d)]] * len(d.labels), bool)
 
 
 def neutral_lines(dialogues: list[Dialogue], texts: list[list[str]], min_words: int) -> np.ndarray:
@@ -45,14 +53,16 @@ def give_neutral_text(clips: list[Dialogue], lines: np.ndarray, fraction: float,
             present = d.present.copy()
             present[0, 1] = 1.0
             out.append(Dialogue(d.dialogue_id + "/neutral-text", d.utterance_ids, d.x_a,
-                                lines[rng.integers(len(lines))][None], present, d.labels, d.fold, d.x_a_raw))
+                                lines[rng.integers(len(lines))][None], present, d.labels, d.fold, d.x_a_raw,
+                                keep=np.array([[True, False]])))
     return out
 
 
 def pair_meld_with_voices(meld: list[Dialogue], clips: list[Dialogue], same_label: float, neutral_voice: float,
                           rng: np.random.Generator) -> dict[str, int]:
     """Give MELD utterances (in place) clip audio: with chance `same_label` a clip of the same label
-    (voice and words agree), else with chance `neutral_voice` a neutral clip (the words decide).
+    (voice and words agree), else with chance `neutral_voice` a neutral clip (the words decide,
+    marked in `keep`).
     Returns how many of each were paired."""
     pools: dict[int, list[Dialogue]] = {}
     for d in clips:
@@ -60,6 +70,8 @@ def pair_meld_with_voices(meld: list[Dialogue], clips: list[Dialogue], same_labe
             pools.setdefault(int(d.labels[0]), []).append(d)
     counts = {"same_label": 0, "neutral_voice": 0}
     for d in meld:
+        if d.keep is None:
+            d.keep = np.zeros((len(d.labels), 2), bool)
         for i, label in enumerate(d.labels):
             draw = rng.random()
             if draw < same_label:
@@ -71,5 +83,6 @@ def pair_meld_with_voices(meld: list[Dialogue], clips: list[Dialogue], same_labe
             if pool:
                 src = pool[rng.integers(len(pool))]
                 d.x_a[i], d.x_a_raw[i], d.present[i, 0] = src.x_a[0], src.x_a_raw[0], 1.0
+                d.keep[i, 1] = kind == "neutral_voice"  # a voice that says nothing: the words decide
                 counts[kind] += 1
     return counts

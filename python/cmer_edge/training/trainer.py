@@ -78,15 +78,21 @@ def _tensors(batch: Batch, device):
             torch.from_numpy(batch.labels).to(device))
 
 
-def _drop_modalities(present, p: float, gen):
+def _drop_modalities(present, p: float, gen, keep=None):
+    """Hide one modality of a bimodal utterance with chance p (audio or text, even odds), never one
+    that `keep` marks as the one whose label it is (then the other one is hidden)."""
     import torch
 
     both = (present[..., 0] > 0) & (present[..., 1] > 0)
     drop = both & (torch.rand(both.shape, generator=gen) < p)
-    which = torch.rand(both.shape, generator=gen) < 0.5
+    hide_audio = torch.rand(both.shape, generator=gen) < 0.5
+    if keep is not None:
+        keep = torch.as_tensor(keep)
+        drop &= ~(keep[..., 0] & keep[..., 1])
+        hide_audio = (hide_audio & ~keep[..., 0]) | keep[..., 1]
     present = present.clone()
-    present[..., 0][drop & which] = 0.0
-    present[..., 1][drop & ~which] = 0.0
+    present[..., 0][drop & hide_audio] = 0.0
+    present[..., 1][drop & ~hide_audio] = 0.0
     return present
 
 
@@ -134,7 +140,7 @@ def train_head(head_cfg: HeadConfig, cfg: TrainConfig, train: list[Dialogue], de
         for batch in batches(train, cfg.protocol, cfg.window_utts, cfg.batch_size, rng):
             x_a, x_t, lengths, present, labels = _tensors(batch, "cpu")
             if cfg.modality_dropout > 0:  # drawn for the global batch: the same masks on every rank
-                present = _drop_modalities(present, cfg.modality_dropout, gen)
+                present = _drop_modalities(present, cfg.modality_dropout, gen, batch.keep)
             targets = labels[labels >= 0]
             global_weight = float(weight[targets].sum())  # the mean's denominator, over the global batch
             rows = torch.from_numpy(dist.share(np.arange(len(lengths))))
