@@ -52,6 +52,7 @@ LICENCES = {
     "RAVDESS": "CC BY-NC-SA 4.0 (Livingstone & Russo 2018)",
     "SAVEE": "research use (University of Surrey)",
     "EmoDB": "research use (TU Berlin)",
+    "MELD-espeak-train": "GPL-3.0 (MELD training lines, spoken by espeak-ng: cmer_edge.testing.spoken_meld)",
 }
 
 
@@ -75,9 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="training copies of each clip, normalised after k other clips of its speaker")
     p.add_argument("--pair", type=float, default=0.3,
                    help="fraction of MELD train utterances given the audio of a same-label clip")
-    p.add_argument("--neutral-voice", type=float, default=0.15,
+    p.add_argument("--neutral-voice", type=float, default=0.0,
                    help="fraction of MELD train utterances given the audio of a neutral clip (the words decide)")
-    p.add_argument("--neutral-text", type=float, default=0.5,
+    p.add_argument("--neutral-text", type=float, default=1.0,
                    help="fraction of clip copies given the words of a random neutral MELD line (the voice decides)")
     p.add_argument("--neutral-min-words", type=int, default=4, help="shortest neutral line used as such words")
     p.add_argument("--modality-dropout", type=float, default=0.3)
