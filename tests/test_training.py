@@ -114,3 +114,14 @@ def test_edge_recipe_builds_a_bimodal_bundle_from_meld_and_speech(tmp_path, synt
                       "--epochs", "1", "--window", "4", "--out", str(out)]) == 0  # features from the cache
 
 
+
+
+def test_edge_recipe_bad_input_is_one_line_and_exit_2(tmp_path, capsys):
+    from cmer_edge.training import edge
+
+    assert edge.main(["--manifest", str(tmp_path / "missing"), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("error: manifest not found") and "Traceback" not in "\n".join(err)
+    for flag, value in (("--neutral-text", "2"), ("--pair", "nan"), ("--neutral-voice", "-0.1")):
+        assert edge.main(["--manifest", str(tmp_path), "--out", str(tmp_path / "o"), flag, value]) == 2
+        assert f"{flag} must be in 0..1" in capsys.readouterr().err

@@ -77,6 +77,22 @@ def positive_float(what: str = "value", *, allow_zero: bool = False) -> Callable
     return parse
 
 
+def fraction(what: str = "value") -> Callable[[str], float]:
+    """argparse type: a number in [0, 1]."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{what} must be a number in 0..1, got {text!r}") from None
+        if not 0.0 <= value <= 1.0:  # also refuses nan
+            raise argparse.ArgumentTypeError(f"{what} must be in 0..1, got {text}")
+        return value
+
+    parse.__name__ = "fraction"
+    return parse
+
+
 window_arg = int_in_range(*WINDOW_RANGE, what="window (utterances)")
 threads_arg = int_in_range(*THREADS_RANGE, what="threads")
 seconds_arg = positive_float("seconds")

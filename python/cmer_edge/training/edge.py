@@ -36,11 +36,12 @@ import numpy as np
 
 from cmer_edge.bundle import add_artifacts, default_bundle_path, load_bundle
 from cmer_edge.bundle.manifest import thaw
+from cmer_edge.cli_common import cli_entry, fraction
+from cmer_edge.data.meld import load_meld_split
 from cmer_edge.features.registry import make_audio_extractor
 from cmer_edge.model.config import EMOTIONS, HeadConfig
 from cmer_edge.runtime.backends import BackendConfig
 from cmer_edge.runtime.encoders import open_text_encoder
-from cmer_edge.data.meld import load_meld_split
 from cmer_edge.training import edge_data, fusion_pairs
 from cmer_edge.training.runs import save_trained, scores_for
 from cmer_edge.training.trainer import TrainConfig, train_head
@@ -74,11 +75,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--exclude-corpus", nargs="*", default=[], help="corpora left out of training entirely")
     p.add_argument("--online-k", type=int, nargs="+", default=[0, 3, 10],
                    help="training copies of each clip, normalised after k other clips of its speaker")
-    p.add_argument("--pair", type=float, default=0.3,
+    p.add_argument("--pair", type=fraction("--pair"), default=0.3,
                    help="fraction of MELD train utterances given the audio of a same-label clip")
-    p.add_argument("--neutral-voice", type=float, default=0.0,
+    p.add_argument("--neutral-voice", type=fraction("--neutral-voice"), default=0.0,
                    help="fraction of MELD train utterances given the audio of a neutral clip (the words decide)")
-    p.add_argument("--neutral-text", type=float, default=1.0,
+    p.add_argument("--neutral-text", type=fraction("--neutral-text"), default=1.0,
                    help="fraction of clip copies given the words of a random neutral MELD line (the voice decides)")
     p.add_argument("--neutral-min-words", type=int, default=4, help="shortest neutral line used as such words")
     p.add_argument("--modality-dropout", type=float, default=0.3)
@@ -108,6 +109,7 @@ def _with_text_dim(dialogues, dim: int):
     return dialogues
 
 
+@cli_entry
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")

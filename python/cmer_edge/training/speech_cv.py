@@ -100,8 +100,10 @@ def main(argv: list[str] | None = None) -> int:
             head = {"k0": [], "k10": []}
             for seed in args.seeds:
                 out = args.out / name / f"seed{seed}"
-                edge.main(["--manifest", *map(str, args.manifest), "--cache", str(args.cache), "--holdout", *test,
-                           "--dev-speakers", *dev, "--seed", str(seed), "--out", str(out)])
+                code = edge.main(["--manifest", *map(str, args.manifest), "--cache", str(args.cache), "--holdout",
+                                  *test, "--dev-speakers", *dev, "--seed", str(seed), "--out", str(out)])
+                if code:
+                    return code
                 metrics = json.loads((out / "bundle" / "manifest.json").read_text())["metrics"]
                 for k in head:
                     head[k].append(metrics[f"holdout_{k}_audio"]["uar"])
