@@ -95,6 +95,12 @@ def test_edge_recipe_builds_a_bimodal_bundle_from_meld_and_speech(tmp_path, synt
             sf.write(clips / name, speak("Kids are talking by the door", voice=voice, speed_wpm=speed,
                                          pitch=pitch + 5 * k), 16000)
             lines.append(f"{name},{label},{label},Kids are talking by the door,en,TOY,{spk},,16000,,\n")
+    # spoken MELD lines follow their MELD split: dev ones select, test ones are never used
+    for split, n in (("dev", 3), ("test", 2)):
+        for k in range(n):
+            sf.write(clips / f"{split}{k}.wav", speak(f"I can't believe you did that {k}"), 16000)
+            lines.append(f"{split}{k}.wav,joy,joy,I can't believe you did that {k},en,MELD-espeak-{split},"
+                         f"espeak-en-us,,16000,,\n")
     (clips / "manifest.csv").write_text("".join(lines))
     out = tmp_path / "edge"
     assert edge.main(["--meld-dir", str(synthetic_meld.root), "--manifest", str(clips), "--audio",
@@ -103,10 +109,12 @@ def test_edge_recipe_builds_a_bimodal_bundle_from_meld_and_speech(tmp_path, synt
     bundle = load_bundle(out / "bundle")
     assert bundle.head_config.modalities == "both" and bundle.manifest.audio_norm == "speaker"
     assert bundle.file("audio_norm").is_file() and bundle.file("onnx.text_encoder.int8").is_file()
-    assert {"meld_test_text", "holdout_k0_audio", "holdout_k10_both"} <= set(bundle.manifest.metrics)
+    metrics = bundle.manifest.metrics
+    assert {"meld_test_text", "holdout_k0_audio", "holdout_k10_both", "spoken_meld_dev_both"} <= set(metrics)
     recipe = bundle.manifest.provenance["recipe"]
-    assert list(recipe["holdout_speakers"]) == ["TOY/d"] and "TOY" in recipe["training_corpora"]
+    assert list(recipe["holdout_speakers"]) == ["TOY/d"] and list(recipe["training_corpora"]) == ["MELD", "TOY"]
     assert {"same_label", "neutral_voice", "neutral_text_clips"} <= set(recipe["fusion_pairs"])
+    assert recipe["fusion_pairs"]["spoken_meld_dev_lines"] == 3
     assert set(bundle.manifest.licences) == {"MELD", "TOY"}
     assert (out / "cache").is_dir()  # the resumable stages
     assert edge.main(["--meld-dir", str(synthetic_meld.root), "--manifest", str(clips), "--audio",

@@ -11,7 +11,9 @@ The head learns fusion from speech and text that were spoken together:
 - RAVDESS / SAVEE / EmoDB clips with their real transcripts (neutral words, emotional voice; SAVEE and
   EmoDB are audio-only here): the label is the voice's, so the head learns that the voice corrects
   the words;
-- spoken MELD lines in flat synthetic voices, if given as a manifest (corpus "MELD-…"): the words decide;
+- spoken MELD lines in flat synthetic voices, if given as a manifest (corpus "MELD-espeak-<split>"): the
+  words decide; lines of MELD's dev split join the selection set (the dev analogue of fusion check
+  (ii), scored text-only and with their voice), lines of its test split are never used;
 - when to trust which (training/fusion_pairs.py): a fraction `--neutral-text` of the clip copies say
   the words of a random neutral MELD line (the voice decides), a fraction `--neutral-voice` of MELD
   training utterances get the audio of a neutral clip (the words decide), and a fraction `--pair`
@@ -124,8 +126,9 @@ def main(argv: list[str] | None = None) -> int:
     clips, data = edge_data.manifests_features(extractor, encoder, args.manifest, cache)
     speakers = [c.speaker_key for c in clips]
     corpus = np.array([c.corpus for c in clips])
-    held = np.isin(speakers, args.holdout)
-    dev = np.isin(speakers, args.dev_speakers) & ~held
+    spoken_split = np.array([spoken_meld_split(c) for c in corpus])
+    held = np.isin(speakers, args.holdout) | (spoken_split == "test")
+    dev = (np.isin(speakers, args.dev_speakers) | (spoken_split == "dev")) & ~held
     train = ~held & ~dev & ~np.isin(corpus, args.exclude_corpus) & data["audio_ok"]
     raw = data["x_a"]
     prior_mean, prior_var = raw[train].mean(0), raw[train].var(0)
@@ -139,7 +142,8 @@ def main(argv: list[str] | None = None) -> int:
                   for d in edge_data.clip_dialogues(data, clips, np.flatnonzero(train), by_k[k], f"k{k}")]
     clip_dev = [d for k in (0, 10) for d in edge_data.clip_dialogues(data, clips, np.flatnonzero(dev), by_k[k], f"k{k}")]
     held_rows = np.flatnonzero(held)
-    clip_test = {k: edge_data.clip_dialogues(data, clips, held_rows, by_k[k], f"k{k}") for k in (0, 10)}
+    clip_test = {k: edge_data.clip_dialogues(data, clips, held_rows[spoken_split[held_rows] == ""], by_k[k], f"k{k}")
+                 for k in (0, 10)}
     text_dim, audio_dim = encoder.dim, extractor.dim
     meld = {}
     if args.meld_dir is not None:
@@ -158,6 +162,7 @@ def main(argv: list[str] | None = None) -> int:
         clip_train += fusion_pairs.give_neutral_text(clip_train, lines["train"], args.neutral_text, rng)
         clip_dev_neutral = fusion_pairs.give_neutral_text(clip_dev, lines["dev"], 1.0, rng)
         paired["neutral_text_clips"] = sum(d.dialogue_id.endswith("/neutral-text") for d in clip_train)
+        paired["spoken_meld_dev_lines"] = sum(not fusion_pairs.voice_labelled(d) for d in clip_dev) // 2
     # equal weight for MELD dev and speech dev in the selection loss: repeat the (few) dev clips
     clip_dev_all = clip_dev + clip_dev_neutral
     repeat = max(1, round(sum(len(d.labels) for d in meld.get("dev", [])) / max(1, len(clip_dev_all))))
@@ -198,9 +203,15 @@ def _copy_text_files(bundle_dir: Path, files: dict[str, Path]) -> None:
     add_artifacts(bundle_dir, {role: src.name for role, src in files.items()})
 
 
+def spoken_meld_split(corpus: str) -> str:
+    """MELD split of a spoken MELD line's corpus ("MELD-espeak-dev" -> "dev"); "" for acted speech."""
+    return corpus.rsplit("-", 1)[-1] if corpus.startswith("MELD-") else ""
+
+
 def report(model, meld, clip_dev, clip_dev_neutral, clip_test, cfg) -> dict:
-    """MELD text-only (dev, test), the dev speakers' clips (audio only; with neutral MELD words) and the
-    held-out speakers' clips (audio only / both; k = 0 and 10)."""
+    """MELD text-only (dev, test), the dev speakers' clips (audio only; with neutral MELD words), spoken
+    MELD dev lines (a stranger's first utterance: text only / both) and the held-out speakers' clips
+    (audio only / both; k = 0 and 10)."""
     def score(dialogues, hide: str | None):
         for d in dialogues:
             d.present_saved = d.present.copy()
@@ -217,7 +228,12 @@ def report(model, meld, clip_dev, clip_dev_neutral, clip_test, cfg) -> dict:
     for split in ("dev", "test"):
         if split in meld:
             metrics[f"meld_{split}_text"] = score(meld[split], "audio")
-    metrics["clips_dev_audio"] = score(clip_dev, "text")
+    voiced = [d for d in clip_dev if fusion_pairs.voice_labelled(d)]
+    spoken = [d for d in clip_dev if not fusion_pairs.voice_labelled(d) and d.dialogue_id.endswith("/k0")]
+    metrics["clips_dev_audio"] = score(voiced, "text")
+    if spoken:
+        metrics["spoken_meld_dev_text"] = score(spoken, "audio")
+        metrics["spoken_meld_dev_both"] = score(spoken, None)
     if clip_dev_neutral:
         metrics["clips_dev_neutral_words"] = score(clip_dev_neutral, None)
     for k, dialogues in clip_test.items():
