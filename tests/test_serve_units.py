@@ -51,3 +51,16 @@ def test_bench_serve_cpu_lists_are_parsed_and_checked_against_this_process():
     for bad in ("a", "", "1-x", "100000"):
         with pytest.raises(argparse.ArgumentTypeError):
             _cpus(bad)
+
+
+def test_bench_serve_reads_a_process_cpu_time_from_proc():
+    import os
+    import time
+
+    from cmer_edge.bench.serve import cpu_seconds
+
+    before, t = cpu_seconds(os.getpid()), time.process_time()
+    while time.process_time() - t < 0.3:  # burn 0.3 s of CPU
+        pass
+    spent = cpu_seconds(os.getpid()) - before
+    assert 0.2 <= spent <= 1.0, spent  # clock ticks (10 ms) of this process's user + system time

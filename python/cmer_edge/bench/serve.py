@@ -1,12 +1,16 @@
 """`python -m cmer_edge.bench serve`: what the display server costs, on a long generated dialogue.
 
-Two runs of `python -m cmer_edge.serve --realtime --asr external` on the same espeak-ng dialogue:
+Three runs of `python -m cmer_edge.serve --realtime --asr external` on the same espeak-ng dialogue,
+in the order A1, B, A2 (so a slow drift of the machine's speed cancels, and A2/A1 shows the run-to-run
+noise that a B/A ratio must be read against):
   A. no client connected;
   B. ten clients: the page in headless Chromium (delivery latency: the event's creation in the
      recognizer thread -> the page's WebSocket handler, same clock), eight WebSocket readers and one
      client that stops reading after the handshake (it must be dropped and counted).
-Prints per-stage recognizer latencies (p50/p95) of both runs, the delivery latency p50/p95/max, whether
-the healthy clients got exactly the events of /events, and the server's drop counters.
+Prints per-stage recognizer latencies (p50/p95) of A (A1 and A2 pooled) and B, the B/A and A2/A1 p50
+ratios, the server process's CPU time per run (what serving the clients costs in CPU, apart from
+latency noise), the delivery latency p50/p95/max, whether the healthy clients got exactly the events of
+/events, and the server's drop counters.
 Needs espeak-ng, aiohttp and, for the page, selenium with the system chromium + chromedriver.
 
     python -m cmer_edge.bench serve --utterances 120
@@ -102,6 +106,12 @@ def wait_finished(port: int) -> dict:
         time.sleep(1.0)
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (all its threads), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def stop(proc: subprocess.Popen) -> None:
     proc.send_signal(signal.SIGTERM)
     proc.wait(30)
@@ -163,6 +173,7 @@ def stage_table(events: list[dict]) -> dict[str, tuple[float, float]]:
 def run_b(wav: Path, truth, browser: bool, server_cpus: set[int] | None) -> dict:
     port = free_port()
     proc = start_server(wav, truth, port, server_cpus)
+    cpu0 = cpu_seconds(proc.pid)  # after loading: from here on, serving the input
     driver = open_page(port) if browser else None
     stalled = stalled_client(port)
     seqs: list[list[int]] = [[] for _ in range(8)]
@@ -177,6 +188,7 @@ def run_b(wav: Path, truth, browser: bool, server_cpus: set[int] | None) -> dict
 
     try:
         asyncio.run(clients())
+        cpu = cpu_seconds(proc.pid) - cpu0
         health = get_json(f"http://127.0.0.1:{port}/healthz")
         events = get_json(f"http://127.0.0.1:{port}/events?since=0")["events"]
         latencies = driver.execute_script("return window.cmerKiosk.latencies") if driver else []
@@ -186,8 +198,21 @@ def run_b(wav: Path, truth, browser: bool, server_cpus: set[int] | None) -> dict
             driver.quit()
         stop(proc)
     served = [m["seq"] for m in events]
-    return {"events": events, "health": health, "latencies": latencies,
+    return {"events": events, "health": health, "latencies": latencies, "cpu_s": cpu,
             "healthy_ok": sum(s == served for s in seqs), "healthy": len(seqs)}
+
+
+def run_a(wav: Path, truth, server_cpus: set[int] | None) -> dict:
+    port = free_port()
+    proc = start_server(wav, truth, port, server_cpus)
+    cpu0 = cpu_seconds(proc.pid)
+    try:
+        wait_finished(port)
+        cpu = cpu_seconds(proc.pid) - cpu0
+        events = get_json(f"http://127.0.0.1:{port}/events?since=0")["events"]
+    finally:
+        stop(proc)
+    return {"events": events, "cpu_s": cpu}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -212,21 +237,25 @@ def main(argv: list[str] | None = None) -> int:
               f"{os.getloadavg()[0]:.1f} (1-min average); {os.cpu_count()} CPUs, server on "
               f"{sorted(args.server_cpus or range(os.cpu_count()))}, clients on "
               f"{sorted(os.sched_getaffinity(0))}", flush=True)
-        port = free_port()
-        proc = start_server(wav, truth, port, args.server_cpus)
-        try:
-            wait_finished(port)
-            alone = get_json(f"http://127.0.0.1:{port}/events?since=0")["events"]
-        finally:
-            stop(proc)
-        print(f"run A (no clients): {len(alone)} events", flush=True)
+        a1 = run_a(wav, truth, args.server_cpus)
+        print(f"run A1 (no clients): {len(a1['events'])} events", flush=True)
         b = run_b(wav, truth, browser=not args.no_browser, server_cpus=args.server_cpus)
-    a_stages, b_stages = stage_table(alone), stage_table(b["events"])
-    print("\n| stage | no clients p50 / p95 (ms) | 10 clients, 1 stalled p50 / p95 (ms) | p50 ratio |")
-    print("| --- | --- | --- | --- |")
+        print(f"run B (10 clients): {len(b['events'])} events", flush=True)
+        a2 = run_a(wav, truth, args.server_cpus)
+        print(f"run A2 (no clients): {len(a2['events'])} events", flush=True)
+    a_stages, b_stages = stage_table(a1["events"] + a2["events"]), stage_table(b["events"])
+    a1_stages, a2_stages = stage_table(a1["events"]), stage_table(a2["events"])
+    print("\n| stage | A: no clients p50 / p95 (ms) | B: 10 clients, 1 stalled p50 / p95 (ms) | p50 B/A "
+          "| noise: p50 A2/A1 |")
+    print("| --- | --- | --- | --- | --- |")
     for stage in a_stages:
         (a50, a95), (b50, b95) = a_stages[stage], b_stages[stage]
-        print(f"| {stage} | {a50:.1f} / {a95:.1f} | {b50:.1f} / {b95:.1f} | {b50 / a50:.2f} |")
+        print(f"| {stage} | {a50:.1f} / {a95:.1f} | {b50:.1f} / {b95:.1f} | {b50 / a50:.2f} "
+              f"| {a2_stages[stage][0] / a1_stages[stage][0]:.2f} |")
+    audio_s = truth[-1].end_s
+    print(f"\nserver CPU time (all threads, after loading to end of input, {audio_s:.0f} s of audio): A1 {a1['cpu_s']:.1f} s, "
+          f"B {b['cpu_s']:.1f} s, A2 {a2['cpu_s']:.1f} s; B - mean(A) = {b['cpu_s'] - (a1['cpu_s'] + a2['cpu_s']) / 2:+.1f} s "
+          f"({100 * (b['cpu_s'] - (a1['cpu_s'] + a2['cpu_s']) / 2) / audio_s:+.2f} % of one core)")
     lat = b["latencies"]
     if lat:
         print(f"\ndelivery (event created -> page's WebSocket handler), {len(lat)} events: p50 "
@@ -236,7 +265,9 @@ def main(argv: list[str] | None = None) -> int:
           f"events {len(b['events'])}; stalled client: dropped {h['dropped_clients']} (queue full), timed out "
           f"{h.get('timed_out_clients', 0)} (no pong); refused {h['rejected_clients']}")
     if args.json:
-        args.json.write_text(json.dumps({"a": a_stages, "b": b_stages, "latencies": lat, "health": h}, indent=1))
+        args.json.write_text(json.dumps({"a": a_stages, "b": b_stages, "a1": a1_stages, "a2": a2_stages,
+                                         "cpu_s": {"a1": a1["cpu_s"], "b": b["cpu_s"], "a2": a2["cpu_s"]},
+                                         "latencies": lat, "health": h}, indent=1))
     return 0
 
 
