@@ -8,6 +8,7 @@ import asyncio
 import importlib.util
 import json
 import signal
+import threading
 import time
 
 import pytest
@@ -217,3 +218,18 @@ def test_shutdown_is_quick_with_a_stalled_client_connected():
     took = time.monotonic() - t
     stalled.close()
     assert took < 8, f"shutdown took {took:.1f} s"
+
+
+def test_the_event_loop_yields_the_cpu_to_the_recognizer(server):
+    """The loop thread lowers its own priority (loop_nice, default 5) after starting the recognizer's
+    thread, which keeps the process's priority; the test's own thread is untouched."""
+    import os
+
+    from cmer_edge.serve.app import ServerConfig
+
+    base = os.getpriority(os.PRIO_PROCESS, 0)
+    assert server.recognizer.stream_nice == base
+    assert os.getpriority(os.PRIO_PROCESS, server._thread.native_id) == min(19, base + 5)
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == base
+    with pytest.raises(ValueError, match="loop nice"):
+        ServerConfig(loop_nice=20)

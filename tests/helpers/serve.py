@@ -53,6 +53,7 @@ class ScriptedRecognizer:
         self.closed = False
 
     def stream(self, source):
+        self.stream_nice = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
         for block in source:  # drain the (tiny) source so the level tap sees blocks
             pass
         for event in self.events:

@@ -74,10 +74,11 @@ def get_json(url: str) -> dict:
         return json.loads(r.read())
 
 
-def start_server(wav: Path, truth, port: int, cpus: set[int] | None = None) -> subprocess.Popen:
+def start_server(wav: Path, truth, port: int, cpus: set[int] | None = None,
+                 extra: list[str] = ()) -> subprocess.Popen:
     """The server (recognizer + event loop) as its own process, on `cpus` when given."""
     proc = subprocess.Popen([sys.executable, "-m", "cmer_edge.serve", "--input", str(wav), "--realtime", "--asr",
-                             "external", "--port", str(port)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             "external", "--port", str(port), *extra], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             text=True, preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None)
     if "http://" not in proc.stdout.readline():
         proc.kill()
@@ -170,9 +171,9 @@ def stage_table(events: list[dict]) -> dict[str, tuple[float, float]]:
     return out
 
 
-def run_b(wav: Path, truth, browser: bool, server_cpus: set[int] | None) -> dict:
+def run_b(wav: Path, truth, browser: bool, server_cpus: set[int] | None, extra: list[str]) -> dict:
     port = free_port()
-    proc = start_server(wav, truth, port, server_cpus)
+    proc = start_server(wav, truth, port, server_cpus, extra)
     cpu0 = cpu_seconds(proc.pid)  # after loading: from here on, serving the input
     driver = open_page(port) if browser else None
     stalled = stalled_client(port)
@@ -202,9 +203,9 @@ def run_b(wav: Path, truth, browser: bool, server_cpus: set[int] | None) -> dict
             "healthy_ok": sum(s == served for s in seqs), "healthy": len(seqs)}
 
 
-def run_a(wav: Path, truth, server_cpus: set[int] | None) -> dict:
+def run_a(wav: Path, truth, server_cpus: set[int] | None, extra: list[str]) -> dict:
     port = free_port()
-    proc = start_server(wav, truth, port, server_cpus)
+    proc = start_server(wav, truth, port, server_cpus, extra)
     cpu0 = cpu_seconds(proc.pid)
     try:
         wait_finished(port)
@@ -227,7 +228,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--client-cpus", type=_cpus, default=None,
                    help="CPUs of the clients (this process, the readers, Chromium), e.g. 1 (default: all): a "
                         "robot's other processes or remote screens, kept off the server's cores")
+    p.add_argument("--loop-nice", type=int, default=None, help="serve's --loop-nice in every run (default: its own)")
     args = p.parse_args(argv)
+    extra = [] if args.loop_nice is None else ["--loop-nice", str(args.loop_nice)]
     if args.client_cpus:
         os.sched_setaffinity(0, args.client_cpus)  # inherited by chromedriver and Chromium
     with tempfile.TemporaryDirectory() as tmp:
@@ -236,12 +239,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"dialogue: {len(truth)} utterances, {truth[-1].end_s:.0f} s, realtime; machine load: "
               f"{os.getloadavg()[0]:.1f} (1-min average); {os.cpu_count()} CPUs, server on "
               f"{sorted(args.server_cpus or range(os.cpu_count()))}, clients on "
-              f"{sorted(os.sched_getaffinity(0))}", flush=True)
-        a1 = run_a(wav, truth, args.server_cpus)
+              f"{sorted(os.sched_getaffinity(0))}; serve {' '.join(extra) or 'defaults'}", flush=True)
+        a1 = run_a(wav, truth, args.server_cpus, extra)
         print(f"run A1 (no clients): {len(a1['events'])} events", flush=True)
-        b = run_b(wav, truth, browser=not args.no_browser, server_cpus=args.server_cpus)
+        b = run_b(wav, truth, browser=not args.no_browser, server_cpus=args.server_cpus, extra=extra)
         print(f"run B (10 clients): {len(b['events'])} events", flush=True)
-        a2 = run_a(wav, truth, args.server_cpus)
+        a2 = run_a(wav, truth, args.server_cpus, extra)
         print(f"run A2 (no clients): {len(a2['events'])} events", flush=True)
     a_stages, b_stages = stage_table(a1["events"] + a2["events"]), stage_table(b["events"])
     a1_stages, a2_stages = stage_table(a1["events"]), stage_table(a2["events"])

@@ -38,6 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
     web.add_argument("--client-queue", type=int, default=64,
                      help="messages queued per client before it counts as stalled and is dropped")
     web.add_argument("--history", type=int, default=1000, help="events kept for /events and reconnects")
+    web.add_argument("--loop-nice", type=int, default=5,
+                     help="lower the server loop's CPU priority below the recognizer's by this much "
+                          "(Linux nice, 0-19; 0: equal)")
     return p
 
 
@@ -62,7 +65,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}; install the server's dependencies: pip install 'cmer_edge[serve]'", file=sys.stderr)
         return 2
     try:
-        config = ServerConfig(host=args.host, port=args.port, token=resolve_token(args.host, args.token, is_loopback))
+        config = ServerConfig(host=args.host, port=args.port, token=resolve_token(args.host, args.token, is_loopback),
+                              loop_nice=args.loop_nice)
         hub_config = HubConfig(history=args.history, client_queue=args.client_queue, max_clients=args.max_clients)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)

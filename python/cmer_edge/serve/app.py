@@ -51,6 +51,7 @@ class ServerConfig:
     token: str | None = None          # required when host is not loopback (cli generates one)
     status_interval_s: float = 0.5
     heartbeat_s: float = 10.0         # WebSocket ping interval; no pong within half of it: closed
+    loop_nice: int = 5                # the event loop thread's CPU priority below the recognizer's (0: equal)
 
     def __post_init__(self) -> None:
         if not 0 <= self.port < 65536:
@@ -62,6 +63,8 @@ class ServerConfig:
             raise ValueError("the token must be at least 8 characters")
         if not self.status_interval_s > 0 or not self.heartbeat_s > 0:
             raise ValueError("status_interval_s and heartbeat_s must be > 0")
+        if not 0 <= self.loop_nice <= 19:
+            raise ValueError(f"loop nice must be in 0..19, got {self.loop_nice}")
 
 
 def is_loopback(host: str) -> bool:

@@ -3,7 +3,10 @@
     asyncio.run(run(recognizer, source, ServerConfig(port=8765), HubConfig(), on_ready=print))
 
 Threads: the event loop (HTTP, WebSocket, status ticks) in the caller's thread; the recognizer in
-`cmer_edge-serve-recognizer` (see feed.py) plus its own capture and stage threads. Shutdown: stop
+`cmer_edge-serve-recognizer` (see feed.py) plus its own capture and stage threads. Once the recognizer
+thread is started, the loop thread lowers its own CPU priority (`ServerConfig.loop_nice`, Linux nice
+of that thread only): where the two want the same core, the recognizer wins and the page waits a
+little, never the other way round. Shutdown: stop
 the source, wait for the recognizer thread (bounded), close every WebSocket with 1001 "going away",
 close the listening socket, close the recognizer.
 """
@@ -12,8 +15,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import socket
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict
@@ -40,6 +45,20 @@ def bind(host: str, port: int) -> socket.socket:
     sock.listen(64)
     sock.setblocking(False)
     return sock
+
+
+def lower_this_thread_priority(nice: int) -> bool:
+    """Raise the calling thread's nice value by `nice` (Linux: per thread; threads it starts later
+    inherit it, threads started before keep theirs). False where the platform has no per-thread nice."""
+    if nice == 0 or not hasattr(os, "setpriority") or not hasattr(threading, "get_native_id"):
+        return False
+    tid = threading.get_native_id()
+    try:
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + nice))
+    except OSError as exc:
+        log.warning("serve: could not lower the event loop's priority: %s", exc)
+        return False
+    return True
 
 
 def page_url(host: str, port: int, token: str | None) -> str:
@@ -71,6 +90,7 @@ async def run(recognizer, source, config: ServerConfig, hub_config: HubConfig = 
         except (RuntimeError, ValueError):  # not the main thread (tests, embedding): `stop` only
             pass
     feed.start()
+    lower_this_thread_priority(config.loop_nice)  # after feed.start(): the recognizer's threads keep theirs
     if on_ready is not None:
         on_ready(page_url(config.host, port, config.token))
     try:
