@@ -220,16 +220,23 @@ def test_shutdown_is_quick_with_a_stalled_client_connected():
     assert took < 8, f"shutdown took {took:.1f} s"
 
 
-def test_the_event_loop_yields_the_cpu_to_the_recognizer(server):
-    """The loop thread lowers its own priority (loop_nice, default 5) after starting the recognizer's
-    thread, which keeps the process's priority; the test's own thread is untouched."""
+def test_the_event_loop_can_yield_the_cpu_to_the_recognizer():
+    """With loop_nice the loop thread lowers its own priority after starting the recognizer's thread,
+    which keeps the process's priority; the test's own thread is untouched; default: equal."""
     import os
 
     from cmer_edge.serve.app import ServerConfig
 
     base = os.getpriority(os.PRIO_PROCESS, 0)
-    assert server.recognizer.stream_nice == base
-    assert os.getpriority(os.PRIO_PROCESS, server._thread.native_id) == min(19, base + 5)
+    for nice in (0, 5):
+        rec = ScriptedRecognizer([make_event(0)])
+        with InProcessServer(rec, loop_nice=nice) as srv:
+            deadline = time.monotonic() + 10
+            while json.loads(http_get(srv.url + "healthz")[1])["events"] < 1 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert rec.stream_nice == base
+            assert os.getpriority(os.PRIO_PROCESS, srv._thread.native_id) == min(19, base + nice)
     assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == base
+    assert ServerConfig().loop_nice == 0
     with pytest.raises(ValueError, match="loop nice"):
         ServerConfig(loop_nice=20)

@@ -1,19 +1,24 @@
 """`python -m cmer_edge.bench serve`: what the display server costs, on a long generated dialogue.
 
-Three runs of `python -m cmer_edge.serve --realtime --asr external` on the same espeak-ng dialogue,
-in the order A1, B, A2 (so a slow drift of the machine's speed cancels, and A2/A1 shows the run-to-run
-noise that a B/A ratio must be read against):
-  A. no client connected;
-  B. ten clients: the page in headless Chromium (delivery latency: the event's creation in the
-     recognizer thread -> the page's WebSocket handler, same clock), eight WebSocket readers and one
-     client that stops reading after the handshake (it must be dropped and counted).
-Prints per-stage recognizer latencies (p50/p95) of A (A1 and A2 pooled) and B, the B/A and A2/A1 p50
-ratios, the server process's CPU time per run (what serving the clients costs in CPU, apart from
-latency noise), the delivery latency p50/p95/max, whether the healthy clients got exactly the events of
-/events, and the server's drop counters.
+One run of `python -m cmer_edge.serve --realtime --asr external` on an espeak-ng dialogue, its
+utterances in blocks of `--block` (5) with 2.5 s of silence between blocks: the clients connect or
+leave in the middle of that silence (after the last block's final events, before the next block's
+first word), and they are connected during every second block and gone during the others, so both conditions share the same server process, warm caches and minutes of
+machine time (consecutive runs of the same server on a 2-vCPU VM differ by 10-50 % in p50; in this
+design a slow drift of the machine's speed falls on both conditions alike). The first block is warm-up
+and not scored.
+  off: no client connected;
+  on:  ten clients: the page in headless Chromium (delivery latency: the event's creation in the
+       recognizer thread -> the page's WebSocket handler, same clock), eight WebSocket readers and one
+       client that stops reading after the handshake (it must be closed and counted).
+Prints per-stage recognizer latencies (p50/p95) of the events of off and on blocks, the on/off p50
+ratio and, as the method's own noise, the ratio between the two halves of the off blocks (alternate
+off blocks); the server process's CPU time per second in each condition; the delivery latency
+p50/p95/max; whether the eight readers got the same gap-free events including every event of their
+blocks; and the server's drop counters.
 Needs espeak-ng, aiohttp and, for the page, selenium with the system chromium + chromedriver.
 
-    python -m cmer_edge.bench serve --utterances 120
+    python -m cmer_edge.bench serve --utterances 100 --server-cpus 0 --client-cpus 1
 """
 
 from __future__ import annotations
@@ -46,9 +51,13 @@ STAGES = (("provisional", "total"), ("final", "audio_features"), ("final", "text
           ("final", "total"))
 
 
-def write_dialogue(path: Path, n: int, gap_s: float):
+BLOCK_GAP_S = 2.5  # silence before each block: the last block's final events are out before clients come or go
+
+
+def write_dialogue(path: Path, n: int, gap_s: float, block: int):
     voices = [(t, speak(t, speed_wpm=w, pitch=p)) for t, w, p in PHRASES]
-    return write_scene(path, [voices[i % len(voices)] for i in range(n)], [gap_s] * n, noise_dbfs=-60)
+    gaps = [BLOCK_GAP_S if i and i % block == 0 else gap_s for i in range(n)]
+    return write_scene(path, [voices[i % len(voices)] for i in range(n)], gaps, noise_dbfs=-60)
 
 
 def _cpus(text: str) -> set[int]:
@@ -83,7 +92,7 @@ def start_server(wav: Path, truth, port: int, cpus: set[int] | None = None,
     if "http://" not in proc.stdout.readline():
         proc.kill()
         raise RuntimeError("serve did not start")
-    t0 = time.monotonic()
+    t0 = proc.t0 = time.monotonic()  # the realtime source starts as the server is ready
 
     def feed_text() -> None:  # like a robot's ASR: each transcript shortly before its utterance ends
         try:
@@ -144,7 +153,7 @@ async def reader(port: int, out: list, done: asyncio.Event) -> None:
                 out.append(data["seq"])
 
 
-def open_page(port: int):
+def open_browser():
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -152,9 +161,7 @@ def open_page(port: int):
     for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1280,800"):
         options.add_argument(arg)
     options.binary_location = shutil.which("chromium") or shutil.which("chromium-browser")
-    driver = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
-    driver.get(f"http://127.0.0.1:{port}/")
-    return driver
+    return webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
 
 
 def percentile(values, q: float) -> float:
@@ -171,106 +178,148 @@ def stage_table(events: list[dict]) -> dict[str, tuple[float, float]]:
     return out
 
 
-def run_b(wav: Path, truth, browser: bool, server_cpus: set[int] | None, extra: list[str]) -> dict:
+def block_of(events: list[dict], truth, block: int) -> list[int]:
+    """The block of each event: its utterance (nearest scripted start) // block."""
+    starts = [t.start_s for t in truth]
+    return [min(range(len(starts)), key=lambda i: abs(starts[i] - m["event"]["start_s"])) // block for m in events]
+
+
+def switch_times(truth, block: int) -> list[tuple[float, int]]:
+    """(seconds after the source started, block) at the middle of the gap before each block's first utterance."""
+    return [((truth[i - 1].end_s + truth[i].start_s) / 2, i // block) for i in range(block, len(truth), block)]
+
+
+def run_interleaved(wav: Path, truth, block: int, browser: bool, server_cpus: set[int] | None,
+                    extra: list[str]) -> dict:
     port = free_port()
     proc = start_server(wav, truth, port, server_cpus, extra)
-    cpu0 = cpu_seconds(proc.pid)  # after loading: from here on, serving the input
-    driver = open_page(port) if browser else None
-    stalled = stalled_client(port)
-    seqs: list[list[int]] = [[] for _ in range(8)]
+    driver = open_browser() if browser else None
+    cpu = {"on": 0.0, "off": 0.0}
+    seconds = {"on": 0.0, "off": 0.0}
+    readers: dict[int, list[list[int]]] = {}
+    latencies: list[float] = []
 
     async def clients() -> None:
-        done = asyncio.Event()
-        tasks = [asyncio.ensure_future(reader(port, out, done)) for out in seqs]
-        await asyncio.get_running_loop().run_in_executor(None, wait_finished, port)
-        await asyncio.sleep(2.0)
-        done.set()
-        await asyncio.gather(*tasks)
+        loop = asyncio.get_running_loop()
+        mark, mark_t, condition = cpu_seconds(proc.pid), time.monotonic(), None
+        done, tasks, stalled = None, [], None
+        for at_s, b in switch_times(truth, block):
+            await asyncio.sleep(max(0.0, proc.t0 + at_s - time.monotonic()))
+            now, now_t = cpu_seconds(proc.pid), time.monotonic()
+            if condition is not None:  # block 0 is warm-up
+                cpu[condition] += now - mark
+                seconds[condition] += now_t - mark_t
+            mark, mark_t, condition = now, now_t, ("on" if b % 2 else "off")
+            if condition == "on":
+                done = asyncio.Event()
+                readers[b] = [[] for _ in range(8)]
+                tasks = [asyncio.ensure_future(reader(port, out, done)) for out in readers[b]]
+                stalled = stalled_client(port)
+                if driver is not None:
+                    await loop.run_in_executor(None, driver.get, f"http://127.0.0.1:{port}/")
+            else:
+                await _disconnect(loop, driver, done, tasks, stalled, latencies)
+                done, tasks, stalled = None, [], None
+        await loop.run_in_executor(None, wait_finished, port)
+        if condition is not None:
+            cpu[condition] += cpu_seconds(proc.pid) - mark
+            seconds[condition] += time.monotonic() - mark_t
+        await _disconnect(loop, driver, done, tasks, stalled, latencies)
 
     try:
         asyncio.run(clients())
-        cpu = cpu_seconds(proc.pid) - cpu0
         health = get_json(f"http://127.0.0.1:{port}/healthz")
         events = get_json(f"http://127.0.0.1:{port}/events?since=0")["events"]
-        latencies = driver.execute_script("return window.cmerKiosk.latencies") if driver else []
     finally:
-        stalled.close()
         if driver is not None:
             driver.quit()
         stop(proc)
-    served = [m["seq"] for m in events]
-    return {"events": events, "health": health, "latencies": latencies, "cpu_s": cpu,
-            "healthy_ok": sum(s == served for s in seqs), "healthy": len(seqs)}
+    return {"events": events, "health": health, "latencies": latencies, "readers": readers,
+            "cpu_per_s": {k: cpu[k] / seconds[k] if seconds[k] else float("nan") for k in cpu}}
 
 
-def run_a(wav: Path, truth, server_cpus: set[int] | None, extra: list[str]) -> dict:
-    port = free_port()
-    proc = start_server(wav, truth, port, server_cpus, extra)
-    cpu0 = cpu_seconds(proc.pid)
-    try:
-        wait_finished(port)
-        cpu = cpu_seconds(proc.pid) - cpu0
-        events = get_json(f"http://127.0.0.1:{port}/events?since=0")["events"]
-    finally:
-        stop(proc)
-    return {"events": events, "cpu_s": cpu}
+async def _disconnect(loop, driver, done, tasks, stalled, latencies: list[float]) -> None:
+    if done is None:
+        return
+    done.set()
+    await asyncio.gather(*tasks)
+    stalled.close()
+    if driver is not None:
+        latencies += await loop.run_in_executor(None, driver.execute_script, "return window.cmerKiosk.latencies")
+        await loop.run_in_executor(None, driver.get, "about:blank")
+
+
+def readers_ok(readers: dict[int, list[list[int]]], events: list[dict], blocks: list[int]) -> tuple[int, int]:
+    """(readers that got gap-free events including every event of their block, readers)."""
+    ok = total = 0
+    for b, outs in readers.items():
+        wanted = {m["seq"] for m, mb in zip(events, blocks) if mb == b}
+        for seqs in outs:
+            total += 1
+            ok += bool(seqs) and seqs == list(range(seqs[0], seqs[-1] + 1)) and wanted <= set(seqs)
+    return ok, total
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m cmer_edge.bench serve", description=__doc__.splitlines()[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
-    p.add_argument("--utterances", type=int, default=120)
+    p.add_argument("--utterances", type=int, default=100)
+    p.add_argument("--block", type=int, default=5, help="utterances per block; clients come and go between blocks")
     p.add_argument("--gap", type=float, default=0.7, help="silence between utterances (s)")
     p.add_argument("--no-browser", action="store_true", help="skip the page (no delivery latency)")
     p.add_argument("--json", type=Path, default=None, help="also write the raw numbers here")
     p.add_argument("--server-cpus", type=_cpus, default=None,
-                   help="CPUs of the server process in both runs, e.g. 0 (default: all)")
+                   help="CPUs of the server process, e.g. 0 (default: all)")
     p.add_argument("--client-cpus", type=_cpus, default=None,
                    help="CPUs of the clients (this process, the readers, Chromium), e.g. 1 (default: all): a "
                         "robot's other processes or remote screens, kept off the server's cores")
-    p.add_argument("--loop-nice", type=int, default=None, help="serve's --loop-nice in every run (default: its own)")
+    p.add_argument("--loop-nice", type=int, default=None, help="serve's --loop-nice (default: its own)")
     args = p.parse_args(argv)
+    if args.block < 1 or args.utterances < 3 * args.block:
+        p.error(f"need --block >= 1 and --utterances >= 3 blocks, got --block {args.block} --utterances "
+                f"{args.utterances}")
     extra = [] if args.loop_nice is None else ["--loop-nice", str(args.loop_nice)]
     if args.client_cpus:
         os.sched_setaffinity(0, args.client_cpus)  # inherited by chromedriver and Chromium
     with tempfile.TemporaryDirectory() as tmp:
         wav = Path(tmp) / "dialogue.wav"
-        truth = write_dialogue(wav, args.utterances, args.gap)
+        truth = write_dialogue(wav, args.utterances, args.gap, args.block)
         print(f"dialogue: {len(truth)} utterances, {truth[-1].end_s:.0f} s, realtime; machine load: "
               f"{os.getloadavg()[0]:.1f} (1-min average); {os.cpu_count()} CPUs, server on "
               f"{sorted(args.server_cpus or range(os.cpu_count()))}, clients on "
               f"{sorted(os.sched_getaffinity(0))}; serve {' '.join(extra) or 'defaults'}", flush=True)
-        a1 = run_a(wav, truth, args.server_cpus, extra)
-        print(f"run A1 (no clients): {len(a1['events'])} events", flush=True)
-        b = run_b(wav, truth, browser=not args.no_browser, server_cpus=args.server_cpus, extra=extra)
-        print(f"run B (10 clients): {len(b['events'])} events", flush=True)
-        a2 = run_a(wav, truth, args.server_cpus, extra)
-        print(f"run A2 (no clients): {len(a2['events'])} events", flush=True)
-    a_stages, b_stages = stage_table(a1["events"] + a2["events"]), stage_table(b["events"])
-    a1_stages, a2_stages = stage_table(a1["events"]), stage_table(a2["events"])
-    print("\n| stage | A: no clients p50 / p95 (ms) | B: 10 clients, 1 stalled p50 / p95 (ms) | p50 B/A "
-          "| noise: p50 A2/A1 |")
+        r = run_interleaved(wav, truth, args.block, browser=not args.no_browser, server_cpus=args.server_cpus,
+                            extra=extra)
+    events, blocks = r["events"], block_of(r["events"], truth, args.block)
+    off = [m for m, b in zip(events, blocks) if b > 0 and b % 2 == 0]
+    on = [m for m, b in zip(events, blocks) if b % 2 == 1]
+    half = [[m for m, b in zip(events, blocks) if b > 0 and b % 4 == k] for k in (2, 0)]
+    print(f"{len(events)} events: {len(on)} in blocks with clients, {len(off)} without, "
+          f"{len(events) - len(on) - len(off)} warm-up", flush=True)
+    off_t, on_t, h1, h2 = (stage_table(x) for x in (off, on, *half))
+    print("\n| stage | no clients p50 / p95 (ms) | 10 clients, 1 stalled p50 / p95 (ms) | p50 ratio "
+          "| noise: p50 ratio of the two halves of the no-client blocks |")
     print("| --- | --- | --- | --- | --- |")
-    for stage in a_stages:
-        (a50, a95), (b50, b95) = a_stages[stage], b_stages[stage]
+    for stage in off_t:
+        (a50, a95), (b50, b95) = off_t[stage], on_t[stage]
         print(f"| {stage} | {a50:.1f} / {a95:.1f} | {b50:.1f} / {b95:.1f} | {b50 / a50:.2f} "
-              f"| {a2_stages[stage][0] / a1_stages[stage][0]:.2f} |")
-    audio_s = truth[-1].end_s
-    print(f"\nserver CPU time (all threads, after loading to end of input, {audio_s:.0f} s of audio): A1 {a1['cpu_s']:.1f} s, "
-          f"B {b['cpu_s']:.1f} s, A2 {a2['cpu_s']:.1f} s; B - mean(A) = {b['cpu_s'] - (a1['cpu_s'] + a2['cpu_s']) / 2:+.1f} s "
-          f"({100 * (b['cpu_s'] - (a1['cpu_s'] + a2['cpu_s']) / 2) / audio_s:+.2f} % of one core)")
-    lat = b["latencies"]
+              f"| {h2[stage][0] / h1[stage][0]:.2f} |")
+    c = r["cpu_per_s"]
+    print(f"\nserver CPU (all threads, per second of wall time): without clients {100 * c['off']:.1f} %, with "
+          f"{100 * c['on']:.1f} % of one core ({100 * (c['on'] - c['off']):+.1f} points)")
+    lat = r["latencies"]
     if lat:
         print(f"\ndelivery (event created -> page's WebSocket handler), {len(lat)} events: p50 "
               f"{percentile(lat, 0.5):.0f} ms, p95 {percentile(lat, 0.95):.0f} ms, max {max(lat):.0f} ms")
-    h = b["health"]
-    print(f"healthy WebSocket clients with exactly the events of /events: {b['healthy_ok']} of {b['healthy']}; "
-          f"events {len(b['events'])}; stalled client: dropped {h['dropped_clients']} (queue full), timed out "
-          f"{h.get('timed_out_clients', 0)} (no pong); refused {h['rejected_clients']}")
+    h = r["health"]
+    ok, total = readers_ok(r["readers"], events, blocks)
+    print(f"readers with the same gap-free events, every event of their block included: {ok} of {total} "
+          f"({len(r['readers'])} blocks x 8); events {len(events)}; stalled clients: dropped "
+          f"{h['dropped_clients']} (queue full), timed out {h.get('timed_out_clients', 0)} (no pong); "
+          f"refused {h['rejected_clients']}")
     if args.json:
-        args.json.write_text(json.dumps({"a": a_stages, "b": b_stages, "a1": a1_stages, "a2": a2_stages,
-                                         "cpu_s": {"a1": a1["cpu_s"], "b": b["cpu_s"], "a2": a2["cpu_s"]},
-                                         "latencies": lat, "health": h}, indent=1))
+        args.json.write_text(json.dumps({"off": off_t, "on": on_t, "off_halves": [h1, h2], "cpu_per_s": c,
+                                         "latencies": lat, "health": h, "readers_ok": [ok, total]}, indent=1))
     return 0
 
 

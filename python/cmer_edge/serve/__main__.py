@@ -38,9 +38,10 @@ def build_parser() -> argparse.ArgumentParser:
     web.add_argument("--client-queue", type=int, default=64,
                      help="messages queued per client before it counts as stalled and is dropped")
     web.add_argument("--history", type=int, default=1000, help="events kept for /events and reconnects")
-    web.add_argument("--loop-nice", type=int, default=5,
-                     help="lower the server loop's CPU priority below the recognizer's by this much "
-                          "(Linux nice, 0-19; 0: equal)")
+    web.add_argument("--loop-nice", type=int, default=0,
+                     help="lower the server loop's CPU priority below the recognizer's by this much (Linux "
+                          "nice, 0-19; default 0: equal). For machines where many clients crowd the recognizer's "
+                          "cores; costs delivery latency (docs/benchmarks.md)")
     return p
 
 

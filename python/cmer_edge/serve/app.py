@@ -51,7 +51,7 @@ class ServerConfig:
     token: str | None = None          # required when host is not loopback (cli generates one)
     status_interval_s: float = 0.5
     heartbeat_s: float = 10.0         # WebSocket ping interval; no pong within half of it: closed
-    loop_nice: int = 5                # the event loop thread's CPU priority below the recognizer's (0: equal)
+    loop_nice: int = 0                # the event loop thread's CPU priority below the recognizer's (0: equal)
 
     def __post_init__(self) -> None:
         if not 0 <= self.port < 65536:

@@ -3,10 +3,10 @@
     asyncio.run(run(recognizer, source, ServerConfig(port=8765), HubConfig(), on_ready=print))
 
 Threads: the event loop (HTTP, WebSocket, status ticks) in the caller's thread; the recognizer in
-`cmer_edge-serve-recognizer` (see feed.py) plus its own capture and stage threads. Once the recognizer
-thread is started, the loop thread lowers its own CPU priority (`ServerConfig.loop_nice`, Linux nice
-of that thread only): where the two want the same core, the recognizer wins and the page waits a
-little, never the other way round. Shutdown: stop
+`cmer_edge-serve-recognizer` (see feed.py) plus its own capture and stage threads. With
+`ServerConfig.loop_nice` > 0 the loop thread lowers its own CPU priority once the recognizer's thread
+runs (Linux nice of that thread only): where the two want the same core, the recognizer wins and the
+page waits a little. Shutdown: stop
 the source, wait for the recognizer thread (bounded), close every WebSocket with 1001 "going away",
 close the listening socket, close the recognizer.
 """
