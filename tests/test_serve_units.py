@@ -64,3 +64,18 @@ def test_bench_serve_reads_a_process_cpu_time_from_proc():
         pass
     spent = cpu_seconds(os.getpid()) - before
     assert 0.2 <= spent <= 1.0, spent  # clock ticks (10 ms) of this process's user + system time
+
+
+def test_bench_serve_blocks_switch_in_the_silence_and_check_readers():
+    from types import SimpleNamespace as U
+
+    from cmer_edge.bench.serve import block_of, readers_ok, switch_times
+
+    truth = [U(start_s=4.0 * i + 0.5, end_s=4.0 * i + 3.0) for i in range(6)]
+    assert switch_times(truth, 2) == [(7.75, 1), (15.75, 2)]  # mid-silence before utterances 2 and 4
+    events = [{"seq": k + 1, "event": {"start_s": truth[k // 2].start_s + 0.05}} for k in range(12)]
+    blocks = block_of(events, truth, 2)
+    assert blocks == [0] * 4 + [1] * 4 + [2] * 4
+    good, gap, short = [5, 6, 7, 8], [5, 7, 8], [6, 7, 8]
+    assert readers_ok({1: [good, good]}, events, blocks) == (2, 2)
+    assert readers_ok({1: [good, gap, short, []]}, events, blocks) == (1, 4)
