@@ -122,8 +122,6 @@ def test_edge_recipe_builds_a_bimodal_bundle_from_meld_and_speech(tmp_path, synt
                       "--epochs", "1", "--window", "4", "--out", str(out)]) == 0  # features from the cache
 
 
-
-
 def test_edge_recipe_bad_input_is_one_line_and_exit_2(tmp_path, capsys):
     from cmer_edge.training import edge
 

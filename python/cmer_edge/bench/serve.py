@@ -3,10 +3,10 @@
 One run of `python -m cmer_edge.serve --realtime --asr external` on an espeak-ng dialogue, its
 utterances in blocks of `--block` (5) with 2.5 s of silence between blocks: the clients connect or
 leave in the middle of that silence (after the last block's final events, before the next block's
-first word), and they are connected during every second block and gone during the others, so both conditions share the same server process, warm caches and minutes of
-machine time (consecutive runs of the same server on a 2-vCPU VM differ by 10-50 % in p50; in this
-design a slow drift of the machine's speed falls on both conditions alike). The first block is warm-up
-and not scored.
+first word), and they are connected during every second block and gone during the others, so both
+conditions share the same server process, warm caches and minutes of machine time (consecutive
+runs of the same server on a 2-vCPU VM differ by 10-50 % in p50; in this design a slow drift of the
+machine's speed falls on both conditions alike). The first block is warm-up and not scored.
   off: no client connected;
   on:  ten clients: the page in headless Chromium (delivery latency: the event's creation in the
        recognizer thread -> the page's WebSocket handler, same clock), eight WebSocket readers and one

@@ -126,10 +126,10 @@ def main(argv: list[str] | None = None) -> int:
     clips, data = edge_data.manifests_features(extractor, encoder, args.manifest, cache)
     speakers = [c.speaker_key for c in clips]
     corpus = np.array([c.corpus for c in clips])
-    spoken_split = np.array([spoken_meld_split(c) for c in corpus])
-    held = np.isin(speakers, args.holdout) | (spoken_split == "test")
+    spoken_split = np.array([fusion_pairs.spoken_meld_split(c) for c in corpus])
+    held = np.isin(speakers, args.holdout)
     dev = (np.isin(speakers, args.dev_speakers) | (spoken_split == "dev")) & ~held
-    train = ~held & ~dev & ~np.isin(corpus, args.exclude_corpus) & data["audio_ok"]
+    train = ~held & ~dev & (spoken_split != "test") & ~np.isin(corpus, args.exclude_corpus) & data["audio_ok"]
     raw = data["x_a"]
     prior_mean, prior_var = raw[train].mean(0), raw[train].var(0)
     rng = np.random.default_rng(args.seed)
@@ -142,8 +142,7 @@ def main(argv: list[str] | None = None) -> int:
                   for d in edge_data.clip_dialogues(data, clips, np.flatnonzero(train), by_k[k], f"k{k}")]
     clip_dev = [d for k in (0, 10) for d in edge_data.clip_dialogues(data, clips, np.flatnonzero(dev), by_k[k], f"k{k}")]
     held_rows = np.flatnonzero(held)
-    clip_test = {k: edge_data.clip_dialogues(data, clips, held_rows[spoken_split[held_rows] == ""], by_k[k], f"k{k}")
-                 for k in (0, 10)}
+    clip_test = {k: edge_data.clip_dialogues(data, clips, held_rows, by_k[k], f"k{k}") for k in (0, 10)}
     text_dim, audio_dim = encoder.dim, extractor.dim
     meld = {}
     if args.meld_dir is not None:
@@ -162,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
         clip_train += fusion_pairs.give_neutral_text(clip_train, lines["train"], args.neutral_text, rng)
         clip_dev_neutral = fusion_pairs.give_neutral_text(clip_dev, lines["dev"], 1.0, rng)
         paired["neutral_text_clips"] = sum(d.dialogue_id.endswith("/neutral-text") for d in clip_train)
-        paired["spoken_meld_dev_lines"] = sum(not fusion_pairs.voice_labelled(d) for d in clip_dev) // 2
+        paired["spoken_meld_dev_lines"] = int((dev & (spoken_split == "dev")).sum())
     # equal weight for MELD dev and speech dev in the selection loss: repeat the (few) dev clips
     clip_dev_all = clip_dev + clip_dev_neutral
     repeat = max(1, round(sum(len(d.labels) for d in meld.get("dev", [])) / max(1, len(clip_dev_all))))
@@ -201,11 +200,6 @@ def _copy_text_files(bundle_dir: Path, files: dict[str, Path]) -> None:
     for src in files.values():
         shutil.copy2(src, bundle_dir / src.name)
     add_artifacts(bundle_dir, {role: src.name for role, src in files.items()})
-
-
-def spoken_meld_split(corpus: str) -> str:
-    """MELD split of a spoken MELD line's corpus ("MELD-espeak-dev" -> "dev"); "" for acted speech."""
-    return corpus.rsplit("-", 1)[-1] if corpus.startswith("MELD-") else ""
 
 
 def report(model, meld, clip_dev, clip_dev_neutral, clip_test, cfg) -> dict:

@@ -23,6 +23,11 @@ from cmer_edge.training.dialogues import Dialogue
 NEUTRAL = 0  # index of "neutral" in EMOTIONS
 
 
+def spoken_meld_split(corpus: str) -> str:
+    """MELD split of a spoken MELD line's corpus ("MELD-espeak-dev" -> "dev"); "" for acted speech."""
+    return corpus.rsplit("-", 1)[-1] if corpus.startswith("MELD-") else ""
+
+
 def voice_labelled(dialogue: Dialogue) -> bool:
     """True for a clip whose label is its voice's (acted speech), False for a spoken MELD line."""
     return not dialogue.dialogue_id.startswith("MELD")
