@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from cmer_edge.training.dialogues import Dialogue
-from cmer_edge.training.fusion_pairs import (give_neutral_text, mark_deciding, neutral_lines, pair_meld_with_voices,
-                                           voice_labelled)
+from cmer_edge.training.fusion_pairs import give_words, mark_deciding, meld_lines, pair_meld_with_voices, voice_labelled
 
 
 def _clip(name: str, label: int, audio: float, text_ok: float = 0.0) -> Dialogue:
@@ -27,13 +26,13 @@ def test_spoken_meld_lines_are_labelled_by_their_words_not_their_voice():
     assert not voice_labelled(_clip("MELD-espeak-train/train_d1_u5/k0", 6, 1.0))
 
 
-def test_neutral_lines_keep_only_long_neutral_lines_with_text():
-    d = _meld([0, 0, 6, 0])
-    d.x_t = np.arange(8, dtype=np.float32).reshape(4, 2)
+def test_meld_lines_keep_only_long_lines_with_text_of_the_asked_kind():
+    d = _meld([0, 0, 6, 0, 3])
+    d.x_t = np.arange(10, dtype=np.float32).reshape(5, 2)
     d.present[3, 1] = 0.0  # no usable text
-    lines = neutral_lines([d], [["I will see you at the office tomorrow", "Okay.", "I hate you so much", "a b c d e"]],
-                          min_words=4)
-    assert lines.tolist() == [[0.0, 1.0]]
+    words = [["I will see you at the office tomorrow", "Okay.", "I hate you so much", "a b c d e", "So sad."]]
+    assert meld_lines([d], words, min_words=4, neutral=True).tolist() == [[0.0, 1.0]]
+    assert meld_lines([d], words, min_words=4, neutral=False).tolist() == [[4.0, 5.0]]  # "So sad." is too short
 
 
 def test_neutral_text_copies_keep_the_voice_and_its_label_and_leave_the_originals():
@@ -41,13 +40,24 @@ def test_neutral_text_copies_keep_the_voice_and_its_label_and_leave_the_original
     voice = _clip("SAVEE/a01/k0", 6, 2.0)
     spoken = _clip("MELD-espeak-train/x/k0", 4, 3.0, text_ok=1.0)
     lines = np.array([[7.0, 7.0]], np.float32)
-    copies = give_neutral_text([voice, spoken], lines, 1.0, rng)
+    copies = give_words([voice, spoken], lines, 1.0, rng)
     assert len(copies) == 1  # the spoken MELD line keeps its own words
     (copy,) = copies
     assert copy.labels.tolist() == [6] and copy.x_a is voice.x_a and copy.x_t.tolist() == [[7.0, 7.0]]
     assert copy.present.tolist() == [[1.0, 1.0]] and voice.present.tolist() == [[1.0, 0.0]]
-    assert give_neutral_text([voice], lines, 0.0, rng) == []
-    assert give_neutral_text([voice], np.zeros((0, 2), np.float32), 1.0, rng) == []
+    assert give_words([voice], lines, 0.0, rng) == []
+    assert give_words([voice], np.zeros((0, 2), np.float32), 1.0, rng) == []
+
+
+def test_emotional_words_go_to_neutral_clips_only_and_the_voice_still_decides():
+    rng = np.random.default_rng(0)
+    neutral, angry = _clip("RAVDESS/a/k0", 0, 1.0), _clip("RAVDESS/b/k0", 6, 2.0)
+    spoken = _clip("MELD-espeak-train/x/k0", 0, 3.0, text_ok=1.0)
+    lines = np.array([[5.0, 5.0]], np.float32)
+    (copy,) = give_words([neutral, angry, spoken], lines, 1.0, rng, tag="emotional-text", neutral_clips_only=True)
+    assert copy.dialogue_id == "RAVDESS/a/k0/emotional-text" and copy.labels.tolist() == [0]
+    assert copy.x_t.tolist() == [[5.0, 5.0]] and copy.keep.tolist() == [[True, False]]
+    assert neutral.present.tolist() == [[1.0, 0.0]]
 
 
 def test_meld_lines_get_same_label_or_neutral_voices_never_a_spoken_meld_voice():
@@ -69,7 +79,7 @@ def test_each_pair_marks_the_modality_whose_label_it_is():
     voice, spoken = _clip("RAVDESS/a/k0", 0, 10.0, text_ok=1.0), _clip("MELD-espeak-train/c/k0", 6, 99.0, text_ok=1.0)
     mark_deciding([voice, spoken])
     assert voice.keep.tolist() == [[True, False]] and spoken.keep.tolist() == [[False, True]]
-    (copy,) = give_neutral_text([voice], np.ones((1, 2), np.float32), 1.0, rng)
+    (copy,) = give_words([voice], np.ones((1, 2), np.float32), 1.0, rng)
     assert copy.keep.tolist() == [[True, False]]
     meld = _meld([6] * 50)
     pair_meld_with_voices([meld], [voice], 0.0, 0.5, rng)  # only neutral voices here: the words decide

@@ -105,15 +105,18 @@ def test_edge_recipe_builds_a_bimodal_bundle_from_meld_and_speech(tmp_path, synt
     out = tmp_path / "edge"
     assert edge.main(["--meld-dir", str(synthetic_meld.root), "--manifest", str(clips), "--audio",
                       "opensmile.eGeMAPSv02", "--holdout", "TOY/d", "--dev-speakers", "TOY/c", "--hidden", "8",
-                      "--epochs", "3", "--window", "4", "--out", str(out)]) == 0
+                      "--epochs", "3", "--window", "4", "--emotional-text", "1", "--out", str(out)]) == 0
     bundle = load_bundle(out / "bundle")
     assert bundle.head_config.modalities == "both" and bundle.manifest.audio_norm == "speaker"
     assert bundle.file("audio_norm").is_file() and bundle.file("onnx.text_encoder.int8").is_file()
     metrics = bundle.manifest.metrics
-    assert {"meld_test_text", "holdout_k0_audio", "holdout_k10_both", "spoken_meld_dev_both"} <= set(metrics)
+    assert {"meld_test_text", "holdout_k0_audio", "holdout_k10_both", "spoken_meld_dev_both",
+            "clips_dev_emotional_words"} <= set(metrics)
     recipe = bundle.manifest.provenance["recipe"]
     assert list(recipe["holdout_speakers"]) == ["TOY/d"] and list(recipe["training_corpora"]) == ["MELD", "TOY"]
     assert {"same_label", "neutral_voice", "neutral_text_clips"} <= set(recipe["fusion_pairs"])
+    # every neutral training clip copy (TOY/a, TOY/b: 2 x 2 clips x 3 normaliser states) gets emotional words
+    assert recipe["fusion_pairs"]["emotional_text_clips"] == 12
     assert recipe["fusion_pairs"]["spoken_meld_dev_lines"] == 3
     assert set(bundle.manifest.licences) == {"MELD", "TOY"}
     assert (out / "cache").is_dir()  # the resumable stages
@@ -128,6 +131,7 @@ def test_edge_recipe_bad_input_is_one_line_and_exit_2(tmp_path, capsys):
     assert edge.main(["--manifest", str(tmp_path / "missing"), "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("error: manifest not found") and "Traceback" not in "\n".join(err)
-    for flag, value in (("--neutral-text", "2"), ("--pair", "nan"), ("--neutral-voice", "-0.1")):
+    for flag, value in (("--neutral-text", "2"), ("--pair", "nan"), ("--neutral-voice", "-0.1"),
+                        ("--emotional-text", "1.5")):
         assert edge.main(["--manifest", str(tmp_path), "--out", str(tmp_path / "o"), flag, value]) == 2
         assert f"{flag} must be in 0..1" in capsys.readouterr().err

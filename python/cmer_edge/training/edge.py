@@ -15,7 +15,8 @@ The head learns fusion from speech and text that were spoken together:
   words decide; lines of MELD's dev split join the selection set (the dev analogue of fusion check
   (ii), scored text-only and with their voice), lines of its test split are never used;
 - when to trust which (training/fusion_pairs.py): a fraction `--neutral-text` of the clip copies say
-  the words of a random neutral MELD line (the voice decides), a fraction `--neutral-voice` of MELD
+  the words of a random neutral MELD line (the voice decides), a fraction `--emotional-text` of the
+  neutral clip copies the words of a random emotional one (the voice decides), a fraction `--neutral-voice` of MELD
   training utterances get the audio of a neutral clip (the words decide), and a fraction `--pair`
   the audio of a same-label clip (the words and the voice agree);
 - modality dropout, so either modality alone works.
@@ -83,6 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="fraction of MELD train utterances given the audio of a neutral clip (the words decide)")
     p.add_argument("--neutral-text", type=fraction("--neutral-text"), default=1.0,
                    help="fraction of clip copies given the words of a random neutral MELD line (the voice decides)")
+    p.add_argument("--emotional-text", type=fraction("--emotional-text"), default=0.0,
+                   help="fraction of neutral clip copies also given the words of a random emotional MELD line "
+                        "(the voice decides)")
     p.add_argument("--neutral-min-words", type=int, default=4, help="shortest neutral line used as such words")
     p.add_argument("--modality-dropout", type=float, default=0.3)
     p.add_argument("--hidden", type=int, default=64)
@@ -151,16 +155,24 @@ def main(argv: list[str] | None = None) -> int:
     for group in [clip_train, clip_dev, *clip_test.values()]:
         _with_text_dim(group, text_dim)
         fusion_pairs.mark_deciding(group)
-    paired, clip_dev_neutral = {}, []
+    paired, clip_dev_neutral, clip_dev_emotional = {}, [], []
     if meld:
         paired = fusion_pairs.pair_meld_with_voices(meld["train"], clip_train, args.pair, args.neutral_voice, rng)
         fusion_pairs.pair_meld_with_voices(meld["dev"], clip_dev, args.pair, args.neutral_voice, rng)
-        lines = {s: fusion_pairs.neutral_lines(
-            meld[s], [[u.text for u in d.utterances] for d in load_meld_split(args.meld_dir, s)],
-            args.neutral_min_words) for s in ("train", "dev")}
-        clip_train += fusion_pairs.give_neutral_text(clip_train, lines["train"], args.neutral_text, rng)
-        clip_dev_neutral = fusion_pairs.give_neutral_text(clip_dev, lines["dev"], 1.0, rng)
-        paired["neutral_text_clips"] = sum(d.dialogue_id.endswith("/neutral-text") for d in clip_train)
+        texts = {s: [[u.text for u in d.utterances] for d in load_meld_split(args.meld_dir, s)]
+                 for s in ("train", "dev")}
+        lines = {(s, neutral): fusion_pairs.meld_lines(meld[s], texts[s], args.neutral_min_words, neutral=neutral)
+                 for s in ("train", "dev") for neutral in (True, False)}
+        clips_alone = list(clip_train)
+        clip_train += fusion_pairs.give_words(clips_alone, lines["train", True], args.neutral_text, rng)
+        clip_dev_neutral = fusion_pairs.give_words(clip_dev, lines["dev", True], 1.0, rng)
+        # drawn after the neutral-words twins, so --emotional-text 0 trains exactly what it did before
+        clip_train += fusion_pairs.give_words(clips_alone, lines["train", False], args.emotional_text, rng,
+                                              tag="emotional-text", neutral_clips_only=True)
+        clip_dev_emotional = fusion_pairs.give_words(clip_dev, lines["dev", False], 1.0, rng, tag="emotional-text",
+                                                     neutral_clips_only=True)
+        for tag in ("neutral-text", "emotional-text"):
+            paired[f"{tag.replace('-', '_')}_clips"] = sum(d.dialogue_id.endswith("/" + tag) for d in clip_train)
         paired["spoken_meld_dev_lines"] = int((dev & (spoken_split == "dev")).sum())
     # equal weight for MELD dev and speech dev in the selection loss: repeat the (few) dev clips
     clip_dev_all = clip_dev + clip_dev_neutral
@@ -172,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
              "dev %d MELD + %d clips x%d; held out %d clips", len(meld.get("train", [])), paired, len(clip_train),
              len(meld.get("dev", [])), len(clip_dev_all), repeat, len(held_rows))
     result = train_head(head_cfg, cfg, meld.get("train", []) + clip_train, meld.get("dev", []) + clip_dev_all * repeat)
-    metrics = report(result.model, meld, clip_dev, clip_dev_neutral, clip_test, cfg)
+    metrics = report(result.model, meld, clip_dev, clip_dev_neutral, clip_dev_emotional, clip_test, cfg)
     features = {"audio": extractor.spec(), "text": thaw(text_bundle.manifest.features.text.raw)}
     corpora = sorted({c.corpus for c in np.array(clips)[train]} | ({"MELD"} if meld else set()))
     command = "python -m cmer_edge.training.edge " + " ".join(sys.argv[1:] if argv is None else argv)
@@ -202,8 +214,9 @@ def _copy_text_files(bundle_dir: Path, files: dict[str, Path]) -> None:
     add_artifacts(bundle_dir, {role: src.name for role, src in files.items()})
 
 
-def report(model, meld, clip_dev, clip_dev_neutral, clip_test, cfg) -> dict:
-    """MELD text-only (dev, test), the dev speakers' clips (audio only; with neutral MELD words), spoken
+def report(model, meld, clip_dev, clip_dev_neutral, clip_dev_emotional, clip_test, cfg) -> dict:
+    """MELD text-only (dev, test), the dev speakers' clips (audio only; with neutral MELD words; the
+    neutral ones with emotional MELD words: `accuracy` is how often the voice still decides), spoken
     MELD dev lines (a stranger's first utterance: text only / both) and the held-out speakers' clips
     (audio only / both; k = 0 and 10)."""
     def score(dialogues, hide: str | None):
@@ -230,6 +243,8 @@ def report(model, meld, clip_dev, clip_dev_neutral, clip_test, cfg) -> dict:
         metrics["spoken_meld_dev_both"] = score(spoken, None)
     if clip_dev_neutral:
         metrics["clips_dev_neutral_words"] = score(clip_dev_neutral, None)
+    if clip_dev_emotional:
+        metrics["clips_dev_emotional_words"] = score(clip_dev_emotional, None)
     for k, dialogues in clip_test.items():
         if dialogues:
             metrics[f"holdout_k{k}_audio"] = score(dialogues, "text")

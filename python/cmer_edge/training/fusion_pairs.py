@@ -2,9 +2,12 @@
 
 Speech and text that were spoken together disagree in two typical ways, and the head must meet both:
 - an emotional voice saying emotionally empty words (acted corpora, a kiosk visitor reading a
-  sentence): the voice decides. `give_neutral_text` gives speech clips whose label is the voice's the
-  words of a random neutral MELD line (a sentence they never said, from a large pool, so the head
-  cannot learn a handful of sentences by heart);
+  sentence): the voice decides. `give_words` gives speech clips whose label is the voice's the words
+  of a random neutral MELD line (a sentence they never said, from a large pool, so the head cannot
+  learn a handful of sentences by heart);
+- a neutral human voice reading emotional words (an acted neutral clip; someone reading a sad
+  sentence aloud): the voice decides too. `give_words(..., neutral_clips_only=True)` gives neutral
+  clips the words of a random *emotional* MELD line;
 - a flat voice saying emotional words: the words decide. `pair_meld_with_voices` gives MELD lines
   the audio of a neutral clip (a real human voice that says nothing), besides the label-matched
   pairs in which voice and words agree.
@@ -39,25 +42,28 @@ def mark_deciding(clips: list[Dialogue]) -> None:
         d.keep = np.array([[voice_labelled(d), not voice_labelled(d)]] * len(d.labels), bool)
 
 
-def neutral_lines(dialogues: list[Dialogue], texts: list[list[str]], min_words: int) -> np.ndarray:
-    """Text features [N, Dt] of the lines labelled neutral with at least `min_words` words."""
+def meld_lines(dialogues: list[Dialogue], texts: list[list[str]], min_words: int, *, neutral: bool) -> np.ndarray:
+    """Text features [N, Dt] of the lines labelled neutral (`neutral=False`: any other emotion) with at
+    least `min_words` words."""
     rows = [d.x_t[i] for d, words in zip(dialogues, texts) for i, text in enumerate(words)
-            if d.labels[i] == NEUTRAL and d.present[i, 1] > 0 and len(text.split()) >= min_words]
+            if (d.labels[i] == NEUTRAL) == neutral and d.present[i, 1] > 0 and len(text.split()) >= min_words]
     return np.stack(rows).astype(np.float32) if rows else np.zeros((0, dialogues[0].x_t.shape[1]), np.float32)
 
 
-def give_neutral_text(clips: list[Dialogue], lines: np.ndarray, fraction: float,
-                      rng: np.random.Generator) -> list[Dialogue]:
-    """Copies of a `fraction` of the voice-labelled clips (with audio) whose text is a random neutral
-    line; the label stays the voice's. The originals are kept unchanged."""
+def give_words(clips: list[Dialogue], lines: np.ndarray, fraction: float, rng: np.random.Generator, *,
+               tag: str = "neutral-text", neutral_clips_only: bool = False) -> list[Dialogue]:
+    """Copies (id + "/" + tag) of a `fraction` of the voice-labelled clips with audio (only the neutral
+    ones if `neutral_clips_only`) whose text is a random one of `lines`; the label stays the voice's.
+    The originals are kept unchanged."""
     out = []
     if not len(lines):
         return out
     for d in clips:
-        if voice_labelled(d) and d.present[0, 0] > 0 and rng.random() < fraction:
+        eligible = voice_labelled(d) and d.present[0, 0] > 0 and (not neutral_clips_only or d.labels[0] == NEUTRAL)
+        if eligible and rng.random() < fraction:
             present = d.present.copy()
             present[0, 1] = 1.0
-            out.append(Dialogue(d.dialogue_id + "/neutral-text", d.utterance_ids, d.x_a,
+            out.append(Dialogue(f"{d.dialogue_id}/{tag}", d.utterance_ids, d.x_a,
                                 lines[rng.integers(len(lines))][None], present, d.labels, d.fold, d.x_a_raw,
                                 keep=np.array([[True, False]])))
     return out
