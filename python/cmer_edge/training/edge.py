@@ -84,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="fraction of MELD train utterances given the audio of a neutral clip (the words decide)")
     p.add_argument("--neutral-text", type=fraction("--neutral-text"), default=1.0,
                    help="fraction of clip copies given the words of a random neutral MELD line (the voice decides)")
-    p.add_argument("--emotional-text", type=fraction("--emotional-text"), default=0.0,
+    p.add_argument("--emotional-text", type=fraction("--emotional-text"), default=1.0,
                    help="fraction of neutral clip copies also given the words of a random emotional MELD line "
                         "(the voice decides)")
     p.add_argument("--neutral-min-words", type=int, default=4, help="shortest neutral line used as such words")
