@@ -125,6 +125,32 @@ def test_edge_recipe_builds_a_bimodal_bundle_from_meld_and_speech(tmp_path, synt
                       "--epochs", "1", "--window", "4", "--out", str(out)]) == 0  # features from the cache
 
 
+def test_edge_recipe_without_any_text_trains_an_audio_only_head(tmp_path):
+    """Speech clips without transcripts and no MELD (leave-one-corpus-out without RAVDESS): the head
+    has nothing to learn text from, so it is audio-only instead of failing to normalise text."""
+    need_module("torch")
+    import soundfile as sf
+
+    from cmer_edge.bundle import load_bundle
+    from cmer_edge.testing.espeak import speak
+    from cmer_edge.training import edge
+
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    lines = ["path,label,meld_label,transcript,language,corpus,speaker,gender,sr,duration_s,transcript_note\n"]
+    for spk, voice in (("a", "en-us"), ("b", "en-gb"), ("c", "en-us+f3")):
+        for k, (label, speed) in enumerate([("anger", 190), ("sadness", 120), ("neutral", 160)]):
+            sf.write(clips / f"{spk}{k}.wav", speak("Kids are talking by the door", voice=voice, speed_wpm=speed), 16000)
+            lines.append(f"{spk}{k}.wav,{label},{label},,en,TOY,{spk},,16000,,\n")
+    (clips / "manifest.csv").write_text("".join(lines))
+    assert edge.main(["--manifest", str(clips), "--audio", "opensmile.eGeMAPSv02", "--holdout", "TOY/c",
+                      "--dev-speakers", "TOY/b", "--hidden", "8", "--epochs", "2", "--window", "4",
+                      "--out", str(tmp_path / "edge")]) == 0
+    bundle = load_bundle(tmp_path / "edge" / "bundle")
+    assert bundle.head_config.modalities == "audio"
+    assert "holdout_k0_audio" in bundle.manifest.metrics
+
+
 def test_edge_recipe_bad_input_is_one_line_and_exit_2(tmp_path, capsys):
     from cmer_edge.training import edge
 

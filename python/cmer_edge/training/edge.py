@@ -177,7 +177,13 @@ def main(argv: list[str] | None = None) -> int:
     # equal weight for MELD dev and speech dev in the selection loss: repeat the (few) dev clips
     clip_dev_all = clip_dev + clip_dev_neutral
     repeat = max(1, round(sum(len(d.labels) for d in meld.get("dev", [])) / max(1, len(clip_dev_all))))
-    head_cfg = HeadConfig(audio_dim=audio_dim, text_dim=text_dim, hidden=args.hidden)
+    # clips without transcripts and no MELD (e.g. a speech protocol leaving out the only corpus with
+    # transcripts): nothing would teach or normalise a text stream, so the head is audio-only
+    trains_text = any((d.present[:, 1] > 0).any() for d in meld.get("train", []) + clip_train)
+    if not trains_text:
+        log.warning("no training utterance has text: training an audio-only head")
+    head_cfg = HeadConfig(audio_dim=audio_dim, text_dim=text_dim, hidden=args.hidden,
+                          modalities="both" if trains_text else "audio")
     cfg = TrainConfig(protocol="live", window_utts=args.window, max_epochs=args.epochs, patience=args.patience,
                       modality_dropout=args.modality_dropout, class_weighting=args.class_weighting, seed=args.seed)
     log.info("training on %d MELD dialogues (paired: %s) + %d clip copies; "
