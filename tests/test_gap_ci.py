@@ -10,7 +10,8 @@ from cmer_edge.training import gap_ci
 
 def _write(path, labels, preds, names=None):
     names = names or [f"clip{i}.flac" for i in range(len(labels))]
-    rows = ["path,speaker,label,pred,text"] + [f"{n},S/1,{EMOTIONS[y]},{EMOTIONS[p]}," for n, y, p in zip(names, labels, preds)]
+    rows = ["path,speaker,label,pred,text"]
+    rows += [f"{n},S/1,{EMOTIONS[y]},{EMOTIONS[p]}," for n, y, p in zip(names, labels, preds)]
     path.write_text("\n".join(rows) + "\n")
     return path
 

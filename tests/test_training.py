@@ -140,7 +140,8 @@ def test_edge_recipe_without_any_text_trains_an_audio_only_head(tmp_path):
     lines = ["path,label,meld_label,transcript,language,corpus,speaker,gender,sr,duration_s,transcript_note\n"]
     for spk, voice in (("a", "en-us"), ("b", "en-gb"), ("c", "en-us+f3")):
         for k, (label, speed) in enumerate([("anger", 190), ("sadness", 120), ("neutral", 160)]):
-            sf.write(clips / f"{spk}{k}.wav", speak("Kids are talking by the door", voice=voice, speed_wpm=speed), 16000)
+            audio = speak("Kids are talking by the door", voice=voice, speed_wpm=speed)
+            sf.write(clips / f"{spk}{k}.wav", audio, 16000)
             lines.append(f"{spk}{k}.wav,{label},{label},,en,TOY,{spk},,16000,,\n")
     (clips / "manifest.csv").write_text("".join(lines))
     assert edge.main(["--manifest", str(clips), "--audio", "opensmile.eGeMAPSv02", "--holdout", "TOY/c",

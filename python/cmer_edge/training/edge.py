@@ -16,9 +16,9 @@ The head learns fusion from speech and text that were spoken together:
   (ii), scored text-only and with their voice), lines of its test split are never used;
 - when to trust which (training/fusion_pairs.py): a fraction `--neutral-text` of the clip copies say
   the words of a random neutral MELD line (the voice decides), a fraction `--emotional-text` of the
-  neutral clip copies the words of a random emotional one (the voice decides), a fraction `--neutral-voice` of MELD
-  training utterances get the audio of a neutral clip (the words decide), and a fraction `--pair`
-  the audio of a same-label clip (the words and the voice agree);
+  neutral clip copies the words of a random emotional one (the voice decides again), a fraction
+  `--neutral-voice` of MELD training utterances get the audio of a neutral clip (the words decide),
+  and a fraction `--pair` the audio of a same-label clip (the words and the voice agree);
 - modality dropout, so either modality alone works.
 Audio is normalised as it is live (per-session running statistics with the training population as
 prior), simulated after k = 0, 3 and 10 other clips of the same speaker. Speakers in `--holdout` are
