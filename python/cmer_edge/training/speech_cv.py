@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import shlex
 from pathlib import Path
 
 import numpy as np
@@ -80,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--folds", type=int, nargs="*", default=None, help="ravdess: which folds (default all)")
     p.add_argument("--columns", default=None, help="feature columns START:STOP of the cached chain")
     p.add_argument("--linear-only", action="store_true", help="only the logistic-regression baseline")
+    p.add_argument("--edge-args", default="", help="more training.edge options for the head, e.g. '--hidden 32'")
     p.add_argument("--out", type=Path, required=True)
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
@@ -97,31 +99,33 @@ def main(argv: list[str] | None = None) -> int:
         if not args.linear_only:
             if columns is not None:
                 raise SystemExit("error: --columns is for the linear baseline only (add --linear-only)")
-            head = {"k0": [], "k10": []}
+            head = {"k0": [], "k10": [], "dev": []}
             for seed in args.seeds:
                 out = args.out / name / f"seed{seed}"
                 code = edge.main(["--manifest", *map(str, args.manifest), "--cache", str(args.cache), "--holdout",
-                                  *test, "--dev-speakers", *dev, "--seed", str(seed), "--out", str(out)])
+                                  *test, "--dev-speakers", *dev, "--seed", str(seed), "--out", str(out),
+                                  *shlex.split(args.edge_args)])
                 if code:
                     return code
                 metrics = json.loads((out / "bundle" / "manifest.json").read_text())["metrics"]
-                for k in head:
+                for k in ("k0", "k10"):
                     head[k].append(metrics[f"holdout_{k}_audio"]["uar"])
+                head["dev"].append(metrics["clips_dev_audio"]["uar"])  # the dev speakers, k = 0 and 10
             row["head"] = head
         rows.append(row)
         print(json.dumps(row), flush=True)
-    table = ["| plan | linear dev (a) | linear dev (b) | linear (a) | linear (b) | CM head (a) | CM head (b) |",
-             "| --- | --- | --- | --- | --- | --- | --- |"]
+    table = ["| plan | linear dev (a) | linear dev (b) | linear (a) | linear (b) | CM head dev (a+b) | CM head (a) "
+             "| CM head (b) |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in rows:
         h = r.get("head")
         cells = [f"{r['linear'][k]:.1f}" for k in ("dev_k0", "dev_k10", "k0", "k10")]
-        cells += [f"{np.mean(h[k]):.1f} ± {np.std(h[k], ddof=1) if len(h[k]) > 1 else 0:.1f}" for k in ("k0", "k10")] \
-            if h else ["-", "-"]
+        cells += [f"{np.mean(h[k]):.1f} ± {np.std(h[k], ddof=1) if len(h[k]) > 1 else 0:.1f}" for k in ("dev", "k0", "k10")] \
+            if h else ["-", "-", "-"]
         table.append(f"| {r['plan']} | " + " | ".join(cells) + " |")
     if len(rows) > 1:
         mean = lambda key, k: np.mean([np.mean(r[key][k]) if key == "head" else r[key][k] for r in rows])  # noqa: E731
         cells = [f"{mean('linear', k):.1f}" for k in ("dev_k0", "dev_k10", "k0", "k10")]
-        cells += [f"{mean('head', k):.1f}" for k in ("k0", "k10")] if rows[0].get("head") else ["-", "-"]
+        cells += [f"{mean('head', k):.1f}" for k in ("dev", "k0", "k10")] if rows[0].get("head") else ["-", "-", "-"]
         table.append("| mean | " + " | ".join(cells) + " |")
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "summary.json").write_text(json.dumps({"args": vars(args) | {"manifest": [str(m) for m in args.manifest],
