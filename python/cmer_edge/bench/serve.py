@@ -199,17 +199,21 @@ def run_interleaved(wav: Path, truth, block: int, browser: bool, server_cpus: se
     readers: dict[int, list[list[int]]] = {}
     latencies: list[float] = []
 
+    def account(condition: str | None, mark: float, mark_t: float) -> tuple[float, float]:
+        """Book the server's CPU and wall time since (mark, mark_t) to `condition` (None: warm-up)."""
+        now, now_t = cpu_seconds(proc.pid), time.monotonic()
+        if condition is not None:
+            cpu[condition] += now - mark
+            seconds[condition] += now_t - mark_t
+        return now, now_t
+
     async def clients() -> None:
         loop = asyncio.get_running_loop()
         mark, mark_t, condition = cpu_seconds(proc.pid), time.monotonic(), None
         done, tasks, stalled = None, [], None
         for at_s, b in switch_times(truth, block):
             await asyncio.sleep(max(0.0, proc.t0 + at_s - time.monotonic()))
-            now, now_t = cpu_seconds(proc.pid), time.monotonic()
-            if condition is not None:  # block 0 is warm-up
-                cpu[condition] += now - mark
-                seconds[condition] += now_t - mark_t
-            mark, mark_t, condition = now, now_t, ("on" if b % 2 else "off")
+            (mark, mark_t), condition = account(condition, mark, mark_t), ("on" if b % 2 else "off")
             if condition == "on":
                 done = asyncio.Event()
                 readers[b] = [[] for _ in range(8)]
@@ -221,9 +225,7 @@ def run_interleaved(wav: Path, truth, block: int, browser: bool, server_cpus: se
                 await _disconnect(loop, driver, done, tasks, stalled, latencies)
                 done, tasks, stalled = None, [], None
         await loop.run_in_executor(None, wait_finished, port)
-        if condition is not None:
-            cpu[condition] += cpu_seconds(proc.pid) - mark
-            seconds[condition] += time.monotonic() - mark_t
+        account(condition, mark, mark_t)
         await _disconnect(loop, driver, done, tasks, stalled, latencies)
 
     try:

@@ -48,7 +48,7 @@ def aligned(paths: list[Path]) -> tuple[np.ndarray, list[np.ndarray]]:
     """Truth [N] and one prediction array [N] per file, on the clips every file has (same labels)."""
     tables = [read_predictions(p) for p in paths]
     keys = sorted(set(tables[0]).intersection(*tables[1:]))
-    if len(keys) < len(tables[0]) or any(len(t) != len(keys) for t in tables):
+    if any(len(t) != len(keys) for t in tables):
         raise UserError(f"the files score different clips ({[len(t) for t in tables]} vs {len(keys)} in common)")
     truth = np.array([tables[0][k][0] for k in keys])
     for path, table in zip(paths, tables):

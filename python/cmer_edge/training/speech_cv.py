@@ -9,7 +9,8 @@ Two settings, each scored on the same test clips: (a) `k0`, a single utterance f
 normaliser heard 10 other clips of the same speaker (random order, the scored clip not among them).
 Per fold: the CM head (audio only; `training.edge` without MELD) over `--seeds`, and a logistic
 regression on the same normalised features (the linear baseline). Feature columns of the cached
-chain can be picked with `--columns` (e.g. eGeMAPS only) to compare feature sets on the dev folds.
+chain can be picked with `--columns` (e.g. eGeMAPS only) to compare feature sets on the dev folds;
+head settings with `--edge-args` (e.g. "--hidden 32"), judged by the head's dev UAR, printed per fold.
 
     python -m cmer_edge.training.speech_cv --cache runs/edge_cache --protocol ravdess --seeds 0 1 2 \\
         --manifest ../shared/data/ravdess ../shared/data/savee ../shared/data/emodb --out runs/speech_cv
