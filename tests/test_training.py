@@ -146,9 +146,10 @@ def test_edge_recipe_without_any_text_trains_an_audio_only_head(tmp_path):
     (clips / "manifest.csv").write_text("".join(lines))
     assert edge.main(["--manifest", str(clips), "--audio", "opensmile.eGeMAPSv02", "--holdout", "TOY/c",
                       "--dev-speakers", "TOY/b", "--hidden", "8", "--epochs", "2", "--window", "4",
-                      "--out", str(tmp_path / "edge")]) == 0
+                      "--dropout", "0.5", "--weight-decay", "0.01", "--out", str(tmp_path / "edge")]) == 0
     bundle = load_bundle(tmp_path / "edge" / "bundle")
-    assert bundle.head_config.modalities == "audio"
+    assert bundle.head_config.modalities == "audio" and bundle.head_config.dropout == 0.5
+    assert bundle.manifest.provenance["training"]["config"]["weight_decay"] == 0.01
     assert "holdout_k0_audio" in bundle.manifest.metrics
 
 
@@ -159,6 +160,9 @@ def test_edge_recipe_bad_input_is_one_line_and_exit_2(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("error: manifest not found") and "Traceback" not in "\n".join(err)
     for flag, value in (("--neutral-text", "2"), ("--pair", "nan"), ("--neutral-voice", "-0.1"),
-                        ("--emotional-text", "1.5")):
+                        ("--emotional-text", "1.5"), ("--dropout", "2")):
         assert edge.main(["--manifest", str(tmp_path), "--out", str(tmp_path / "o"), flag, value]) == 2
         assert f"{flag} must be in 0..1" in capsys.readouterr().err
+    for flag, value, says in (("--dropout", "1", "below 1"), ("--weight-decay", "-1", "finite number >= 0")):
+        assert edge.main(["--manifest", str(tmp_path), "--out", str(tmp_path / "o"), flag, value]) == 2
+        assert says in capsys.readouterr().err

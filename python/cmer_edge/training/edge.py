@@ -39,7 +39,7 @@ import numpy as np
 
 from cmer_edge.bundle import add_artifacts, default_bundle_path, load_bundle
 from cmer_edge.bundle.manifest import thaw
-from cmer_edge.cli_common import cli_entry, fraction
+from cmer_edge.cli_common import cli_entry, fraction, positive_float
 from cmer_edge.data.meld import load_meld_split
 from cmer_edge.features.registry import make_audio_extractor
 from cmer_edge.model.config import EMOTIONS, HeadConfig
@@ -58,6 +58,13 @@ LICENCES = {
     "EmoDB": "research use (TU Berlin)",
     "MELD-espeak-train": "GPL-3.0 (MELD training lines, spoken by espeak-ng: cmer_edge.testing.spoken_meld)",
 }
+
+
+def _dropout(text: str) -> float:
+    value = fraction("--dropout")(text)
+    if value >= 1.0:
+        raise argparse.ArgumentTypeError(f"--dropout must be below 1, got {text}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -90,6 +97,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--neutral-min-words", type=int, default=4, help="shortest neutral line used as such words")
     p.add_argument("--modality-dropout", type=float, default=0.3)
     p.add_argument("--hidden", type=int, default=64)
+    p.add_argument("--dropout", type=_dropout, default=HeadConfig.dropout,
+                   help="the head's dropout (inputs, branches, classifier)")
+    p.add_argument("--weight-decay", type=positive_float("--weight-decay", allow_zero=True),
+                   default=TrainConfig.weight_decay, help="Adam's L2 penalty")
     p.add_argument("--window", type=int, default=16)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--epochs", type=int, default=60)
@@ -183,9 +194,10 @@ def main(argv: list[str] | None = None) -> int:
     if not trains_text:
         log.warning("no training utterance has text: training an audio-only head")
     head_cfg = HeadConfig(audio_dim=audio_dim, text_dim=text_dim, hidden=args.hidden,
-                          modalities="both" if trains_text else "audio")
+                          dropout=args.dropout, modalities="both" if trains_text else "audio")
     cfg = TrainConfig(protocol="live", window_utts=args.window, max_epochs=args.epochs, patience=args.patience,
-                      modality_dropout=args.modality_dropout, class_weighting=args.class_weighting, seed=args.seed)
+                      modality_dropout=args.modality_dropout, class_weighting=args.class_weighting, seed=args.seed,
+                      weight_decay=args.weight_decay)
     log.info("training on %d MELD dialogues (paired: %s) + %d clip copies; "
              "dev %d MELD + %d clips x%d; held out %d clips", len(meld.get("train", [])), paired, len(clip_train),
              len(meld.get("dev", [])), len(clip_dev_all), repeat, len(held_rows))
