@@ -33,7 +33,8 @@ def speak(
     with tempfile.TemporaryDirectory() as tmp:
         wav = Path(tmp) / "speech.wav"
         subprocess.run(
-            ["espeak-ng", "-v", voice, "-s", str(speed_wpm), "-p", str(pitch), "-w", str(wav), text],
+            # "--": a line such as "-Peaches?" (MELD test) is text, not an option
+            ["espeak-ng", "-v", voice, "-s", str(speed_wpm), "-p", str(pitch), "-w", str(wav), "--", text],
             check=True, capture_output=True,
         )
         samples, rate = sf.read(str(wav), dtype="float32")
