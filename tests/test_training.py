@@ -122,7 +122,10 @@ def test_edge_recipe_builds_a_bimodal_bundle_from_meld_and_speech(tmp_path, synt
     assert (out / "cache").is_dir()  # the resumable stages
     assert edge.main(["--meld-dir", str(synthetic_meld.root), "--manifest", str(clips), "--audio",
                       "opensmile.eGeMAPSv02", "--holdout", "TOY/d", "--dev-speakers", "TOY/c", "--hidden", "8",
-                      "--epochs", "1", "--window", "4", "--out", str(out)]) == 0  # features from the cache
+                      "--epochs", "1", "--window", "4", "--emotional-text-clips", "all",
+                      "--out", str(out)]) == 0  # features from the cache
+    # every acted training clip copy gets emotional words: TOY/a, TOY/b, 6 clips each x 3 normaliser states
+    assert load_bundle(out / "bundle").manifest.provenance["recipe"]["fusion_pairs"]["emotional_text_clips"] == 36
 
 
 def test_edge_recipe_without_any_text_trains_an_audio_only_head(tmp_path):

@@ -94,6 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--emotional-text", type=fraction("--emotional-text"), default=1.0,
                    help="fraction of neutral clip copies also given the words of a random emotional MELD line "
                         "(the voice decides)")
+    p.add_argument("--emotional-text-clips", choices=("neutral", "all"), default="neutral",
+                   help="which clip copies --emotional-text gives emotional words: the neutral ones, or every "
+                        "acted clip (an angry voice saying a sad line is still angry)")
     p.add_argument("--neutral-min-words", type=int, default=4, help="shortest neutral line used as such words")
     p.add_argument("--modality-dropout", type=float, default=0.3)
     p.add_argument("--hidden", type=int, default=64)
@@ -179,7 +182,8 @@ def main(argv: list[str] | None = None) -> int:
         clip_dev_neutral = fusion_pairs.give_words(clip_dev, lines["dev", True], 1.0, rng)
         # drawn after the neutral-words twins, so --emotional-text 0 trains exactly what it did before
         clip_train += fusion_pairs.give_words(clips_alone, lines["train", False], args.emotional_text, rng,
-                                              tag="emotional-text", neutral_clips_only=True)
+                                              tag="emotional-text",
+                                              neutral_clips_only=args.emotional_text_clips == "neutral")
         clip_dev_emotional = fusion_pairs.give_words(clip_dev, lines["dev", False], 1.0, rng, tag="emotional-text",
                                                      neutral_clips_only=True)
         for tag in ("neutral-text", "emotional-text"):

@@ -7,7 +7,8 @@ Speech and text that were spoken together disagree in two typical ways, and the 
   learn a handful of sentences by heart);
 - a neutral human voice reading emotional words (an acted neutral clip; someone reading a sad
   sentence aloud): the voice decides too. `give_words(..., neutral_clips_only=True)` gives neutral
-  clips the words of a random *emotional* MELD line;
+  clips the words of a random *emotional* MELD line (or, `neutral_clips_only=False`, every acted clip:
+  an angry voice saying a sad line is still angry);
 - a flat voice saying emotional words: the words decide. `pair_meld_with_voices` gives MELD lines
   the audio of a neutral clip (a real human voice that says nothing), besides the label-matched
   pairs in which voice and words agree.
