@@ -82,7 +82,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--folds", type=int, nargs="*", default=None, help="ravdess: which folds (default all)")
     p.add_argument("--columns", default=None, help="feature columns START:STOP of the cached chain")
     p.add_argument("--linear-only", action="store_true", help="only the logistic-regression baseline")
-    p.add_argument("--edge-args", default="", help="more training.edge options for the head, e.g. '--hidden 32'")
+    p.add_argument("--edge-args", default="",
+                   help="more training.edge options for the head, e.g. '--hidden 32'; a lone flag needs the = form: "
+                        "--edge-args=--class-weighting")
     p.add_argument("--out", type=Path, required=True)
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
