@@ -166,6 +166,15 @@ def test_edge_recipe_bad_input_is_one_line_and_exit_2(tmp_path, capsys):
                         ("--emotional-text", "1.5"), ("--dropout", "2")):
         assert edge.main(["--manifest", str(tmp_path), "--out", str(tmp_path / "o"), flag, value]) == 2
         assert f"{flag} must be in 0..1" in capsys.readouterr().err
-    for flag, value, says in (("--dropout", "1", "below 1"), ("--weight-decay", "-1", "finite number >= 0")):
+    for flag, value, says in (("--dropout", "1", "below 1"), ("--modality-dropout", "1", "below 1"),
+                              ("--weight-decay", "-1", "finite number >= 0")):
         assert edge.main(["--manifest", str(tmp_path), "--out", str(tmp_path / "o"), flag, value]) == 2
         assert says in capsys.readouterr().err
+
+
+def test_train_refuses_a_dropout_of_one_or_more_in_one_line(capsys):
+    from cmer_edge import train
+
+    for flag in ("--dropout", "--modality-dropout"):
+        assert train.main(["--store", "x", "--out", "y", flag, "1"]) == 2
+        assert f"{flag} must be in 0..1, below 1, got 1" in capsys.readouterr().err

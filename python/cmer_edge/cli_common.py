@@ -77,16 +77,16 @@ def positive_float(what: str = "value", *, allow_zero: bool = False) -> Callable
     return parse
 
 
-def fraction(what: str = "value") -> Callable[[str], float]:
-    """argparse type: a number in [0, 1]."""
+def fraction(what: str = "value", *, below_one: bool = False) -> Callable[[str], float]:
+    """argparse type: a number in [0, 1] (or [0, 1) with below_one: a dropout rate)."""
 
     def parse(text: str) -> float:
         try:
             value = float(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{what} must be a number in 0..1, got {text!r}") from None
-        if not 0.0 <= value <= 1.0:  # also refuses nan
-            raise argparse.ArgumentTypeError(f"{what} must be in 0..1, got {text}")
+        if not (0.0 <= value < 1.0 if below_one else 0.0 <= value <= 1.0):  # also refuses nan
+            raise argparse.ArgumentTypeError(f"{what} must be in 0..1{', below 1' if below_one else ''}, got {text}")
         return value
 
     parse.__name__ = "fraction"

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from cmer_edge.features.store import FeatureStore
-from cmer_edge.cli_common import cli_entry, torch_threads_arg, window_arg
+from cmer_edge.cli_common import cli_entry, fraction, torch_threads_arg, window_arg
 from cmer_edge.model.config import HeadConfig
 from cmer_edge.training.dialogues import load_dialogues
 from cmer_edge.training.distributed import init_distributed
@@ -53,12 +53,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=1e-4)
     p.add_argument("--weight-decay", type=float, default=3e-4)
     p.add_argument("--batch", type=int, default=32)
-    p.add_argument("--dropout", type=float, default=0.3)
+    p.add_argument("--dropout", type=fraction("--dropout", below_one=True), default=0.3)
     p.add_argument("--hidden", type=int, default=128)
     p.add_argument("--audio-norm", choices=("global", "speaker"), default="global",
                    help="speaker: z-score audio features per speaker (live: per session, running)")
     p.add_argument("--class-weighting", action="store_true")
-    p.add_argument("--modality-dropout", type=float, default=0.0)
+    p.add_argument("--modality-dropout", type=fraction("--modality-dropout", below_one=True), default=0.0)
     p.add_argument("--threads", type=torch_threads_arg, default=0, help="torch threads (0: torch's default)")
     return p
 

@@ -60,13 +60,6 @@ LICENCES = {
 }
 
 
-def _dropout(text: str) -> float:
-    value = fraction("--dropout")(text)
-    if value >= 1.0:
-        raise argparse.ArgumentTypeError(f"--dropout must be below 1, got {text}")
-    return value
-
-
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m cmer_edge.training.edge", description=__doc__.splitlines()[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -98,9 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="which clip copies --emotional-text gives emotional words: the neutral ones, or every "
                         "acted clip (an angry voice saying a sad line is still angry)")
     p.add_argument("--neutral-min-words", type=int, default=4, help="shortest neutral line used as such words")
-    p.add_argument("--modality-dropout", type=float, default=0.3)
+    p.add_argument("--modality-dropout", type=fraction("--modality-dropout", below_one=True), default=0.3)
     p.add_argument("--hidden", type=int, default=64)
-    p.add_argument("--dropout", type=_dropout, default=HeadConfig.dropout,
+    p.add_argument("--dropout", type=fraction("--dropout", below_one=True), default=HeadConfig.dropout,
                    help="the head's dropout (inputs, branches, classifier)")
     p.add_argument("--weight-decay", type=positive_float("--weight-decay", allow_zero=True),
                    default=TrainConfig.weight_decay, help="Adam's L2 penalty")
