@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cmer_edge.bundle import add_artifacts, default_bundle_path, load_bundle
+from cmer_edge.bundle import Bundle, add_artifacts, default_bundle_path, load_bundle
 from cmer_edge.bundle.manifest import thaw
 from cmer_edge.cli_common import cli_entry, fraction, positive_float
 from cmer_edge.data.meld import load_meld_split
@@ -50,6 +50,8 @@ from cmer_edge.training.runs import save_trained, scores_for
 from cmer_edge.training.trainer import TrainConfig, train_head
 
 log = logging.getLogger("cmer_edge")
+
+DEFAULT_AUDIO = ("opensmile.eGeMAPSv02", "whisper.tiny.en")  # the live runtime's clip features
 
 LICENCES = {
     "MELD": "GPL-3.0 (labels and transcripts, declare-lab/MELD)",
@@ -70,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--manifest", type=Path, nargs="+", required=True, help="labelled speech manifests")
     p.add_argument("--text-bundle", type=Path, default=None,
                    help="bundle whose text encoder (ONNX + tokenizer) is reused (default: the embedded one)")
-    p.add_argument("--audio", nargs="+", default=["opensmile.eGeMAPSv02", "whisper.tiny.en"],
+    p.add_argument("--audio", nargs="+", default=list(DEFAULT_AUDIO),
                    help="audio extractors, concatenated in order")
     p.add_argument("--holdout", nargs="*", default=["RAVDESS/19", "RAVDESS/20"],
                    help="speakers (CORPUS/ID) never trained on nor used for selection")
@@ -108,6 +110,11 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def open_clip_encoders(audio: list[str], text_bundle: Bundle, threads: int):
+    """The audio extractor chain and the bundle's text encoder: the clips' features, computed as live."""
+    return make_audio_extractor("+".join(audio)), open_text_encoder(text_bundle, BackendConfig.from_env(threads=threads))
+
+
 def _with_audio_dim(dialogues, dim: int):
     for d in dialogues:
         d.x_a = np.zeros((len(d.labels), dim), np.float32)
@@ -132,8 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     cache = args.cache or args.out / "cache"
     text_bundle = load_bundle(args.text_bundle or default_bundle_path())
-    encoder = open_text_encoder(text_bundle, BackendConfig.from_env(threads=args.threads))
-    extractor = make_audio_extractor("+".join(args.audio)) if len(args.audio) > 1 else make_audio_extractor(args.audio[0])
+    extractor, encoder = open_clip_encoders(args.audio, text_bundle, args.threads)
     clips, data = edge_data.manifests_features(extractor, encoder, args.manifest, cache)
     speakers = [c.speaker_key for c in clips]
     corpus = np.array([c.corpus for c in clips])

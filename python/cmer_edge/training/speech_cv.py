@@ -26,10 +26,12 @@ from pathlib import Path
 
 import numpy as np
 
+from cmer_edge.bundle import default_bundle_path, load_bundle
+from cmer_edge.cli_common import cli_entry
 from cmer_edge.data.speech_manifest import load_manifests
 from cmer_edge.model.config import EMOTIONS
 from cmer_edge.training import edge
-from cmer_edge.training.edge_data import load_cached_features, online_normalised
+from cmer_edge.training.edge_data import clip_cache_file, load_cached_features, manifests_features, online_normalised
 from cmer_edge.training.metrics import score
 
 log = logging.getLogger("cmer_edge")
@@ -72,11 +74,12 @@ def linear_baseline(cache: Path, manifest_paths, test: list[str], dev: list[str]
     return out
 
 
+@cli_entry
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m cmer_edge.training.speech_cv", description=__doc__.splitlines()[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--manifest", type=Path, nargs="+", required=True)
-    p.add_argument("--cache", type=Path, required=True, help="feature cache of training.edge (one file per manifest)")
+    p.add_argument("--cache", type=Path, required=True, help="feature cache of training.edge (one file per manifest; computed first if missing)")
     p.add_argument("--protocol", choices=("ravdess", "loco"), default="ravdess")
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
     p.add_argument("--folds", type=int, nargs="*", default=None, help="ravdess: which folds (default all)")
@@ -88,6 +91,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, required=True)
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    if args.columns and not args.linear_only:
+        raise SystemExit("--columns is for the linear baseline only (add --linear-only)")
+    if not all(clip_cache_file(args.cache, m).is_file() for m in args.manifest):
+        # every fold and the linear baseline read the same cached clip features: compute them once, first
+        log.warning("computing the clip features into %s (once)", args.cache)
+        manifests_features(*edge.open_clip_encoders(edge.DEFAULT_AUDIO, load_bundle(default_bundle_path()), 1), args.manifest, args.cache)
     columns = slice(*[int(v) for v in args.columns.split(":")]) if args.columns else None
     if args.protocol == "ravdess":
         plans = [(f"fold{k}", test, dev, []) for k, (test, dev) in enumerate(ravdess_folds())
@@ -100,8 +109,6 @@ def main(argv: list[str] | None = None) -> int:
     for name, test, dev, exclude in plans:
         row = {"plan": name, "linear": linear_baseline(args.cache, args.manifest, test, dev, columns, exclude, 0)}
         if not args.linear_only:
-            if columns is not None:
-                raise SystemExit("error: --columns is for the linear baseline only (add --linear-only)")
             head = {"k0": [], "k10": [], "dev": []}
             for seed in args.seeds:
                 out = args.out / name / f"seed{seed}"
