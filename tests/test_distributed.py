@@ -144,7 +144,10 @@ def test_train_under_torchrun_two_ranks_equal_one_rank(tmp_path, extra):
     a, b = _head_weights(one), _head_weights(two)
     assert a.keys() == b.keys()
     worst = max(float(np.abs(a[k] - b[k]).max()) for k in a)
-    assert worst < 1e-5, f"2 ranks differ from 1 rank by {worst}"
+    # float noise only: gloo sums the gradients in another order, and Adam (m / sqrt(v)) turns a rounding
+    # difference in a tiny gradient into a visible one; 2.7e-5 seen on an AMD EPYC, < 1e-5 on Intel Xeons.
+    # Another batching (--batch 4 instead of 5, one process) differs by 0.12: a real sharding error is far above.
+    assert worst < 1e-4, f"2 ranks differ from 1 rank by {worst}"
     import json
 
     s1, s2 = (json.loads((d / "summary.json").read_text()) for d in (one, two))
