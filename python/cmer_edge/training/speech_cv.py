@@ -50,27 +50,41 @@ LOCO = {"RAVDESS": ["SAVEE/DC", "EmoDB/03"], "SAVEE": ["RAVDESS/01", "RAVDESS/02
 def linear_baseline(cache: Path, manifest_paths, test: list[str], dev: list[str], columns: slice | None,
                     exclude: list[str], seed: int) -> dict[str, float]:
     """Logistic regression on the same live-normalised features (k = 0 and k = 10) as the head."""
-    from sklearn.linear_model import LogisticRegression
-
     clips = load_manifests(manifest_paths, check_audio=False).clips
     data = load_cached_features(manifest_paths, cache)
     raw = data["x_a"][:, columns] if columns else data["x_a"]
-    speakers = [c.speaker_key for c in clips]
     corpus = np.array([c.corpus for c in clips])
-    y = np.array([c.meld_label for c in clips])
+    return linear_scores(raw, data["audio_ok"], [c.speaker_key for c in clips], np.array([c.meld_label for c in clips]),
+                         test, dev, ~np.isin(corpus, exclude), seed)
+
+
+def linear_scores(raw: np.ndarray, usable: np.ndarray, speakers: list[str], y: np.ndarray, test: list[str],
+                  dev: list[str], trainable: np.ndarray, seed: int,
+                  extra: list[tuple[np.ndarray, np.ndarray]] = ()) -> dict[str, float]:
+    """UAR of the logistic regression (test and dev speakers, k = 0 and 10), trained on the usable rows
+    of the other `trainable` speakers after k = 0, 3 and 10 clips, plus the same rows of each `extra`
+    (features, usable) copy of the clips (e.g. perturbed audio; each copy its own speaker)."""
+    from sklearn.linear_model import LogisticRegression
+
     held, dv = np.isin(speakers, test), np.isin(speakers, dev)
-    train = ~held & ~dv & ~np.isin(corpus, exclude) & data["audio_ok"]
+    train = ~held & ~dv & trainable & usable
     prior = raw[train].mean(0), raw[train].var(0)
     rng = np.random.default_rng(seed)
+    xs, ys = [], []
+    for k in (0, 3, 10):
+        xs.append(online_normalised(raw, speakers, *prior, k, rng, usable)[train])
+        ys.append(y[train])
+        for j, (x_copy, ok_copy) in enumerate(extra):
+            copies = [f"{s}@{j}" for s in speakers]
+            xs.append(online_normalised(x_copy, copies, *prior, k, rng, ok_copy)[train & ok_copy])
+            ys.append(y[train & ok_copy])
+    clf = LogisticRegression(C=0.05, max_iter=3000, class_weight="balanced").fit(np.concatenate(xs), np.concatenate(ys))
     out = {}
-    train_x = np.concatenate([online_normalised(raw, speakers, *prior, k, rng, data["audio_ok"])[train]
-                              for k in (0, 3, 10)])
-    clf = LogisticRegression(C=0.05, max_iter=3000, class_weight="balanced").fit(train_x, np.tile(y[train], 3))
     for k in (0, 10):
-        x = online_normalised(raw, speakers, *prior, k, rng, data["audio_ok"])
-        rows = held & data["audio_ok"]
+        x = online_normalised(raw, speakers, *prior, k, rng, usable)
+        rows = held & usable
         out[f"k{k}"] = score(y[rows], clf.predict(x[rows]), EMOTIONS).uar
-        out[f"dev_k{k}"] = score(y[dv & data["audio_ok"]], clf.predict(x[dv & data["audio_ok"]]), EMOTIONS).uar
+        out[f"dev_k{k}"] = score(y[dv & usable], clf.predict(x[dv & usable]), EMOTIONS).uar
     return out
 
 
