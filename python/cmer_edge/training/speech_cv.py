@@ -97,6 +97,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--protocol", choices=("ravdess", "loco"), default="ravdess")
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
     p.add_argument("--folds", type=int, nargs="*", default=None, help="ravdess: which folds (default all)")
+    p.add_argument("--audio", nargs="+", default=list(edge.DEFAULT_AUDIO),
+                   help="the clip feature chain (training.edge --audio), e.g. opensmile.eGeMAPSv02 whisper.tiny.en "
+                        "whisper.tiny.en.l2")
     p.add_argument("--columns", default=None, help="feature columns START:STOP of the cached chain")
     p.add_argument("--linear-only", action="store_true", help="only the logistic-regression baseline")
     p.add_argument("--edge-args", default="",
@@ -107,10 +110,12 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     if args.columns and not args.linear_only:
         raise SystemExit("--columns is for the linear baseline only (add --linear-only)")
+    # every fold and the linear baseline read the same cached clip features: computed once, first
+    # (a cache of another feature chain is recomputed: its key names the chain)
     if not all(clip_cache_file(args.cache, m).is_file() for m in args.manifest):
-        # every fold and the linear baseline read the same cached clip features: compute them once, first
         log.warning("computing the clip features into %s (once)", args.cache)
-        manifests_features(*edge.open_clip_encoders(edge.DEFAULT_AUDIO, load_bundle(default_bundle_path()), 1), args.manifest, args.cache)
+    manifests_features(*edge.open_clip_encoders(args.audio, load_bundle(default_bundle_path()), 1), args.manifest,
+                       args.cache)
     columns = slice(*[int(v) for v in args.columns.split(":")]) if args.columns else None
     if args.protocol == "ravdess":
         plans = [(f"fold{k}", test, dev, []) for k, (test, dev) in enumerate(ravdess_folds())
@@ -126,9 +131,9 @@ def main(argv: list[str] | None = None) -> int:
             head = {"k0": [], "k10": [], "dev": []}
             for seed in args.seeds:
                 out = args.out / name / f"seed{seed}"
-                code = edge.main(["--manifest", *map(str, args.manifest), "--cache", str(args.cache), "--holdout",
-                                  *test, "--dev-speakers", *dev, "--seed", str(seed), "--out", str(out),
-                                  *shlex.split(args.edge_args)])
+                code = edge.main(["--manifest", *map(str, args.manifest), "--cache", str(args.cache), "--audio",
+                                  *args.audio, "--holdout", *test, "--dev-speakers", *dev, "--seed", str(seed),
+                                  "--out", str(out), *shlex.split(args.edge_args)])
                 if code:
                     return code
                 metrics = json.loads((out / "bundle" / "manifest.json").read_text())["metrics"]
