@@ -1,5 +1,6 @@
-"""Per-utterance cost of the audio extractors: openSMILE sets, EdgeL3 and OpenL3-6144 (PyTorch and
-ONNX Runtime) at several window hops, on one utterance, with a fixed number of threads.
+"""Per-utterance cost of the audio extractors: openSMILE sets, Whisper tiny.en encoder states (all 4
+layers, and the first 2: CTranslate2), EdgeL3 and OpenL3-6144 (PyTorch and ONNX Runtime) at several
+window hops, on one utterance, with a fixed number of threads.
 
 Example (the table in docs/l3.md):
   python -m cmer_edge.bench.extractors --threads 2 --seconds 3 \\
@@ -100,6 +101,13 @@ def main(argv: list[str] | None = None) -> int:
             opts["config_path"] = conf
         ext = make_audio_extractor(f"opensmile.{feature_set}", **opts)
         rows.append((ext.name, "opensmile", None, None, *_time(ext, audio, args.repeats)))
+    for name in ("whisper.tiny.en", "whisper.tiny.en.l2"):
+        try:
+            ext = make_audio_extractor(name, threads=args.threads)
+        except (ImportError, FileNotFoundError) as exc:  # the `asr` extra is optional
+            print(f"{name} left out: {exc}")
+            continue
+        rows.append((ext.name, "ctranslate2", None, None, *_time(ext, audio, args.repeats)))
     with tempfile.TemporaryDirectory() as tmp:
         if args.edgel3_weights:
             rows += _l3_rows("edgel3.sea.64", args.edgel3_weights, args.hops, args.threads, args.repeats, audio,
