@@ -6,6 +6,8 @@ linear model" were made, runnable from the repository root with the package impo
     # the clips' features through the runtime chain (eGeMAPS + Whisper tiny.en), changed audio:
     python docs/experiments/front_end_screen.py features --level-db -26 --out runs/level26.npz
     python docs/experiments/front_end_screen.py features --speed 0.9 --out runs/speed09.npz
+    # eGeMAPS next to the states after Whisper encoder layers 1, 2, 3 and 4 (one file per choice):
+    python docs/experiments/front_end_screen.py features --whisper-layers 2 4 --out runs/layers24.npz
     # logistic regression, RAVDESS folds + leave one corpus out, exactly as speech_cv --linear-only:
     python docs/experiments/front_end_screen.py linear --cache runs/edge_cache                      # as shipped
     python docs/experiments/front_end_screen.py linear --cache runs/edge_cache --features runs/level26.npz
@@ -39,13 +41,31 @@ def active_level_db(x: np.ndarray, frame: int = 400) -> float:
     return float(np.percentile(10 * np.log10((frames ** 2).mean(1) + 1e-12), 90))
 
 
+def _layers(layers: list[int]):
+    """eGeMAPS next to the Whisper tiny.en states after each of `layers` (prefix copies of the encoder)."""
+    from cmer_edge.asr.whisper import resolve_whisper_model
+    from cmer_edge.features.base import ChainExtractor
+    from cmer_edge.features.registry import make_audio_extractor
+    from cmer_edge.features.whisper_encoder import WhisperEncoderExtractor, _model_sha256
+    from cmer_edge.features.whisper_prefix import encoder_prefix
+
+    source = Path(resolve_whisper_model("tiny.en"))
+    parts = [make_audio_extractor("opensmile.eGeMAPSv02")]
+    for layer in layers:
+        model = source if layer == 4 else encoder_prefix(source, layer, _model_sha256(source))
+        part = WhisperEncoderExtractor("whisper.tiny.en", model=str(model))
+        part.name = f"whisper.tiny.en.layer{layer}"  # chain parts need distinct names
+        parts.append(part)
+    return ChainExtractor(parts)
+
+
 def features(args) -> None:
     from scipy.signal import resample_poly
 
     from cmer_edge.features.registry import make_audio_extractor
 
     clips = load_manifests(MANIFESTS, check_audio=False).clips
-    extractor = make_audio_extractor("+".join(DEFAULT_AUDIO))
+    extractor = make_audio_extractor("+".join(DEFAULT_AUDIO)) if not args.whisper_layers else _layers(args.whisper_layers)
     x = np.zeros((len(clips), extractor.dim), np.float32)
     ok = np.zeros(len(clips), bool)
     speed = Fraction(args.speed).limit_denominator(100)
@@ -86,6 +106,7 @@ def main() -> None:
     f = sub.add_parser("features")
     f.add_argument("--level-db", type=float, default=None)
     f.add_argument("--speed", type=float, default=1.0)
+    f.add_argument("--whisper-layers", type=int, nargs="*", default=[], help="eGeMAPS + these layers' states")
     f.add_argument("--out", type=Path, required=True)
     lin = sub.add_parser("linear")
     lin.add_argument("--cache", type=Path, default=Path("runs/edge_cache"))
