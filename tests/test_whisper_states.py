@@ -62,3 +62,11 @@ def test_layer_two_states_are_derived_once_and_differ_from_the_last_layer(source
     # the bundle records the source model's sha256 (what the runtime checks) and the layer count
     assert middle.spec()["weights_sha256"] == last.spec()["weights_sha256"]
     assert middle.spec()["params"]["encoder_layers"] == 2 and "encoder_layers" not in last.spec()["params"]
+
+
+def test_an_unwritable_cache_is_one_clear_error(source_model, tmp_path, monkeypatch):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("CMER_EDGE_CACHE", str(blocker / "cache"))
+    with pytest.raises(whisper_prefix.PrefixError, match="set CMER_EDGE_CACHE to a writable folder"):
+        whisper_prefix.encoder_prefix(source_model, 2, "0" * 64)

@@ -29,6 +29,10 @@ ENCODER_LAYER = re.compile(r"encoder/layer_(\d+)/")
 SIDE_FILES = ("config.json", "tokenizer.json", "vocabulary.txt", "vocabulary.json", "preprocessor_config.json")
 
 
+class PrefixError(OSError):
+    """The encoder copy cannot be written (an unwritable or full cache folder)."""
+
+
 def cache_root() -> Path:
     return Path(os.environ.get("CMER_EDGE_CACHE") or Path.home() / ".cache" / "cmer_edge")
 
@@ -38,8 +42,12 @@ def encoder_prefix(model_dir: Path, layers: int, source_sha256: str) -> Path:
     target = cache_root() / "whisper" / f"{source_sha256[:16]}-encoder{layers}"
     if (target / "model.bin").is_file():
         return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=target.name + ".", dir=target.parent))
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=target.name + ".", dir=target.parent))
+    except OSError as exc:
+        raise PrefixError(f"cannot write the Whisper encoder copy under {target.parent} ({exc.strerror or exc}); "
+                          "set CMER_EDGE_CACHE to a writable folder") from exc
     try:
         kept, total = _write_prefix(model_dir / "model.bin", tmp / "model.bin", layers)
         for name in SIDE_FILES:
