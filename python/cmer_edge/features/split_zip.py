@@ -24,6 +24,7 @@ from importlib import metadata
 from pathlib import Path
 
 from cmer_edge.bundle.files import sha256_of
+from cmer_edge.features.user_cache import cache_root
 
 log = logging.getLogger("cmer_edge")
 
@@ -56,14 +57,6 @@ SPLIT_MODELS = {
         weights="model.safetensors",
     ),
 }
-
-
-def cache_root() -> Path:
-    """$CMER_EDGE_CACHE, else $XDG_CACHE_HOME/cmer_edge, else ~/.cache/cmer_edge."""
-    if os.environ.get("CMER_EDGE_CACHE"):
-        return Path(os.environ["CMER_EDGE_CACHE"])
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "cmer_edge"
 
 
 def find_pieces(model: SplitModel) -> list[Path]:

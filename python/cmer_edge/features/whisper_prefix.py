@@ -9,20 +9,21 @@ after layer L (its final layer norm still applied), run by the same engine:
     path = encoder_prefix(Path(".../tiny.en"), layers=2)   # derived once, then reused
 
 The copy is derived locally from the installed model (no download), written atomically into
-`$CMER_EDGE_CACHE` (default ~/.cache/cmer_edge) under the source's sha256, so a changed source
+the user's cache (`features.user_cache`: $CMER_EDGE_CACHE, default ~/.cache/cmer_edge) under the source's sha256, so a changed source
 model never reuses a stale copy.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import struct
 import tempfile
 from pathlib import Path
 from typing import BinaryIO
+
+from cmer_edge.features.user_cache import cache_root
 
 MIN_FORMAT = 4  # the first model.bin version with per-variable dtypes (CTranslate2 >= 2.0)
 ENCODER_LAYER = re.compile(r"encoder/layer_(\d+)/")
@@ -31,10 +32,6 @@ SIDE_FILES = ("config.json", "tokenizer.json", "vocabulary.txt", "vocabulary.jso
 
 class PrefixError(OSError):
     """The encoder copy cannot be written (an unwritable or full cache folder)."""
-
-
-def cache_root() -> Path:
-    return Path(os.environ.get("CMER_EDGE_CACHE") or Path.home() / ".cache" / "cmer_edge")
 
 
 def encoder_prefix(model_dir: Path, layers: int, source_sha256: str) -> Path:
