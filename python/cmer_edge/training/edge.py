@@ -51,7 +51,7 @@ from cmer_edge.training.trainer import TrainConfig, train_head
 
 log = logging.getLogger("cmer_edge")
 
-DEFAULT_AUDIO = ("opensmile.eGeMAPSv02", "whisper.tiny.en")  # the live runtime's clip features
+DEFAULT_AUDIO = ("opensmile.eGeMAPSv02", "whisper.tiny.en", "whisper.tiny.en.l2")  # the live runtime's clip features
 
 LICENCES = {
     "MELD": "GPL-3.0 (labels and transcripts, declare-lab/MELD)",
