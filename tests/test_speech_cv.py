@@ -52,3 +52,13 @@ def test_speech_cv_refuses_columns_for_the_head_in_one_line(tmp_path, capsys):
                            "--out", str(tmp_path / "cv")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["error: --columns is for the linear baseline only (add --linear-only)"]
+
+
+def test_an_unknown_audio_feature_is_one_line(tmp_path, capsys):
+    from cmer_edge.training import edge, speech_cv
+
+    for main, extra in ((speech_cv.main, ["--cache", str(tmp_path / "cache"), "--linear-only"]), (edge.main, [])):
+        assert main(["--manifest", str(tmp_path / "m.csv"), *extra, "--audio", "opensmile.eGeMAPSv02", "nope",
+                     "--out", str(tmp_path / "out")]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert err[-1].startswith("error: --audio: unknown audio extractor 'nope'"), err

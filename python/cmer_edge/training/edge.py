@@ -39,7 +39,7 @@ import numpy as np
 
 from cmer_edge.bundle import Bundle, add_artifacts, default_bundle_path, load_bundle
 from cmer_edge.bundle.manifest import thaw
-from cmer_edge.cli_common import cli_entry, fraction, positive_float
+from cmer_edge.cli_common import UserError, cli_entry, fraction, positive_float
 from cmer_edge.data.meld import load_meld_split
 from cmer_edge.features.registry import make_audio_extractor
 from cmer_edge.model.config import EMOTIONS, HeadConfig
@@ -112,7 +112,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def open_clip_encoders(audio: list[str], text_bundle: Bundle, threads: int):
     """The audio extractor chain and the bundle's text encoder: the clips' features, computed as live."""
-    return make_audio_extractor("+".join(audio)), open_text_encoder(text_bundle, BackendConfig.from_env(threads=threads))
+    try:
+        extractor = make_audio_extractor("+".join(audio))
+    except ValueError as exc:  # an unknown name or a bad chain: the user's --audio
+        raise UserError(f"--audio: {exc}") from exc
+    return extractor, open_text_encoder(text_bundle, BackendConfig.from_env(threads=threads))
 
 
 def _with_audio_dim(dialogues, dim: int):
