@@ -28,7 +28,8 @@ def _voice(seconds: float = 1.5, rate: int = 16000) -> np.ndarray:
     t = np.arange(int(seconds * rate)) / rate
     f0 = 140 + 30 * np.sin(2 * np.pi * 1.5 * t)  # a gliding pitch with harmonics: voice-like, deterministic
     phase = 2 * np.pi * np.cumsum(f0) / rate
-    return (0.1 * sum(np.sin(k * phase) / k for k in range(1, 8)) * (0.6 + 0.4 * np.sin(2 * np.pi * 3 * t))).astype(np.float32)
+    harmonics = sum(np.sin(k * phase) / k for k in range(1, 8))
+    return (0.1 * harmonics * (0.6 + 0.4 * np.sin(2 * np.pi * 3 * t))).astype(np.float32)
 
 
 def test_a_prefix_of_every_layer_is_the_model_itself(source_model, tmp_path):

@@ -8,6 +8,8 @@ linear model" were made, runnable from the repository root with the package impo
     python docs/experiments/front_end_screen.py features --speed 0.9 --out runs/speed09.npz
     # eGeMAPS next to the states after Whisper encoder layers 1, 2, 3 and 4 (one file per choice):
     python docs/experiments/front_end_screen.py features --whisper-layers 2 4 --out runs/layers24.npz
+    # each corpus's active speech level per emotion (400 random clips, seed 0):
+    python docs/experiments/front_end_screen.py levels
     # logistic regression, RAVDESS folds + leave one corpus out, exactly as speech_cv --linear-only:
     python docs/experiments/front_end_screen.py linear --cache runs/edge_cache                      # as shipped
     python docs/experiments/front_end_screen.py linear --cache runs/edge_cache --features runs/level26.npz
@@ -100,6 +102,18 @@ def linear(args) -> None:
     print("RAVDESS mean", " ".join(f"{k} {np.mean([f[k] for f in folds]):.1f}" for k in ("dev_k0", "dev_k10", "k0", "k10")))
 
 
+def levels(args) -> None:
+    from cmer_edge.model.config import EMOTIONS
+
+    clips = load_manifests(MANIFESTS, check_audio=False).clips
+    by_class: dict[tuple[str, int], list[float]] = {}
+    for i in np.random.default_rng(0).permutation(len(clips))[:400]:
+        by_class.setdefault((clips[i].corpus, clips[i].meld_label), []).append(active_level_db(load_audio(clips[i].path)))
+    for corpus in ("RAVDESS", "SAVEE", "EmoDB"):
+        print(corpus, " ".join(f"{EMOTIONS[label]} {np.mean(v):.1f}" for (c, label), v in sorted(by_class.items())
+                                if c == corpus))
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -108,12 +122,13 @@ def main() -> None:
     f.add_argument("--speed", type=float, default=1.0)
     f.add_argument("--whisper-layers", type=int, nargs="*", default=[], help="eGeMAPS + these layers' states")
     f.add_argument("--out", type=Path, required=True)
+    sub.add_parser("levels")
     lin = sub.add_parser("linear")
     lin.add_argument("--cache", type=Path, default=Path("runs/edge_cache"))
     lin.add_argument("--features", type=Path, default=None, help="changed features instead of the cached ones")
     lin.add_argument("--augment", type=Path, nargs="*", default=[], help="changed copies added to training")
     args = p.parse_args()
-    features(args) if args.command == "features" else linear(args)
+    {"features": features, "levels": levels, "linear": linear}[args.command](args)
 
 
 if __name__ == "__main__":

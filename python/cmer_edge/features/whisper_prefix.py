@@ -2,15 +2,16 @@
 
 CTranslate2 returns only the encoder's last states, but emotion is read better from the middle of
 the encoder than from its end, which is tuned to what the decoder transcribes (docs/results.md:
-Whisper tiny.en's layer 2 of 4 next to its last layer adds 3-6 UAR on the dev speakers). CTranslate2 sizes a model
-from the variables in its `model.bin`, so a copy without encoder layers L.. is an encoder that stops
-after layer L (its final layer norm still applied), run by the same engine:
+Whisper tiny.en's layer 2 of 4 next to its last layer adds 3-6 UAR on the dev speakers).
+CTranslate2 sizes a model from the variables in its `model.bin`, so a copy without encoder layers
+L.. is an encoder that stops after layer L (its final layer norm still applied), run by the same
+engine:
 
-    path = encoder_prefix(Path(".../tiny.en"), layers=2)   # derived once, then reused
+    path = encoder_prefix(Path(".../tiny.en"), 2, source_sha256)   # derived once, then reused
 
-The copy is derived locally from the installed model (no download), written atomically into
-the user's cache (`features.user_cache`: $CMER_EDGE_CACHE, default ~/.cache/cmer_edge) under the source's sha256, so a changed source
-model never reuses a stale copy.
+The copy is derived locally from the installed model (no download), written atomically into the
+user's cache (`features.user_cache`: $CMER_EDGE_CACHE, default ~/.cache/cmer_edge) under the
+source's sha256, so a changed source model never reuses a stale copy.
 """
 
 from __future__ import annotations
