@@ -96,6 +96,26 @@ def test_finetune_saves_best_encoder_and_learns(tmp_path, shared_dir):
     assert encode_texts(encoder, tokenizer, texts[:2], max_tokens=16).shape == (2, 64)
 
 
+def test_layer_decay_gives_lower_layers_smaller_steps(tmp_path, shared_dir):
+    from cmer_edge.training.distributed import Distributed
+    from cmer_edge.training.finetune_text import FinetuneConfig, _Run, layer_lr_scales
+
+    names = ["embeddings.word_embeddings.weight", "encoder.layer.0.attention.q.weight",
+             "encoder.layer.1.output.dense.bias", "encoder.relative_attention_bias.weight", "1.weight"]
+    assert layer_lr_scales(names, 0.5) == [0.125, 0.25, 0.5, 1.0, 1.0]
+    assert layer_lr_scales(names, 1.0) == [1.0] * 5
+    path = random_roberta(tmp_path / "roberta", shared_dir, layers=2, hidden=32, heads=2)
+    spec = TextEncoderSpec(model=str(path), pooling="mean", last_layers=1, max_tokens=16)
+    run = _Run(spec, ("a", "b"), (["x"] * 4, np.array([0, 1, 0, 1])), FinetuneConfig(lr=1e-3, layer_decay=0.5),
+               Distributed())
+    lr_of = {id(q): g["lr"] for g in run.optimiser.param_groups for q in g["params"]}
+    assert len(lr_of) == len(run.params)  # every trained parameter in exactly one group
+    backbone = dict(run.encoder.backbone.named_parameters())
+    assert lr_of[id(backbone["embeddings.word_embeddings.weight"])] == pytest.approx(1e-3 * 0.5 ** 3)
+    assert lr_of[id(backbone["encoder.layer.1.output.dense.weight"])] == pytest.approx(1e-3 * 0.5)
+    assert lr_of[id(run.head[1].weight)] == pytest.approx(1e-3)
+
+
 def test_finetune_cli_on_a_meld_corpus(tmp_path, shared_dir, synthetic_meld, capsys):
     from cmer_edge.finetune import main
 

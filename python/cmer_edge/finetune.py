@@ -12,7 +12,7 @@ import json
 import logging
 from pathlib import Path
 
-from cmer_edge.cli_common import cli_entry, torch_threads_arg
+from cmer_edge.cli_common import cli_entry, fraction, torch_threads_arg
 from cmer_edge.data.meld import iter_utterances, load_meld_split
 from cmer_edge.features.text import TextEncoderSpec
 from cmer_edge.model.config import EMOTIONS
@@ -38,6 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=5e-5)
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--class-weighting", action="store_true")
+    p.add_argument("--layer-decay", type=fraction("--layer-decay"), default=1.0,
+                   help="layer-wise learning-rate decay: layer i of L at lr * decay ** (L - i) (1: off)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--checkpoint-every", type=int, default=100,
                    help="steps between checkpoints in OUT/checkpoint (0: epoch ends only); rerun to resume")
@@ -61,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
 
     spec = TextEncoderSpec(model=args.model, pooling=args.pooling, max_tokens=args.max_tokens)
     cfg = FinetuneConfig(epochs=args.epochs, lr=args.lr, batch_size=args.batch,
-                         class_weighting=args.class_weighting, seed=args.seed,
+                         class_weighting=args.class_weighting, seed=args.seed, layer_decay=args.layer_decay,
                          checkpoint_every=args.checkpoint_every)
     try:
         summary = finetune_text_encoder(spec, split("train"), split("dev"), EMOTIONS, args.out, cfg, dist)

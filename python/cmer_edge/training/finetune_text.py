@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import shutil
 import time
 from dataclasses import asdict, dataclass
@@ -43,6 +44,17 @@ class FinetuneConfig:
     class_weighting: bool = False
     seed: int = 0
     checkpoint_every: int = 100  # steps; 0: only at epoch ends
+    layer_decay: float = 1.0  # layer-wise learning-rate decay: layer i of L trains at lr * decay ** (L - i)
+
+
+def layer_lr_scales(names: list[str], decay: float) -> list[float]:
+    """Each parameter's learning-rate factor for layer-wise decay: 1 for the classifier and anything above
+    the transformer layers, decay ** (L - i) for layer i of L (`...layer.<i>.`), decay ** (L + 1) for
+    the embeddings; all 1 when decay is 1."""
+    layer_of = [int(m.group(1)) if (m := re.search(r"\.layer\.(\d+)\.", n)) else None for n in names]
+    top = max([i for i in layer_of if i is not None], default=-1) + 1
+    return [decay ** (top - i) if i is not None else decay ** (top + 1) if "embeddings" in n else 1.0
+            for n, i in zip(names, layer_of)]
 
 
 def _batches(lengths: list[int], batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
@@ -93,8 +105,14 @@ class _Run:
             pooler.requires_grad_(False)  # parameter to get one)
         self.model = dist.wrap(_classifier_class()(self.encoder, self.head))
         self.max_tokens = spec.max_tokens
-        self.params = [q for q in list(self.encoder.parameters()) + list(self.head.parameters()) if q.requires_grad]
-        self.optimiser = torch.optim.AdamW(self.params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        named = [(n, q) for n, q in [*self.encoder.backbone.named_parameters(), *self.head.named_parameters()]
+                 if q.requires_grad]
+        self.params = [q for _, q in named]
+        groups: dict[float, list] = {}
+        for (_, q), scale in zip(named, layer_lr_scales([n for n, _ in named], cfg.layer_decay)):
+            groups.setdefault(scale, []).append(q)
+        self.optimiser = torch.optim.AdamW([{"params": g, "lr": cfg.lr * f} for f, g in groups.items()],
+                                           lr=cfg.lr, weight_decay=cfg.weight_decay)
         steps = cfg.epochs * ((len(train[0]) + cfg.batch_size - 1) // cfg.batch_size)
         warmup = max(1, int(cfg.warmup_fraction * steps))
         self.schedule = torch.optim.lr_scheduler.LambdaLR(
