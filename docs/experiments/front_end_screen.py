@@ -1,4 +1,4 @@
-"""Screening two audio front-end changes with the linear baseline (docs/results.md, issue 11).
+"""Screening audio front-end changes with the linear baseline (docs/results.md, issue 11).
 
 Not part of the package: a record of how the numbers in "Two front-end changes, screened with the
 linear model" were made, runnable from the repository root with the package importable.
@@ -8,16 +8,26 @@ linear model" were made, runnable from the repository root with the package impo
     python docs/experiments/front_end_screen.py features --speed 0.9 --out runs/speed09.npz
     # eGeMAPS next to the states after Whisper encoder layers 1, 2, 3 and 4 (one file per choice):
     python docs/experiments/front_end_screen.py features --whisper-layers 2 4 --out runs/layers24.npz
+    # the linear model trained without SAVEE: its confusions on SAVEE, setting (a):
+    python docs/experiments/front_end_screen.py confusion --cache runs/edge_cache_l24 --corpus SAVEE
     # each corpus's active speech level per emotion (400 random clips, seed 0):
     python docs/experiments/front_end_screen.py levels
     # logistic regression, RAVDESS folds + leave one corpus out, exactly as speech_cv --linear-only:
     python docs/experiments/front_end_screen.py linear --cache runs/edge_cache                      # as shipped
     python docs/experiments/front_end_screen.py linear --cache runs/edge_cache --features runs/level26.npz
     python docs/experiments/front_end_screen.py linear --cache runs/edge_cache --augment runs/speed09.npz
+    # speaker / channel perturbations as extra training copies (runs/edge_cache_l24: the L24 chain):
+    python docs/experiments/front_end_screen.py features --pitch 3 --seed 1 --out runs/aug_pitch.npz
+    python docs/experiments/front_end_screen.py features --eq-db 6 --reverb 0.5 --snr-db 15 --seed 2 \
+        --out runs/aug_chan.npz
+    python docs/experiments/front_end_screen.py linear --cache runs/edge_cache_l24 --augment runs/aug_pitch.npz
+    # the normaliser's prior from the training speakers of the clip's gender (known, or predicted):
+    python docs/experiments/front_end_screen.py linear --cache runs/edge_cache_l24 --gender-prior predicted
 
 `--level-db`: every clip scaled so that its active speech level (90th percentile of 25-ms frame
 energies) is that many dBFS; `--speed`: resampled as if played `speed` times as fast (pitch and
-tempo together, as Kaldi's speed perturbation). `--augment` adds the changed copies of the training
+tempo together, as Kaldi's speed perturbation); `--pitch`, `--eq-db`, `--reverb`, `--snr-db`: a random
+speaker / microphone / room / noise variant per clip. `--augment` adds the changed copies of the training
 clips (each as its own speaker for the normaliser) to the training set only.
 """
 
@@ -30,6 +40,7 @@ from pathlib import Path
 import numpy as np
 
 from cmer_edge.audio.convert import load_audio
+from cmer_edge.data.emodb import SPEAKER_GENDER
 from cmer_edge.data.speech_manifest import load_manifests
 from cmer_edge.training.edge import DEFAULT_AUDIO
 from cmer_edge.training.edge_data import load_cached_features
@@ -61,6 +72,47 @@ def _layers(layers: list[int]):
     return ChainExtractor(parts)
 
 
+def biquad_peak(f0: float, gain_db: float, q: float, sr: int = 16000) -> tuple[np.ndarray, np.ndarray]:
+    """RBJ cookbook peaking EQ."""
+    a, w = 10 ** (gain_db / 40), 2 * np.pi * f0 / sr
+    alpha = np.sin(w) / (2 * q)
+    b = np.array([1 + alpha * a, -2 * np.cos(w), 1 - alpha * a])
+    den = np.array([1 + alpha / a, -2 * np.cos(w), 1 - alpha / a])
+    return b / den[0], den / den[0]
+
+
+def perturbed(audio: np.ndarray, rng: np.random.Generator, args) -> np.ndarray:
+    """One random speaker / channel variant of a clip (parameters drawn per clip)."""
+    from scipy.signal import fftconvolve, lfilter
+
+    if args.pitch:
+        import librosa
+
+        steps = rng.uniform(-args.pitch, args.pitch)
+        audio = librosa.effects.pitch_shift(audio, sr=16000, n_steps=steps)
+    if args.eq_db:
+        for _ in range(2):  # two random resonances / notches of the microphone and room
+            b, a = biquad_peak(np.exp(rng.uniform(np.log(150), np.log(6000))), rng.uniform(-args.eq_db, args.eq_db),
+                               rng.uniform(0.7, 2.0))
+            audio = lfilter(b, a, audio)
+    if args.reverb:
+        rt60 = rng.uniform(0.15, args.reverb)
+        t = np.arange(int(rt60 * 16000)) / 16000
+        rir = rng.standard_normal(len(t)) * np.exp(-6.9 * t / rt60)
+        rir *= 10 ** (-rng.uniform(0, 10) / 20) / np.sqrt((rir ** 2).sum())  # direct-to-reverberant 0-10 dB
+        rir[0] = 1.0
+        audio = fftconvolve(audio, rir)[: len(audio)]
+    if args.snr_db is not None:
+        noise = rng.standard_normal(len(audio))
+        if rng.random() < 0.5:  # brown (low-frequency) noise, without its drift
+            noise = np.cumsum(noise)
+            noise -= np.convolve(noise, np.ones(400) / 400, "same")
+        snr = rng.uniform(args.snr_db, args.snr_db + 15)
+        level = 10 ** (active_level_db(audio) / 20)
+        audio = audio + noise / (noise.std() + 1e-12) * level * 10 ** (-snr / 20)
+    return audio
+
+
 def features(args) -> None:
     from scipy.signal import resample_poly
 
@@ -77,6 +129,7 @@ def features(args) -> None:
             audio = audio * 10 ** ((args.level_db - active_level_db(audio)) / 20)
         if speed != 1:
             audio = resample_poly(audio, speed.denominator, speed.numerator)
+        audio = perturbed(audio, np.random.default_rng([args.seed, i]), args)
         try:
             x[i], ok[i] = extractor(audio.astype(np.float32)), True
         except ValueError as exc:
@@ -93,13 +146,50 @@ def linear(args) -> None:
     y = np.array([c.meld_label for c in clips])
     plans = [(f"fold{k}", test, dev) for k, (test, dev) in enumerate(ravdess_folds())]
     plans += [(f"without_{c}", sorted({s for s, c2 in zip(speakers, corpus) if c2 == c}), dev) for c, dev in LOCO.items()]
+    gender = np.array([(c.gender or SPEAKER_GENDER.get(c.speaker, ""))[:1] for c in clips])
     folds = []
     for name, test, dev in plans:
-        out = linear_scores(data["x_a"], data["audio_ok"], speakers, y, test, dev, np.ones(len(y), bool), 0, extra)
+        groups = None
+        if args.gender_prior != "none":
+            train = ~np.isin(speakers, test + dev) & data["audio_ok"]
+            groups = (gender, gender if args.gender_prior == "oracle" else
+                      np.where(train, gender, predicted_gender(data["x_a"], gender, train)))
+        out = linear_scores(data["x_a"], data["audio_ok"], speakers, y, test, dev, np.ones(len(y), bool), 0, extra,
+                            groups)
         if name.startswith("fold"):
             folds.append(out)
         print(name, " ".join(f"{k} {out[k]:.1f}" for k in ("dev_k0", "dev_k10", "k0", "k10")), flush=True)
     print("RAVDESS mean", " ".join(f"{k} {np.mean([f[k] for f in folds]):.1f}" for k in ("dev_k0", "dev_k10", "k0", "k10")))
+
+
+def predicted_gender(x: np.ndarray, gender: np.ndarray, train: np.ndarray) -> np.ndarray:
+    """Each clip's gender as a logistic regression on its own (globally z-scored) features tells it."""
+    from sklearn.linear_model import LogisticRegression
+
+    mean, std = x[train].mean(0), x[train].std(0) + 1e-6
+    return LogisticRegression(C=0.05, max_iter=3000).fit((x[train] - mean) / std, gender[train]).predict((x - mean) / std)
+
+
+def confusion(args) -> None:
+    """The linear model trained without one corpus: its confusion matrix on that corpus, setting (a)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import confusion_matrix
+
+    from cmer_edge.model.config import EMOTIONS
+    from cmer_edge.training.edge_data import online_normalised
+
+    clips = load_manifests(MANIFESTS, check_audio=False).clips
+    data = load_cached_features(MANIFESTS, args.cache)
+    raw, ok = data["x_a"], data["audio_ok"]
+    speakers = [c.speaker_key for c in clips]
+    corpus, y = np.array([c.corpus for c in clips]), np.array([c.meld_label for c in clips])
+    train, test = (corpus != args.corpus) & ok, (corpus == args.corpus) & ok
+    prior, rng = (raw[train].mean(0), raw[train].var(0)), np.random.default_rng(0)
+    x = [online_normalised(raw, speakers, *prior, k, rng, ok) for k in (0, 3, 10)]
+    clf = LogisticRegression(C=0.05, max_iter=3000, class_weight="balanced").fit(
+        np.concatenate([xk[train] for xk in x]), np.tile(y[train], 3))
+    print("rows: true class, columns: predicted;", " ".join(EMOTIONS))
+    print(confusion_matrix(y[test], clf.predict(x[0][test]), labels=range(len(EMOTIONS))))
 
 
 def levels(args) -> None:
@@ -120,15 +210,25 @@ def main() -> None:
     f = sub.add_parser("features")
     f.add_argument("--level-db", type=float, default=None)
     f.add_argument("--speed", type=float, default=1.0)
+    f.add_argument("--pitch", type=float, default=0.0, help="shift pitch by U(-P, P) semitones (tempo kept)")
+    f.add_argument("--eq-db", type=float, default=0.0, help="two random peaking filters of U(-D, D) dB")
+    f.add_argument("--reverb", type=float, default=0.0, help="synthetic room, RT60 U(0.15, R) s")
+    f.add_argument("--snr-db", type=float, default=None, help="white or brown noise at U(S, S + 15) dB SNR")
+    f.add_argument("--seed", type=int, default=0)
     f.add_argument("--whisper-layers", type=int, nargs="*", default=[], help="eGeMAPS + these layers' states")
     f.add_argument("--out", type=Path, required=True)
     sub.add_parser("levels")
+    conf = sub.add_parser("confusion")
+    conf.add_argument("--cache", type=Path, default=Path("runs/edge_cache_l24"))
+    conf.add_argument("--corpus", default="SAVEE", choices=("RAVDESS", "SAVEE", "EmoDB"))
     lin = sub.add_parser("linear")
     lin.add_argument("--cache", type=Path, default=Path("runs/edge_cache"))
     lin.add_argument("--features", type=Path, default=None, help="changed features instead of the cached ones")
     lin.add_argument("--augment", type=Path, nargs="*", default=[], help="changed copies added to training")
+    lin.add_argument("--gender-prior", choices=("none", "oracle", "predicted"), default="none",
+                     help="the normaliser's prior from the training speakers of the clip's (known / predicted) gender")
     args = p.parse_args()
-    {"features": features, "levels": levels, "linear": linear}[args.command](args)
+    {"features": features, "levels": levels, "linear": linear, "confusion": confusion}[args.command](args)
 
 
 if __name__ == "__main__":

@@ -60,28 +60,40 @@ def linear_baseline(cache: Path, manifest_paths, test: list[str], dev: list[str]
 
 def linear_scores(raw: np.ndarray, usable: np.ndarray, speakers: list[str], y: np.ndarray, test: list[str],
                   dev: list[str], trainable: np.ndarray, seed: int,
-                  extra: list[tuple[np.ndarray, np.ndarray]] = ()) -> dict[str, float]:
+                  extra: list[tuple[np.ndarray, np.ndarray]] = (),
+                  groups: tuple[np.ndarray, np.ndarray] | None = None) -> dict[str, float]:
     """UAR of the logistic regression (test and dev speakers, k = 0 and 10), trained on the usable rows
     of the other `trainable` speakers after k = 0, 3 and 10 clips, plus the same rows of each `extra`
-    (features, usable) copy of the clips (e.g. perturbed audio; each copy its own speaker)."""
+    (features, usable) copy of the clips (e.g. perturbed audio; each copy its own speaker).
+    `groups` = (each row's true group, the group it is scored as; e.g. gender, known / predicted): the
+    normaliser's prior comes from the training rows of that group instead of all of them."""
     from sklearn.linear_model import LogisticRegression
 
     held, dv = np.isin(speakers, test), np.isin(speakers, dev)
     train = ~held & ~dv & trainable & usable
-    prior = raw[train].mean(0), raw[train].var(0)
     rng = np.random.default_rng(seed)
+    true_group, scored_group = groups if groups is not None else (np.zeros(len(y)), np.zeros(len(y)))
+
+    def normalised(x_raw, names, k, ok, group):
+        out = np.zeros_like(x_raw)
+        for g in np.unique(true_group[train]):
+            rows = train & (true_group == g)
+            these = ok & (group == g)
+            out[these] = online_normalised(x_raw, names, raw[rows].mean(0), raw[rows].var(0), k, rng, these)[these]
+        return out
+
     xs, ys = [], []
     for k in (0, 3, 10):
-        xs.append(online_normalised(raw, speakers, *prior, k, rng, usable)[train])
+        xs.append(normalised(raw, speakers, k, usable, true_group)[train])
         ys.append(y[train])
         for j, (x_copy, ok_copy) in enumerate(extra):
             copies = [f"{s}@{j}" for s in speakers]
-            xs.append(online_normalised(x_copy, copies, *prior, k, rng, ok_copy)[train & ok_copy])
+            xs.append(normalised(x_copy, copies, k, ok_copy, true_group)[train & ok_copy])
             ys.append(y[train & ok_copy])
     clf = LogisticRegression(C=0.05, max_iter=3000, class_weight="balanced").fit(np.concatenate(xs), np.concatenate(ys))
     out = {}
     for k in (0, 10):
-        x = online_normalised(raw, speakers, *prior, k, rng, usable)
+        x = normalised(raw, speakers, k, usable, scored_group)
         rows = held & usable
         out[f"k{k}"] = score(y[rows], clf.predict(x[rows]), EMOTIONS).uar
         out[f"dev_k{k}"] = score(y[dv & usable], clf.predict(x[dv & usable]), EMOTIONS).uar
