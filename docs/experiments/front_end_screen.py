@@ -152,8 +152,10 @@ def linear(args) -> None:
         groups = None
         if args.gender_prior != "none":
             train = ~np.isin(speakers, test + dev) & data["audio_ok"]
-            groups = (gender, gender if args.gender_prior == "oracle" else
-                      np.where(train, gender, predicted_gender(data["x_a"], gender, train)))
+            guess = gender if args.gender_prior == "oracle" else predicted_gender(data["x_a"], gender, train)
+            held = np.isin(speakers, test) & data["audio_ok"]
+            print(f"{name}: gender right for {100 * (guess[held] == gender[held]).mean():.0f} % of the test clips")
+            groups = (gender, np.where(train, gender, guess))
         out = linear_scores(data["x_a"], data["audio_ok"], speakers, y, test, dev, np.ones(len(y), bool), 0, extra,
                             groups)
         if name.startswith("fold"):
