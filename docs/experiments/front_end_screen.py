@@ -44,7 +44,7 @@ from cmer_edge.data.emodb import SPEAKER_GENDER
 from cmer_edge.data.speech_manifest import load_manifests
 from cmer_edge.training.edge import DEFAULT_AUDIO
 from cmer_edge.training.edge_data import load_cached_features
-from cmer_edge.training.speech_cv import LOCO, linear_scores, ravdess_folds
+from cmer_edge.training.speech_cv import LOCO, linear_predictions, linear_scores, ravdess_folds
 
 MANIFESTS = [Path("../shared/data") / c for c in ("ravdess", "savee", "emodb")]
 
@@ -174,24 +174,19 @@ def predicted_gender(x: np.ndarray, gender: np.ndarray, train: np.ndarray) -> np
 
 def confusion(args) -> None:
     """The linear model trained without one corpus: its confusion matrix on that corpus, setting (a)."""
-    from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import confusion_matrix
 
     from cmer_edge.model.config import EMOTIONS
-    from cmer_edge.training.edge_data import online_normalised
 
     clips = load_manifests(MANIFESTS, check_audio=False).clips
     data = load_cached_features(MANIFESTS, args.cache)
-    raw, ok = data["x_a"], data["audio_ok"]
     speakers = [c.speaker_key for c in clips]
-    corpus, y = np.array([c.corpus for c in clips]), np.array([c.meld_label for c in clips])
-    train, test = (corpus != args.corpus) & ok, (corpus == args.corpus) & ok
-    prior, rng = (raw[train].mean(0), raw[train].var(0)), np.random.default_rng(0)
-    x = [online_normalised(raw, speakers, *prior, k, rng, ok) for k in (0, 3, 10)]
-    clf = LogisticRegression(C=0.05, max_iter=3000, class_weight="balanced").fit(
-        np.concatenate([xk[train] for xk in x]), np.tile(y[train], 3))
+    y = np.array([c.meld_label for c in clips])
+    test = sorted({c.speaker_key for c in clips if c.corpus == args.corpus})
+    pred = linear_predictions(data["x_a"], data["audio_ok"], speakers, y, test, [], np.ones(len(y), bool), 0)[0]
+    rows = np.isin(speakers, test) & data["audio_ok"]
     print("rows: true class, columns: predicted;", " ".join(EMOTIONS))
-    print(confusion_matrix(y[test], clf.predict(x[0][test]), labels=range(len(EMOTIONS))))
+    print(confusion_matrix(y[rows], pred[rows], labels=range(len(EMOTIONS))))
 
 
 def levels(args) -> None:

@@ -62,9 +62,23 @@ def linear_scores(raw: np.ndarray, usable: np.ndarray, speakers: list[str], y: n
                   dev: list[str], trainable: np.ndarray, seed: int,
                   extra: list[tuple[np.ndarray, np.ndarray]] = (),
                   groups: tuple[np.ndarray, np.ndarray] | None = None) -> dict[str, float]:
-    """UAR of the logistic regression (test and dev speakers, k = 0 and 10), trained on the usable rows
-    of the other `trainable` speakers after k = 0, 3 and 10 clips, plus the same rows of each `extra`
-    (features, usable) copy of the clips (e.g. perturbed audio; each copy its own speaker).
+    """UAR of the logistic regression of `linear_predictions` on the test and dev speakers, k = 0 and 10."""
+    held, dv = np.isin(speakers, test) & usable, np.isin(speakers, dev) & usable
+    out = {}
+    for k, pred in linear_predictions(raw, usable, speakers, y, test, dev, trainable, seed, extra, groups).items():
+        out[f"k{k}"] = score(y[held], pred[held], EMOTIONS).uar
+        out[f"dev_k{k}"] = score(y[dv], pred[dv], EMOTIONS).uar
+    return out
+
+
+def linear_predictions(raw: np.ndarray, usable: np.ndarray, speakers: list[str], y: np.ndarray, test: list[str],
+                       dev: list[str], trainable: np.ndarray, seed: int,
+                       extra: list[tuple[np.ndarray, np.ndarray]] = (),
+                       groups: tuple[np.ndarray, np.ndarray] | None = None) -> dict[int, np.ndarray]:
+    """Every row's class by a logistic regression after k = 0 and 10 clips of its speaker ({k: [N]}; rows
+    that are not usable get -1), trained on the usable rows of the `trainable` speakers outside `test` and
+    `dev` after k = 0, 3 and 10 clips, plus the same rows of each `extra` (features, usable) copy of the
+    clips (e.g. perturbed audio; each copy its own speaker).
     `groups` = (each row's true group, the group it is scored as; e.g. gender, known / predicted): the
     normaliser's prior comes from the training rows of that group instead of all of them."""
     from sklearn.linear_model import LogisticRegression
@@ -94,9 +108,7 @@ def linear_scores(raw: np.ndarray, usable: np.ndarray, speakers: list[str], y: n
     out = {}
     for k in (0, 10):
         x = normalised(raw, speakers, k, usable, scored_group)
-        rows = held & usable
-        out[f"k{k}"] = score(y[rows], clf.predict(x[rows]), EMOTIONS).uar
-        out[f"dev_k{k}"] = score(y[dv & usable], clf.predict(x[dv & usable]), EMOTIONS).uar
+        out[k] = np.where(usable, clf.predict(x), -1)
     return out
 
 
