@@ -61,6 +61,53 @@ def test_train_cli_learns_and_saves_bundles(tmp_path, protocol):
     assert set(bundle.head_tensors()) >= {"audio.mean", "text.inv_std", "classifier.3.weight"}
 
 
+def test_moving_average_follows_polyak_with_a_warm_up():
+    need_module("torch")
+    import torch
+
+    from cmer_edge.training.trainer import MovingAverage
+
+    model = torch.nn.Linear(2, 1)
+    model.register_buffer("scale", torch.ones(1))
+    with torch.no_grad():
+        model.weight.fill_(0.0)
+    average = MovingAverage(model, decay=0.9)
+    expected = 0.0
+    for step, value in enumerate([1.0, 2.0, 3.0, 4.0], start=1):
+        with torch.no_grad():
+            model.weight.fill_(value)
+            model.scale.fill_(value)
+        average.update(model)
+        decay = min(0.9, (1 + step) / (10 + step))
+        expected = decay * expected + (1 - decay) * value
+        assert torch.allclose(average.model.weight, torch.full((1, 2), expected))
+        assert float(average.model.scale) == value  # buffers are copied, not averaged
+    assert 0.0 < expected < 4.0 and not average.model.weight.requires_grad
+
+
+def test_train_cli_with_a_moving_average_learns_and_keeps_other_weights(tmp_path):
+    need_module("torch")
+    import torch
+
+    from cmer_edge import train
+    from cmer_edge.bundle import load_bundle
+
+    make_store(tmp_path / "store", dialogues=24)
+    argv = ["--store", str(tmp_path / "store"), "--audio", "aud", "--text", "txt", "--seeds", "0",
+            "--epochs", "6", "--patience", "6", "--lr", "5e-3", "--hidden", "8", "--batch", "8"]
+    heads = {}
+    for name, extra in (("plain", []), ("ema", ["--ema", "0.9"])):
+        assert train.main(argv + ["--out", str(tmp_path / name)] + extra) == 0
+        summary = json.loads((tmp_path / name / "summary.json").read_text())
+        assert summary["test"]["weighted_f1"]["mean"] > 60, summary["table"]
+        bundle = load_bundle(tmp_path / name / summary["runs"][0]["run"])
+        assert bundle.manifest.provenance["training"]["config"]["ema"] == (0.9 if extra else 0.0)
+        heads[name] = bundle.head_tensors()
+    # the same seed and steps: only the kept (averaged) weights differ
+    assert any(not torch.allclose(torch.as_tensor(heads["plain"][k]), torch.as_tensor(heads["ema"][k]))
+               for k in heads["plain"])
+
+
 def test_train_cli_cross_validates_over_folds(tmp_path):
     need_module("torch")
     from cmer_edge import train

@@ -58,6 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--audio-norm", choices=("global", "speaker"), default="global",
                    help="speaker: z-score audio features per speaker (live: per session, running)")
     p.add_argument("--class-weighting", action="store_true")
+    p.add_argument("--ema", type=fraction("--ema", below_one=True), default=0.0,
+                   help="decay of the weights' moving average that dev scores and the run keeps (0: off)")
     p.add_argument("--modality-dropout", type=fraction("--modality-dropout", below_one=True), default=0.0)
     p.add_argument("--threads", type=torch_threads_arg, default=0, help="torch threads (0: torch's default)")
     return p
@@ -96,7 +98,8 @@ def main(argv: list[str] | None = None) -> int:
                           use_sca=not args.no_sca)
     base = TrainConfig(batch_size=args.batch, max_epochs=args.epochs, patience=args.patience, lr=args.lr,
                        weight_decay=args.weight_decay, protocol=args.protocol, window_utts=args.window,
-                       class_weighting=args.class_weighting, modality_dropout=args.modality_dropout)
+                       class_weighting=args.class_weighting, modality_dropout=args.modality_dropout,
+                       ema=args.ema)
 
     def load(split):
         return load_dialogues(store, split, list(features.audio), features.text, audio_norm=args.audio_norm)

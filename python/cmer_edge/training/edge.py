@@ -99,6 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the head's dropout (inputs, branches, classifier)")
     p.add_argument("--weight-decay", type=positive_float("--weight-decay", allow_zero=True),
                    default=TrainConfig.weight_decay, help="Adam's L2 penalty")
+    p.add_argument("--ema", type=fraction("--ema", below_one=True), default=0.0,
+                   help="decay of the weights' moving average that dev scores and the bundle keeps (0: off)")
     p.add_argument("--window", type=int, default=16)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--epochs", type=int, default=60)
@@ -204,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
                           dropout=args.dropout, modalities="both" if trains_text else "audio")
     cfg = TrainConfig(protocol="live", window_utts=args.window, max_epochs=args.epochs, patience=args.patience,
                       modality_dropout=args.modality_dropout, class_weighting=args.class_weighting, seed=args.seed,
-                      weight_decay=args.weight_decay)
+                      weight_decay=args.weight_decay, ema=args.ema)
     log.info("training on %d MELD dialogues (paired: %s) + %d clip copies; "
              "dev %d MELD + %d clips x%d; held out %d clips", len(meld.get("train", [])), paired, len(clip_train),
              len(meld.get("dev", [])), len(clip_dev_all), repeat, len(held_rows))
