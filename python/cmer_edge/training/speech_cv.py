@@ -134,18 +134,18 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     if args.columns and not args.linear_only:
         raise SystemExit("--columns is for the linear baseline only (add --linear-only)")
+    encoders = edge.open_clip_encoders(args.audio, load_bundle(default_bundle_path()), 1)  # a bad --audio fails first
+    clips = load_manifests(args.manifest, check_audio=False).clips  # then a bad manifest, before any work
     # every fold and the linear baseline read the same cached clip features: computed once, first
     # (a cache of another feature chain is recomputed: its key names the chain)
     if not all(clip_cache_file(args.cache, m).is_file() for m in args.manifest):
         log.warning("computing the clip features into %s (once)", args.cache)
-    manifests_features(*edge.open_clip_encoders(args.audio, load_bundle(default_bundle_path()), 1), args.manifest,
-                       args.cache)
+    manifests_features(*encoders, args.manifest, args.cache)
     columns = slice(*[int(v) for v in args.columns.split(":")]) if args.columns else None
     if args.protocol == "ravdess":
         plans = [(f"fold{k}", test, dev, []) for k, (test, dev) in enumerate(ravdess_folds())
                  if args.folds is None or k in args.folds]
     else:
-        clips = load_manifests(args.manifest, check_audio=False).clips
         plans = [(f"without_{c}", sorted({x.speaker_key for x in clips if x.corpus == c}), dev, [])
                  for c, dev in LOCO.items()]
     rows = []
