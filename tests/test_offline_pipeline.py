@@ -66,12 +66,18 @@ def test_train_then_evaluate_with_predictions(store, tmp_path, capsys):
     assert len(rows) == sum(result["support"].values()) > 0
     recomputed = score([EMOTIONS.index(r["label"]) for r in rows], [EMOTIONS.index(r["pred"]) for r in rows], EMOTIONS)
     assert recomputed.weighted_f1 == pytest.approx(result["weighted_f1"])
+    probs = np.array([[float(r[f"p_{name}"]) for name in EMOTIONS] for r in rows])
+    assert np.allclose(probs.sum(1), 1.0, atol=1e-3)
+    assert [EMOTIONS[k] for k in probs.argmax(1)] == [r["pred"] for r in rows]
     assert (tmp_path / "cm.png").stat().st_size > 1000
     # the native head and the PyTorch reference agree prediction for prediction
     torch_preds = tmp_path / "torch.csv"
     assert evaluate.main(["--bundle", str(bundle), "--store", str(store), "--split", "test", "--engine", "torch",
                           "--predictions", str(torch_preds)]) == 0
-    assert list(csv.DictReader(open(torch_preds))) == rows
+    torch_rows = list(csv.DictReader(open(torch_preds)))
+    assert [(r["Dialogue_ID"], r["Utterance_ID"], r["pred"]) for r in torch_rows] == \
+        [(r["Dialogue_ID"], r["Utterance_ID"], r["pred"]) for r in rows]
+    assert np.allclose([[float(r[f"p_{name}"]) for name in EMOTIONS] for r in torch_rows], probs, atol=1e-3)
     for protocol in ("live", "paper"):
         for modalities in ("text", "audio"):
             assert evaluate.main(["--bundle", str(bundle), "--store", str(store), "--split", "dev",

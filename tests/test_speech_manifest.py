@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import csv
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -103,10 +105,16 @@ def test_evaluate_manifest_through_the_runtime(tmp_path, speech_clips, capsys):
         text = clip.text.replace(",", "") if i != 1 else ""  # one audio-only clip
         lines.append(f"g{i}.wav,{EMOTIONS[i]},{EMOTIONS[i]},{text},en,GEN,s{i % 2},male,16000,,\n")
     (folder / "manifest.csv").write_text("".join(lines))
-    assert main(["--manifest", str(folder), "--json"]) == 0
+    predictions = tmp_path / "predictions.csv"
+    assert main(["--manifest", str(folder), "--json", "--predictions", str(predictions)]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["counts"] == {"listed": 3, "selected": 3, "scored": 3, "skipped_rows": 0, "unscored": 0}
     assert sum(sum(row) for row in report["confusion"]) == 3
+    rows = list(csv.DictReader(open(predictions)))
+    assert [Path(r["path"]).name for r in rows] == ["g0.wav", "g1.wav", "g2.wav"] and rows[1]["text"] == ""
+    probs = np.array([[float(r[f"p_{name}"]) for name in EMOTIONS] for r in rows])
+    assert np.allclose(probs.sum(1), 1.0, atol=1e-3)
+    assert [EMOTIONS[k] for k in probs.argmax(1)] == [r["pred"] for r in rows]
     assert main(["--manifest", str(folder), "--warmup-clips", "1", "--modalities", "audio"]) == 0
     out = capsys.readouterr().out
     assert "scored 3 of 3 clips" in out and "per-class recall" in out

@@ -1,7 +1,8 @@
 """`python -m cmer_edge.evaluate`: score a bundle on a split, in the paper's Table 1/2 format.
 
 Prints weighted F1 overall and per class (`--json` for JSON), writes a confusion-matrix PNG, and
-with `--predictions FILE` a CSV of Dialogue_ID,Utterance_ID,label,pred so anyone can recompute the
+with `--predictions FILE` a CSV of Dialogue_ID,Utterance_ID,label,pred (+ p_<class>, the head's
+probabilities, for ensembles and calibration) so anyone can recompute the
 metric. `--modalities text|audio` hides the other modality of a bimodal bundle.
 
 Features come from a feature store (`--store`, as trained), or straight from a MELD directory
@@ -77,7 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", choices=("fp32", "bf16", "int8"), default="fp32", help="native weights")
     p.add_argument("--label-key", default="label", help="index field holding the label")
     p.add_argument("--json", action="store_true", help="print the scores as JSON")
-    p.add_argument("--predictions", type=Path, default=None, help="write Dialogue_ID,Utterance_ID,label,pred CSV")
+    p.add_argument("--predictions", type=Path, default=None, help="write a CSV: Dialogue_ID,Utterance_ID (or path,speaker),label,pred, the "
+                   "class probabilities p_<class> (and the clip's text)")
     p.add_argument("--confusion", type=Path, default=None, help="write the confusion matrix PNG here")
     return p
 
@@ -120,10 +122,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.predictions:
         with open(args.predictions, "w", newline="") as fh:
             writer = csv.writer(fh)
-            writer.writerow(["Dialogue_ID", "Utterance_ID", "label", "pred"])
+            writer.writerow(["Dialogue_ID", "Utterance_ID", "label", "pred", *probability_columns(bundle.labels)])
             for d, p in zip(dialogues, probs):
-                for u, y, k in zip(d.utterance_ids, d.labels, p.argmax(-1)):
-                    writer.writerow([d.dialogue_id, u, bundle.labels[y], bundle.labels[k]])
+                for u, y, row in zip(d.utterance_ids, d.labels, p):
+                    writer.writerow([d.dialogue_id, u, bundle.labels[y], bundle.labels[row.argmax()],
+                                     *probability_values(row)])
     name = f"{bundle.manifest.name or bundle.path.name} [{modalities}, {protocol}, {args.engine}]"
     if args.confusion:
         plot_confusion(scores, str(args.confusion), f"{name}: {args.split} weighted F1 {scores.weighted_f1:.2f}")
@@ -136,6 +139,14 @@ def main(argv: list[str] | None = None) -> int:
         print(scores_table({name: [scores]}))
         print(f"weighted F1 {scores.weighted_f1:.2f}  accuracy {scores.accuracy:.2f}  UAR {scores.uar:.2f}")
     return 0
+
+
+def probability_columns(labels) -> list[str]:
+    return [f"p_{name}" for name in labels]
+
+
+def probability_values(probs) -> list[str]:
+    return [f"{float(v):.5f}" for v in probs]
 
 
 def evaluate_manifest(args) -> int:
@@ -165,10 +176,10 @@ def evaluate_manifest(args) -> int:
     if args.predictions:
         with open(args.predictions, "w", newline="") as fh:
             writer = csv.writer(fh)
-            writer.writerow(["path", "speaker", "label", "pred", "text"])
+            writer.writerow(["path", "speaker", "label", "pred", "text", *probability_columns(labels)])
             for k, i in enumerate(result.scored):
                 writer.writerow([clips[i].path, clips[i].speaker_key, labels[result.y_true[k]],
-                                 labels[result.y_pred[k]], result.texts[k]])
+                                 labels[result.y_pred[k]], result.texts[k], *probability_values(result.probs[k])])
     title = f"{recognizer.bundle.manifest.name or 'bundle'} [{modalities}, asr {args.asr}]"
     if args.confusion:
         plot_confusion(scores, str(args.confusion), f"{title}: UAR {scores.uar:.2f}")
