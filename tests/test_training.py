@@ -152,7 +152,8 @@ def test_edge_recipe_builds_a_bimodal_bundle_from_meld_and_speech(tmp_path, synt
     out = tmp_path / "edge"
     assert edge.main(["--meld-dir", str(synthetic_meld.root), "--manifest", str(clips), "--audio",
                       "opensmile.eGeMAPSv02", "--holdout", "TOY/d", "--dev-speakers", "TOY/c", "--hidden", "8",
-                      "--epochs", "3", "--window", "4", "--emotional-text", "1", "--out", str(out)]) == 0
+                      "--epochs", "3", "--window", "4", "--emotional-text", "1", "--neutral-min-words", "1",
+                      "--out", str(out)]) == 0
     bundle = load_bundle(out / "bundle")
     assert bundle.head_config.modalities == "both" and bundle.manifest.audio_norm == "speaker"
     assert bundle.file("audio_norm").is_file() and bundle.file("onnx.text_encoder.int8").is_file()
@@ -167,6 +168,17 @@ def test_edge_recipe_builds_a_bimodal_bundle_from_meld_and_speech(tmp_path, synt
     assert recipe["fusion_pairs"]["spoken_meld_dev_lines"] == 3
     assert set(bundle.manifest.licences) == {"MELD", "TOY"}
     assert (out / "cache").is_dir()  # the resumable stages
+    # the voice pool's weight, fitted on the dev sets rebuilt from the command the bundle records
+    from cmer_edge.runtime.head import NativeHead
+    from cmer_edge.training import voice_trust
+
+    assert voice_trust.main([str(out / "bundle"), "--out", str(tmp_path / "vt"), "--json", str(tmp_path / "vt.json")]) == 0
+    fit = json.loads((tmp_path / "vt.json").read_text())
+    assert fit["sizes"] == {"neutral_words": 12, "emotional_words": 12, "spoken_meld": 3}
+    assert [row["weight"] for row in fit["grid"]] == list(voice_trust.GRID)
+    weighted = load_bundle(tmp_path / "vt")
+    assert weighted.manifest.runtime.voice_weight == fit["chosen"]["weight"]
+    assert NativeHead.from_bundle(weighted).voice_weight == fit["chosen"]["weight"]
     assert edge.main(["--meld-dir", str(synthetic_meld.root), "--manifest", str(clips), "--audio",
                       "opensmile.eGeMAPSv02", "--holdout", "TOY/d", "--dev-speakers", "TOY/c", "--hidden", "8",
                       "--epochs", "1", "--window", "4", "--emotional-text-clips", "all",

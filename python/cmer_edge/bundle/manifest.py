@@ -167,9 +167,11 @@ class Features:
 
 @dataclass(frozen=True)
 class RuntimeSection:
-    """What the runtime should pick by default: the ONNX precision per model."""
+    """What the runtime should pick by default: the ONNX precision per model, and the weight of the
+    voice pool (cmer_edge.model.voice_pool; 0 = the fused head as trained)."""
 
     onnx_precision: Mapping[str, str] = field(default_factory=lambda: freeze({}))
+    voice_weight: float = 0.0
     raw: Mapping[str, Any] = field(default_factory=lambda: freeze({}), repr=False)
 
     @classmethod
@@ -179,10 +181,16 @@ class RuntimeSection:
         precision = _mapping(raw, "onnx_precision", "runtime.")
         for model, value in precision.items():
             _str(precision, model, "runtime.onnx_precision.", choices=ONNX_PRECISIONS)
-        return cls(freeze(precision), freeze(raw))
+        weight = raw.get("voice_weight", 0.0)
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0.0 <= weight <= 1.0:
+            raise BundleError(f"manifest field runtime.voice_weight must be a number in [0, 1], got {weight!r}")
+        return cls(freeze(precision), float(weight), freeze(raw))
 
     def to_dict(self) -> dict:
-        return dict(thaw(self.raw), onnx_precision=thaw(self.onnx_precision))
+        out = dict(thaw(self.raw), onnx_precision=thaw(self.onnx_precision))
+        if self.voice_weight:
+            out["voice_weight"] = self.voice_weight
+        return out
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,12 @@ Torch-free: numpy and ``cmer_edge._native`` only, so the live runtime never impo
     first = live.push(x_a_row, None, provisional=True)   # audio now (a provisional event) ...
     final = live.replace_last(x_a_row, x_t_row)           # ... the final inputs when the text is in
 
+``voice_weight`` (the bundle's ``runtime.voice_weight``, fitted on dev by
+cmer_edge.training.voice_trust; 0 = off): a push with both modalities pools the fused head's
+probabilities with the same window's view of the voice alone (the utterance's words hidden),
+cmer_edge.model.voice_pool: the voice counts as much as it sounds emotional. It costs two more head
+steps per such push; ``last_logits`` stay the fused head's.
+
 ``device``: "cpu", "cuda" or "auto" (CUDA when this build and machine have it, else CPU). A CUDA
 head checks itself against the CPU head at start-up (two pushes, relative logit error <=
 SELF_CHECK_TOLERANCE). On a mismatch or a CUDA error there, "auto" falls back to the CPU head with a
@@ -38,6 +44,7 @@ import numpy as np
 
 from cmer_edge.bundle import Bundle, load_bundle
 from cmer_edge.model.config import EMOTIONS, HeadConfig
+from cmer_edge.model.voice_pool import pool_voice
 
 log = logging.getLogger("cmer_edge")
 
@@ -127,7 +134,7 @@ class Session:
         """x_a [audio_dim], x_t [text_dim]; None marks a missing modality -> probs [num_classes].
         provisional=True: the utterance's inputs may be replaced by ``replace_last``."""
         self._check_inputs("push", x_a, x_t)
-        return self._run(False, x_a, x_t, bool(provisional))
+        return self._step(False, x_a, x_t, bool(provisional))
 
     def replace_last(self, x_a: np.ndarray | None, x_t: np.ndarray | None,
                      provisional: bool = False) -> np.ndarray:
@@ -135,7 +142,7 @@ class Session:
         RuntimeError) and re-score it -> probs [num_classes]; pushed and size stay the same.
         provisional=True keeps it replaceable."""
         self._check_inputs("replace_last", x_a, x_t)
-        return self._run(True, x_a, x_t, bool(provisional))
+        return self._step(True, x_a, x_t, bool(provisional))
 
     def reset(self) -> None:
         """Forget the conversation (a new dialogue starts)."""
@@ -149,6 +156,19 @@ class Session:
         if (x_a is None or not cfg.uses_audio) and (x_t is None or not cfg.uses_text):
             raise ValueError(f"{what} needs the features of at least one modality this head uses "
                              f"(modalities={cfg.modalities!r}), got x_a={_describe(x_a)}, x_t={_describe(x_t)}")
+
+    def _step(self, replace: bool, x_a: Any, x_t: Any, provisional: bool) -> np.ndarray:
+        """One push or replacement, with the voice pool (module doc) when the head has a voice weight
+        and both modalities came in: the fused step first (it checks every input), then the voice
+        view in its place, then the fused inputs back with the caller's `provisional`, so the window
+        ends exactly as after a plain push."""
+        head = self._head
+        if head.voice_weight == 0.0 or x_a is None or x_t is None:
+            return self._run(replace, x_a, x_t, provisional)
+        fused = self._run(replace, x_a, x_t, True)
+        voice = self._run(True, x_a, None, True)
+        self._run(True, x_a, x_t, provisional)  # the same inputs again: last_logits are the fused step's
+        return pool_voice(fused, voice, head.voice_weight, head.labels.index("neutral"))
 
     def _run(self, replace: bool, x_a: Any, x_t: Any, provisional: bool) -> np.ndarray:
         op = self._native.replace_last if replace else self._native.push
@@ -187,9 +207,16 @@ class NativeHead:
     """The fused head built from trained weights; see the module docstring."""
 
     def __init__(self, native: Any, config: HeadConfig, labels: tuple[str, ...] = EMOTIONS,
-                 window_utts: int = DEFAULT_WINDOW_UTTS, fallback: Mapping[str, np.ndarray] | None = None) -> None:
+                 window_utts: int = DEFAULT_WINDOW_UTTS, fallback: Mapping[str, np.ndarray] | None = None,
+                 voice_weight: float = 0.0) -> None:
         if len(labels) != config.num_classes:
             raise ValueError(f"{len(labels)} labels for a head with {config.num_classes} classes")
+        if not 0.0 <= float(voice_weight) <= 1.0:
+            raise ValueError(f"voice_weight must be in [0, 1], got {voice_weight!r}")
+        if voice_weight and (config.modalities != "both" or "neutral" not in labels):
+            raise ValueError(f"voice_weight {voice_weight} needs a bimodal head with a 'neutral' label "
+                             f"(modalities={config.modalities!r}, labels={tuple(labels)})")
+        self.voice_weight = float(voice_weight)
         self.native = native
         self.config = config
         self.labels = tuple(labels)
@@ -202,7 +229,7 @@ class NativeHead:
     def from_state_dict(cls, config: HeadConfig, tensors: Mapping[str, Any], device: str = "cpu",
                         precision: str = "fp32", num_threads: int | None = None, *,
                         labels: tuple[str, ...] = EMOTIONS, window_utts: int = DEFAULT_WINDOW_UTTS,
-                        self_check: bool = True) -> NativeHead:
+                        self_check: bool = True, voice_weight: float = 0.0) -> NativeHead:
         """Build from PyTorch state-dict tensors (numpy arrays, or torch tensors) of CMRoberta(config).
         device "auto" picks CUDA when available; a CUDA head runs the start-up self-check unless
         self_check=False (see the module docstring)."""
@@ -222,7 +249,7 @@ class NativeHead:
             log.info("native head: %s on %s, %s input projections, %.1f MB of weights, %d threads",
                      config.modalities, on, precision, native.weight_bytes / 1e6, native.num_threads)
             head = cls(native, config, labels, window_utts,
-                       fallback=arrays if device == "auto" and on == "cuda" else None)
+                       fallback=arrays if device == "auto" and on == "cuda" else None, voice_weight=voice_weight)
             head._fallback_threads = num_threads or 0
             return head
 
@@ -280,10 +307,11 @@ class NativeHead:
     @classmethod
     def from_bundle(cls, bundle_or_path: Bundle | str | Path, device: str = "cpu", precision: str = "fp32",
                     num_threads: int | None = None) -> NativeHead:
-        """Build from a bundle directory (or a loaded Bundle): its head weights, labels and window."""
+        """Build from a bundle directory (or a loaded Bundle): its head weights, labels, window and voice weight."""
         bundle = bundle_or_path if isinstance(bundle_or_path, Bundle) else load_bundle(bundle_or_path)
         return cls.from_state_dict(bundle.head_config, bundle.head_tensors(), device, precision, num_threads,
-                                   labels=bundle.labels, window_utts=bundle.window_utts)
+                                   labels=bundle.labels, window_utts=bundle.window_utts,
+                                   voice_weight=bundle.manifest.runtime.voice_weight)
 
     @property
     def device(self) -> str:

@@ -35,17 +35,15 @@ import shutil
 import sys
 from pathlib import Path
 
-import numpy as np
 
 from cmer_edge.bundle import Bundle, add_artifacts, default_bundle_path, load_bundle
 from cmer_edge.bundle.manifest import thaw
 from cmer_edge.cli_common import UserError, cli_entry, fraction, positive_float
-from cmer_edge.data.meld import load_meld_split
 from cmer_edge.features.registry import make_audio_extractor
 from cmer_edge.model.config import EMOTIONS, HeadConfig
 from cmer_edge.runtime.backends import BackendConfig
 from cmer_edge.runtime.encoders import open_text_encoder
-from cmer_edge.training import edge_data, fusion_pairs
+from cmer_edge.training import edge_data, edge_sets, fusion_pairs
 from cmer_edge.training.runs import save_trained, scores_for
 from cmer_edge.training.trainer import TrainConfig, train_head
 
@@ -121,79 +119,20 @@ def open_clip_encoders(audio: list[str], text_bundle: Bundle, threads: int):
     return extractor, open_text_encoder(text_bundle, BackendConfig.from_env(threads=threads))
 
 
-def _with_audio_dim(dialogues, dim: int):
-    for d in dialogues:
-        d.x_a = np.zeros((len(d.labels), dim), np.float32)
-        d.x_a_raw = np.zeros((len(d.labels), dim), np.float32)
-    return dialogues
-
-
-def _with_text_dim(dialogues, dim: int):
-    for d in dialogues:
-        if d.x_t.shape[1] != dim:
-            d.x_t = np.zeros((len(d.labels), dim), np.float32)
-    return dialogues
-
-
 @cli_entry
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     import torch
 
-
     torch.set_num_threads(args.threads)
     cache = args.cache or args.out / "cache"
     text_bundle = load_bundle(args.text_bundle or default_bundle_path())
     extractor, encoder = open_clip_encoders(args.audio, text_bundle, args.threads)
-    clips, data = edge_data.manifests_features(extractor, encoder, args.manifest, cache)
-    speakers = [c.speaker_key for c in clips]
-    corpus = np.array([c.corpus for c in clips])
-    spoken_split = np.array([fusion_pairs.spoken_meld_split(c) for c in corpus])
-    held = np.isin(speakers, args.holdout)
-    dev = (np.isin(speakers, args.dev_speakers) | (spoken_split == "dev")) & ~held
-    train = ~held & ~dev & (spoken_split != "test") & ~np.isin(corpus, args.exclude_corpus) & data["audio_ok"]
-    raw = data["x_a"]
-    prior_mean, prior_var = raw[train].mean(0), raw[train].var(0)
-    rng = np.random.default_rng(args.seed)
-
-    def normalised(k: int) -> np.ndarray:
-        return edge_data.online_normalised(raw, speakers, prior_mean, prior_var, k, rng, data["audio_ok"])
-
-    by_k = {k: normalised(k) for k in sorted(set(args.online_k) | {0, 10})}
-    clip_train = [d for k in args.online_k
-                  for d in edge_data.clip_dialogues(data, clips, np.flatnonzero(train), by_k[k], f"k{k}")]
-    clip_dev = [d for k in (0, 10) for d in edge_data.clip_dialogues(data, clips, np.flatnonzero(dev), by_k[k], f"k{k}")]
-    held_rows = np.flatnonzero(held)
-    clip_test = {k: edge_data.clip_dialogues(data, clips, held_rows, by_k[k], f"k{k}") for k in (0, 10)}
+    sets = edge_sets.build(args, extractor, encoder, cache)
+    meld, clip_train, clip_dev, clip_test = sets.meld, sets.clip_train, sets.clip_dev, sets.clip_test
+    clip_dev_neutral, clip_dev_emotional = sets.clip_dev_neutral, sets.clip_dev_emotional
     text_dim, audio_dim = encoder.dim, extractor.dim
-    meld = {}
-    if args.meld_dir is not None:
-        meld = {s: _with_audio_dim(edge_data.meld_split(encoder, args.meld_dir, s, cache), audio_dim)
-                for s in ("train", "dev", "test")}
-    for group in [clip_train, clip_dev, *clip_test.values()]:
-        _with_text_dim(group, text_dim)
-        fusion_pairs.mark_deciding(group)
-    paired, clip_dev_neutral, clip_dev_emotional = {}, [], []
-    if meld:
-        paired = fusion_pairs.pair_meld_with_voices(meld["train"], clip_train, args.pair, args.neutral_voice, rng)
-        fusion_pairs.pair_meld_with_voices(meld["dev"], clip_dev, args.pair, args.neutral_voice, rng)
-        texts = {s: [[u.text for u in d.utterances] for d in load_meld_split(args.meld_dir, s)]
-                 for s in ("train", "dev")}
-        lines = {(s, neutral): fusion_pairs.meld_lines(meld[s], texts[s], args.neutral_min_words, neutral=neutral)
-                 for s in ("train", "dev") for neutral in (True, False)}
-        clips_alone = list(clip_train)
-        clip_train += fusion_pairs.give_words(clips_alone, lines["train", True], args.neutral_text, rng)
-        clip_dev_neutral = fusion_pairs.give_words(clip_dev, lines["dev", True], 1.0, rng)
-        # drawn after the neutral-words twins, so --emotional-text 0 trains exactly what it did before
-        clip_train += fusion_pairs.give_words(clips_alone, lines["train", False], args.emotional_text, rng,
-                                              tag="emotional-text",
-                                              neutral_clips_only=args.emotional_text_clips == "neutral")
-        clip_dev_emotional = fusion_pairs.give_words(clip_dev, lines["dev", False], 1.0, rng, tag="emotional-text",
-                                                     neutral_clips_only=True)
-        for tag in ("neutral-text", "emotional-text"):
-            paired[f"{tag.replace('-', '_')}_clips"] = sum(d.dialogue_id.endswith("/" + tag) for d in clip_train)
-        paired["spoken_meld_dev_lines"] = int((dev & (spoken_split == "dev")).sum())
     # equal weight for MELD dev and speech dev in the selection loss: repeat the (few) dev clips
     clip_dev_all = clip_dev + clip_dev_neutral
     repeat = max(1, round(sum(len(d.labels) for d in meld.get("dev", [])) / max(1, len(clip_dev_all))))
@@ -208,12 +147,12 @@ def main(argv: list[str] | None = None) -> int:
                       modality_dropout=args.modality_dropout, class_weighting=args.class_weighting, seed=args.seed,
                       weight_decay=args.weight_decay, ema=args.ema)
     log.info("training on %d MELD dialogues (paired: %s) + %d clip copies; "
-             "dev %d MELD + %d clips x%d; held out %d clips", len(meld.get("train", [])), paired, len(clip_train),
-             len(meld.get("dev", [])), len(clip_dev_all), repeat, len(held_rows))
+             "dev %d MELD + %d clips x%d; held out %d clips", len(meld.get("train", [])), sets.paired,
+             len(clip_train), len(meld.get("dev", [])), len(clip_dev_all), repeat, len(clip_test[0]))
     result = train_head(head_cfg, cfg, meld.get("train", []) + clip_train, meld.get("dev", []) + clip_dev_all * repeat)
     metrics = report(result.model, meld, clip_dev, clip_dev_neutral, clip_dev_emotional, clip_test, cfg)
     features = {"audio": extractor.spec(), "text": thaw(text_bundle.manifest.features.text.raw)}
-    corpora = sorted({c.corpus for c in np.array(clips)[train]} | ({"MELD"} if meld else set()))
+    corpora = sorted({sets.clips[i].corpus for i in sets.train_rows} | ({"MELD"} if meld else set()))
     command = "python -m cmer_edge.training.edge " + " ".join(sys.argv[1:] if argv is None else argv)
     text_files = {role: text_bundle.file(role) for role in text_bundle.manifest.files
                   if role == "text_tokenizer" or role.startswith("onnx.text_encoder")}
@@ -221,14 +160,15 @@ def main(argv: list[str] | None = None) -> int:
                       for r in text_files if r.startswith("onnx.")}
     out = save_trained(
         args.out / "bundle", result, head_cfg, cfg, name="edge", labels=EMOTIONS, features=features,
-        audio_norm="speaker", train=edge_data.clip_dialogues(data, clips, np.flatnonzero(train), by_k[0], "prior"),
+        audio_norm="speaker",
+        train=edge_data.clip_dialogues(sets.data, sets.clips, sets.train_rows, sets.audio_prior[0], "prior"),
         metrics=metrics, profile="edge", runtime={"onnx_precision": onnx_precision},
         licences={c: LICENCES.get(c, "see the corpus") for c in corpora},
         recipe={"command": command, "training_corpora": corpora,
                     "use": "non-commercial research use only (inherits RAVDESS CC BY-NC-SA 4.0, SAVEE and EmoDB "
                            "research-use terms)",
                     "holdout_speakers": args.holdout, "dev_speakers": args.dev_speakers,
-                    "fusion_pairs": paired, "online_k": args.online_k})
+                    "fusion_pairs": sets.paired, "online_k": args.online_k})
     _copy_text_files(out, text_files)
     print(json.dumps({k: {m: round(v[m], 2) for m in ("weighted_f1", "uar")} for k, v in metrics.items()}, indent=2))
     return 0

@@ -1,0 +1,152 @@
+"""The voice pool (model/voice_pool.py), the head session that applies it (runtime/head.py), the
+manifest field that carries its weight, and the fit on dev (training/voice_trust.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cmer_edge.bundle import BundleError
+from cmer_edge.bundle.manifest import RuntimeSection
+from cmer_edge.model.voice_pool import pool_voice
+from cmer_edge.training import voice_trust
+
+
+def _probs(rng, n, c=7, sharp=1.0):
+    x = np.exp(sharp * rng.standard_normal((n, c)))
+    return x / x.sum(-1, keepdims=True)
+
+
+def test_pool_is_geometric_with_a_weight_that_follows_the_voices_emotion():
+    rng = np.random.default_rng(0)
+    both, voice = _probs(rng, 50), _probs(rng, 50)
+    np.testing.assert_allclose(pool_voice(both, voice, 0.0), both, rtol=1e-6)
+    pooled = pool_voice(both, voice, 0.7)
+    np.testing.assert_allclose(pooled.sum(-1), 1.0, rtol=1e-6)
+    g = 0.7 * (1 - voice[:, :1])  # by hand
+    expect = both ** (1 - g) * voice ** g
+    np.testing.assert_allclose(pooled, expect / expect.sum(-1, keepdims=True), rtol=1e-5)
+    # a voice sure it is neutral has no say; a voice sure of an emotion, at w = 1, decides alone
+    neutral_voice = np.eye(7)[[0]]
+    np.testing.assert_allclose(pool_voice(both[:1], neutral_voice, 1.0), both[:1], rtol=1e-5)
+    angry = np.full((1, 7), 1e-4)
+    angry[0, 6] = 1 - 6e-4
+    assert pool_voice(both[:1], angry, 1.0).argmax() == 6
+    # the neutral index is the labels' (a head whose neutral class is elsewhere)
+    np.testing.assert_allclose(pool_voice(both[:1], np.eye(7)[[3]], 1.0, neutral=3), both[:1], rtol=1e-5)
+    for bad in (-0.1, 1.5, float("nan")):
+        with pytest.raises(ValueError, match="voice weight"):
+            pool_voice(both, voice, bad)
+
+
+def test_manifest_voice_weight_is_checked_and_kept():
+    assert RuntimeSection.from_dict({}).voice_weight == 0.0
+    section = RuntimeSection.from_dict({"voice_weight": 0.35, "onnx_precision": {"text_encoder": "int8"}})
+    assert section.voice_weight == 0.35 and section.to_dict()["voice_weight"] == 0.35
+    for bad in (1.2, -1, "0.5", True, None, float("nan")):
+        with pytest.raises(BundleError, match="runtime.voice_weight"):
+            RuntimeSection.from_dict({"voice_weight": bad})
+
+
+def test_session_pools_the_fused_and_the_voice_views_and_keeps_the_window():
+    """A pooled session gives exactly pool(fused, voice-only view of the same window) and leaves its
+    window as a plain session does (every later fused step identical), through provisional pushes,
+    replacements, audio-only and text-only utterances and a push that raises."""
+    from helpers.head import SMALL, HeadConfig, make_model, state_dict
+
+    from cmer_edge.runtime.head import NativeHead
+
+    cfg = HeadConfig(**SMALL)
+    tensors = state_dict(make_model(cfg, seed=3))
+    pooled_head = NativeHead.from_state_dict(cfg, tensors, voice_weight=0.6)
+    plain_head = NativeHead.from_state_dict(cfg, tensors)
+    pooled, plain, voice_view = pooled_head.session(4), plain_head.session(4), plain_head.session(4)
+    rng = np.random.default_rng(1)
+    for i in range(9):
+        x_a = rng.standard_normal(cfg.audio_dim).astype(np.float32)
+        x_t = rng.standard_normal(cfg.text_dim).astype(np.float32)
+        if i == 4:  # audio only: nothing to pool
+            np.testing.assert_allclose(pooled.push(x_a, None), plain.push(x_a, None), rtol=1e-6)
+            voice_view.push(x_a, None)
+            continue
+        if i == 6:  # text only
+            np.testing.assert_allclose(pooled.push(None, x_t), plain.push(None, x_t), rtol=1e-6)
+            voice_view.push(None, x_t)
+            continue
+        if i % 2:  # the recognizer's way: the audio first (provisional), the words later
+            np.testing.assert_allclose(pooled.push(x_a, None, provisional=True),
+                                       plain.push(x_a, None, provisional=True), rtol=1e-6)
+            got = pooled.replace_last(x_a, x_t)
+            fused = plain.replace_last(x_a, x_t)
+        else:
+            got, fused = pooled.push(x_a, x_t), plain.push(x_a, x_t)
+        voice = voice_view.push(x_a, None, provisional=True)
+        voice_view.replace_last(x_a, x_t)  # the voice view's window holds the fused inputs, as the session's
+        np.testing.assert_allclose(got, pool_voice(fused, voice, 0.6), rtol=1e-5, atol=1e-7)
+        np.testing.assert_allclose(pooled.last_logits, plain.last_logits, rtol=1e-6)
+        assert (pooled.size, pooled.pushed, pooled.provisional) == (plain.size, plain.pushed, plain.provisional)
+    bad = np.full(cfg.text_dim, np.nan, np.float32)
+    with pytest.raises(ValueError):
+        pooled.push(rng.standard_normal(cfg.audio_dim).astype(np.float32), bad)
+    assert (pooled.size, pooled.pushed) == (plain.size, plain.pushed)
+    x_a, x_t = (rng.standard_normal(d).astype(np.float32) for d in (cfg.audio_dim, cfg.text_dim))
+    pooled.push(x_a, x_t)
+    plain.push(x_a, x_t)
+    np.testing.assert_allclose(pooled.last_logits, plain.last_logits, rtol=1e-6)
+
+
+def test_a_voice_weight_needs_a_bimodal_head_with_a_neutral_class():
+    from helpers.head import SMALL, HeadConfig, make_model, state_dict
+
+    from cmer_edge.runtime.head import NativeHead
+
+    cfg = HeadConfig(**dict(SMALL, modalities="audio"))
+    with pytest.raises(ValueError, match="bimodal head"):
+        NativeHead.from_state_dict(cfg, state_dict(make_model(cfg, seed=0)), voice_weight=0.5)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        cfg = HeadConfig(**SMALL)
+        NativeHead.from_state_dict(cfg, state_dict(make_model(cfg, seed=0)), voice_weight=2.0)
+
+
+def test_fit_takes_the_best_worst_gap_and_the_smaller_weight_among_equals():
+    """Three dev sets built so that the pool helps the voice-decides sets and, past a point, costs
+    the words-decide set: the chosen weight is where the worst of the three gaps is best."""
+    rng = np.random.default_rng(0)
+    n = 300
+    labels = rng.integers(1, 7, n)
+    voice = np.full((n, 7), 0.02)
+    voice[np.arange(n), labels] = 0.88  # an emotional voice, right
+    words = (labels % 6) + 1             # the words say another emotion
+    both = np.full((n, 7), 0.05)
+    both[np.arange(n), words] = 0.45
+    both[np.arange(n), labels] = 0.25    # the fused head leans to the words
+    text_labels = rng.integers(0, 7, n)
+    flat = np.full((n, 7), 0.1)
+    flat[np.arange(n), (text_labels + 1) % 7] = 0.4  # a flat voice with an (emotional, wrong) opinion
+    text = np.full((n, 7), 0.02)
+    text[np.arange(n), text_labels] = 0.88
+    views = {"neutral_words": {"labels": labels, "both": both, "voice": voice, "text": text},
+             "emotional_words": {"labels": labels, "both": both, "voice": voice, "text": text},
+             "spoken_meld": {"labels": text_labels, "both": text, "voice": flat, "text": text}}
+    rows = voice_trust.gap_table(views)
+    assert [r["weight"] for r in rows] == list(voice_trust.GRID)
+    assert rows[0]["neutral_words"]["gap"] < -50 and rows[0]["spoken_meld"]["gap"] == 0
+    chosen = voice_trust.choose(rows)
+    assert chosen["worst_gap"] == max(r["worst_gap"] for r in rows) and chosen["worst_gap"] > rows[0]["worst_gap"]
+    assert all(r["weight"] >= chosen["weight"] for r in rows if r["worst_gap"] == chosen["worst_gap"])
+    assert 0 < chosen["weight"] < 1
+
+
+def test_voice_trust_refuses_bad_bundles_in_one_line(tmp_path, capsys):
+    from helpers.head import SMALL, HeadConfig, make_model, state_dict
+
+    from cmer_edge.bundle import save_bundle
+
+    cfg = HeadConfig(**SMALL)
+    save_bundle(tmp_path / "norecipe", head_config=cfg, head_tensors=state_dict(make_model(cfg, seed=0)),
+                manifest={"name": "x"})
+    cases = [(tmp_path / "missing", "error: "), (tmp_path / "norecipe", "records no `cmer_edge.training.edge` command")]
+    for path, says in cases:
+        assert voice_trust.main([str(path)]) == 2
+        err = capsys.readouterr().err
+        assert "Traceback" not in err and says in err.strip().splitlines()[-1]
