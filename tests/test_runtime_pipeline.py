@@ -80,6 +80,33 @@ def test_external_text_and_audio_only_fallback(tiny_bundle, dialogue_wav):
     assert all(sum(e.probs.values()) == pytest.approx(1.0, abs=1e-5) for e in events)
 
 
+def test_voice_pool_makes_the_final_the_pool_of_the_fused_head_and_the_provisional(tiny_bundle, dialogue_wav):
+    """With a voice weight, each final event is the voice pool (model/voice_pool.py) of what the same
+    recognizer without one says and of its own provisional event (the voice alone, same context)."""
+    from cmer_edge.audio.convert import load_audio
+    from cmer_edge.model.voice_pool import pool_voice
+    from cmer_edge.runtime.recognizer import Recognizer, RecognizerConfig
+
+    path, _ = dialogue_wav
+    runs = {}
+    for weight in (0.0, 0.7):
+        rec = Recognizer(RecognizerConfig(bundle=str(tiny_bundle), asr="external", text_timeout_s=0.3,
+                                          voice_weight=weight))
+        assert rec.head.voice_weight == weight
+        for i, words in enumerate(["what a wonderful day", "I am so angry with you", "fine"]):
+            rec.supply_text(words, utterance_index=i)
+        runs[weight] = list(rec.stream(ArraySource(load_audio(path), 16_000)))
+        rec.close()
+    labels = list(runs[0.0][0].probs)
+    vec = lambda e: np.array([e.probs[k] for k in labels])  # noqa: E731
+    for plain, pooled in zip(runs[0.0], runs[0.7]):
+        assert (plain.stage, plain.utterance_id) == (pooled.stage, pooled.utterance_id)
+    for plain_final, provisional, pooled_final in zip(runs[0.0][1::2], runs[0.7][0::2], runs[0.7][1::2]):
+        expect = pool_voice(vec(plain_final), vec(provisional), 0.7, labels.index("neutral"))
+        np.testing.assert_allclose(vec(pooled_final), expect, atol=1e-5)
+    assert any(np.abs(vec(a) - vec(b)).max() > 1e-3 for a, b in zip(runs[0.0][1::2], runs[0.7][1::2]))
+
+
 def test_dialogue_context_matters_and_resets(tiny_bundle, dialogue_wav):
     """The same utterance gets other probabilities after other utterances (context), and the same
     ones again after reset()."""
@@ -153,7 +180,8 @@ def test_cli_events_default_all_for_json_and_terminals_else_final():
     assert events_wanted(parse(["--events", "all"]), Out(False)) == "all"
 
 
-@pytest.mark.parametrize("case", ["missing_file", "empty_file", "corrupt_bundle", "missing_bundle", "nan_audio"])
+@pytest.mark.parametrize("case", ["missing_file", "empty_file", "corrupt_bundle", "missing_bundle", "nan_audio",
+                                  "bad_voice_weight"])
 def test_cli_bad_inputs_exit_2_with_a_message(case, tiny_bundle, tmp_path):
     import shutil
 
@@ -174,9 +202,11 @@ def test_cli_bad_inputs_exit_2_with_a_message(case, tiny_bundle, tmp_path):
         bundle = str(broken)
     elif case == "missing_bundle":
         bundle = str(tmp_path / "no_bundle")
-    done = _listen("--input", str(wav), "--bundle", bundle, "--asr", "none")
+    extra = ["--voice-weight", "1.5"] if case == "bad_voice_weight" else []
+    done = _listen("--input", str(wav), "--bundle", bundle, "--asr", "none", *extra)
     expected = {"missing_file": "not found", "empty_file": "", "corrupt_bundle": "corrupt",
-                "missing_bundle": "not a bundle", "nan_audio": "non-finite"}[case]
+                "missing_bundle": "not a bundle", "nan_audio": "non-finite",
+                "bad_voice_weight": "--voice-weight must be in 0..1"}[case]
     if case == "nan_audio":  # NaN samples are replaced by zeros and counted, not fatal
         assert done.returncode == 0, done.stderr
         assert '"source_nonfinite_samples": 16000' in done.stderr or "nonfinite_samples': 16000" in done.stderr

@@ -172,7 +172,8 @@ def test_edge_recipe_builds_a_bimodal_bundle_from_meld_and_speech(tmp_path, synt
     from cmer_edge.runtime.head import NativeHead
     from cmer_edge.training import voice_trust
 
-    assert voice_trust.main([str(out / "bundle"), "--out", str(tmp_path / "vt"), "--json", str(tmp_path / "vt.json")]) == 0
+    assert voice_trust.main([str(out / "bundle"), "--out", str(tmp_path / "vt"),
+                             "--json", str(tmp_path / "vt.json")]) == 0
     fit = json.loads((tmp_path / "vt.json").read_text())
     assert fit["sizes"] == {"neutral_words": 12, "emotional_words": 12, "spoken_meld": 3}
     assert [row["weight"] for row in fit["grid"]] == list(voice_trust.GRID)

@@ -150,3 +150,12 @@ def test_voice_trust_refuses_bad_bundles_in_one_line(tmp_path, capsys):
         assert voice_trust.main([str(path)]) == 2
         err = capsys.readouterr().err
         assert "Traceback" not in err and says in err.strip().splitlines()[-1]
+
+
+def test_recognizer_config_checks_the_voice_weight():
+    from cmer_edge.runtime.recognizer import RecognizerConfig
+
+    assert RecognizerConfig(voice_weight=0.4).voice_weight == 0.4 and RecognizerConfig().voice_weight is None
+    for bad in (-0.1, 1.01, float("nan"), "0.5", True):
+        with pytest.raises(ValueError, match="voice_weight"):
+            RecognizerConfig(voice_weight=bad)

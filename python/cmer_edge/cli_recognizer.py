@@ -9,7 +9,7 @@ import logging
 import sys
 from pathlib import Path
 
-from cmer_edge.cli_common import UserError, check_cuda_device, seconds_arg, threads_arg, window_arg
+from cmer_edge.cli_common import UserError, check_cuda_device, fraction, seconds_arg, threads_arg, window_arg
 
 log = logging.getLogger("cmer_edge")
 
@@ -32,6 +32,8 @@ def add_recognizer_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", choices=("auto", "tensorrt", "onnxruntime", "torch"), default="auto",
                    help="encoder backend")
     p.add_argument("--threads", type=threads_arg, default=2, help="CPU threads, 1-64")
+    p.add_argument("--voice-weight", type=fraction("--voice-weight"), default=None,
+                   help="how far an emotional voice outweighs the words, 0-1 (default: the bundle's; 0: off)")
     p.add_argument("--max-seconds", type=seconds_arg, default=None, help="stop after this much audio")
     p.add_argument("-v", "--verbose", action="store_true")
 
@@ -76,7 +78,7 @@ def open_recognizer(args):
     try:
         config = RecognizerConfig(bundle=str(args.bundle) if args.bundle else None, asr=args.asr,
                                   asr_model=args.asr_model, window_utts=args.window, device=args.device,
-                                  backend=args.backend, threads=args.threads)
+                                  backend=args.backend, threads=args.threads, voice_weight=args.voice_weight)
     except ValueError as exc:
         raise UserError(str(exc)) from exc
     where = f"bundle {args.bundle}" if args.bundle else "the embedded bundle"

@@ -25,7 +25,7 @@ import logging
 from pathlib import Path
 
 from cmer_edge.bundle import default_bundle_path, load_bundle
-from cmer_edge.cli_common import UserError, cli_entry, int_in_range, window_arg
+from cmer_edge.cli_common import UserError, cli_entry, fraction, int_in_range, window_arg
 from cmer_edge.data.speech_manifest import load_manifests
 from cmer_edge.features.store import FeatureStore
 from cmer_edge.runtime.recognizer import Recognizer, RecognizerConfig
@@ -77,6 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--engine", choices=("native", "torch"), default="native")
     p.add_argument("--precision", choices=("fp32", "bf16", "int8"), default="fp32", help="native weights")
     p.add_argument("--label-key", default="label", help="index field holding the label")
+    p.add_argument("--voice-weight", type=fraction("--voice-weight"), default=None,
+                   help="the voice pool's weight, 0-1 (default: the bundle's runtime.voice_weight; 0: off); "
+                        "applied by the live native head, as in listen")
     p.add_argument("--json", action="store_true", help="print the scores as JSON")
     p.add_argument("--predictions", type=Path, default=None, help="write a CSV: Dialogue_ID,Utterance_ID (or path,speaker),label,pred, the "
                    "class probabilities p_<class> (and the clip's text)")
@@ -115,7 +118,11 @@ def main(argv: list[str] | None = None) -> int:
             d.present[:, 1] = 0
     protocol = args.protocol or bundle.manifest.protocol or "paper"
     window = args.window or bundle.window_utts
-    probs = make_predictor(bundle, args.engine, args.precision)(dialogues, protocol, window)
+    weight = bundle.manifest.runtime.voice_weight if args.voice_weight is None else args.voice_weight
+    if weight and modalities == "both" and (args.engine != "native" or protocol != "live"):
+        log.warning("the voice pool (weight %g) is applied by the live native head only; these are the fused "
+                    "head's scores (--engine native --protocol live applies it)", weight)
+    probs = make_predictor(bundle, args.engine, args.precision, voice_weight=weight)(dialogues, protocol, window)
     y_true = np.concatenate([d.labels for d in dialogues])
     y_pred = np.concatenate([p.argmax(-1) for p in probs])
     scores = score(y_true, y_pred, bundle.labels)
@@ -159,7 +166,8 @@ def evaluate_manifest(args) -> int:
     modalities = args.modalities or "both"
     asr = "whisper" if args.asr == "whisper" else ("none" if modalities == "audio" else "external")
     recognizer = Recognizer(RecognizerConfig(bundle=str(args.bundle) if args.bundle else None, asr=asr,
-                                             modalities=modalities, threads=args.threads, text_timeout_s=0.0))
+                                             modalities=modalities, threads=args.threads, text_timeout_s=0.0,
+                                             voice_weight=args.voice_weight))
     try:
         result = evaluate_clips(clips, recognizer, asr=args.asr, modalities=modalities,
                                 warmup_clips=args.warmup_clips, seed=args.seed)

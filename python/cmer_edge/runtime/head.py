@@ -306,12 +306,13 @@ class NativeHead:
 
     @classmethod
     def from_bundle(cls, bundle_or_path: Bundle | str | Path, device: str = "cpu", precision: str = "fp32",
-                    num_threads: int | None = None) -> NativeHead:
-        """Build from a bundle directory (or a loaded Bundle): its head weights, labels, window and voice weight."""
+                    num_threads: int | None = None, voice_weight: float | None = None) -> NativeHead:
+        """Build from a bundle directory (or a loaded Bundle): its head weights, labels, window and voice
+        weight (`voice_weight` overrides the bundle's runtime.voice_weight; 0 turns the pool off)."""
         bundle = bundle_or_path if isinstance(bundle_or_path, Bundle) else load_bundle(bundle_or_path)
+        weight = bundle.manifest.runtime.voice_weight if voice_weight is None else voice_weight
         return cls.from_state_dict(bundle.head_config, bundle.head_tensors(), device, precision, num_threads,
-                                   labels=bundle.labels, window_utts=bundle.window_utts,
-                                   voice_weight=bundle.manifest.runtime.voice_weight)
+                                   labels=bundle.labels, window_utts=bundle.window_utts, voice_weight=weight)
 
     @property
     def device(self) -> str:

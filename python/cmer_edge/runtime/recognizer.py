@@ -71,6 +71,7 @@ class RecognizerConfig:
     max_queued_utterances: int = 4
     new_dialogue_after_s: float = 30.0
     speculate: bool = True               # live sources: start features in the pause before the close
+    voice_weight: float | None = None    # the voice pool's weight (model/voice_pool.py); None: the bundle's
     endpointer: EndpointerConfig = field(default_factory=EndpointerConfig)
 
     def __post_init__(self) -> None:
@@ -106,7 +107,8 @@ class Recognizer:
         self.bundle = load_bundle(config.bundle or default_bundle_path())
         manifest = self.bundle.manifest
         head_cfg = manifest.head
-        self.head = NativeHead.from_bundle(self.bundle, device=config.device)  # auto: CUDA, CPU fallback
+        self.head = NativeHead.from_bundle(self.bundle, device=config.device,  # auto: CUDA, CPU fallback
+                                           voice_weight=config.voice_weight)
         self.session = self.head.session(config.window_utts or manifest.window_utts)
         backends = BackendConfig.from_env(backend=None if config.backend == "auto" else config.backend,
                                           threads=config.threads)

@@ -20,10 +20,11 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
     return z / z.sum(axis=-1, keepdims=True)
 
 
-def native_predictor(bundle: Bundle, precision: str = "fp32") -> Predictor:
+def native_predictor(bundle: Bundle, precision: str = "fp32", voice_weight: float | None = None) -> Predictor:
     """Live protocol: an utterance with no modality enters the window as a blank turn
-    (cmer_edge.runtime.blank), as present = [0, 0] does in the PyTorch reference."""
-    head = NativeHead.from_bundle(bundle, precision=precision)
+    (cmer_edge.runtime.blank), as present = [0, 0] does in the PyTorch reference; the head's sessions
+    apply the voice pool (`voice_weight`, default the bundle's). The paper protocol runs the fused head."""
+    head = NativeHead.from_bundle(bundle, precision=precision, voice_weight=voice_weight)
     cfg = head.config
     blank = blank_inputs(cfg, bundle.head_tensors())
 
@@ -60,9 +61,11 @@ def torch_predictor(bundle: Bundle) -> Predictor:
     return lambda dialogues, protocol, window: predict(model, dialogues, protocol, window)
 
 
-def make_predictor(bundle: Bundle, engine: str, precision: str = "fp32") -> Predictor:
+def make_predictor(bundle: Bundle, engine: str, precision: str = "fp32",
+                   voice_weight: float | None = None) -> Predictor:
+    """`voice_weight`: the native head's voice pool (None: the bundle's); the torch engine runs the fused head."""
     if engine == "native":
-        return native_predictor(bundle, precision)
+        return native_predictor(bundle, precision, voice_weight)
     if engine == "torch":
         if precision != "fp32":
             raise ValueError(f"the torch engine runs fp32 only, got precision={precision!r}")
