@@ -32,6 +32,7 @@ class EdgeSets:
     clip_test: dict[int, list[Dialogue]]  # held-out speakers' clips, k = 0 and 10
     audio_prior: dict[int, np.ndarray]    # by k: every clip normalised after k other clips of its speaker
     lines: dict[tuple[str, bool], np.ndarray] = field(default_factory=dict)  # (split, neutral) -> text features
+    meld_texts: dict[str, list[list[str]]] = field(default_factory=dict)     # split -> each dialogue's lines
     paired: dict[str, int] = field(default_factory=dict)                      # counts of each kind of pair
 
 
@@ -85,6 +86,7 @@ def build(args: argparse.Namespace, extractor, encoder, cache: Path) -> EdgeSets
     sets.paired = fusion_pairs.pair_meld_with_voices(meld["train"], clip_train, args.pair, args.neutral_voice, rng)
     fusion_pairs.pair_meld_with_voices(meld["dev"], clip_dev, args.pair, args.neutral_voice, rng)
     texts = {s: [[u.text for u in d.utterances] for d in load_meld_split(args.meld_dir, s)] for s in ("train", "dev")}
+    sets.meld_texts = texts
     sets.lines = {(s, neutral): fusion_pairs.meld_lines(meld[s], texts[s], args.neutral_min_words, neutral=neutral)
                   for s in ("train", "dev") for neutral in (True, False)}
     clips_alone = list(clip_train)

@@ -43,12 +43,21 @@ def mark_deciding(clips: list[Dialogue]) -> None:
         d.keep = np.array([[voice_labelled(d), not voice_labelled(d)]] * len(d.labels), bool)
 
 
+def _line_rows(dialogues: list[Dialogue], texts: list[list[str]], min_words: int, neutral: bool):
+    return [(d, i, text) for d, words in zip(dialogues, texts) for i, text in enumerate(words)
+            if (d.labels[i] == NEUTRAL) == neutral and d.present[i, 1] > 0 and len(text.split()) >= min_words]
+
+
 def meld_lines(dialogues: list[Dialogue], texts: list[list[str]], min_words: int, *, neutral: bool) -> np.ndarray:
     """Text features [N, Dt] of the lines labelled neutral (`neutral=False`: any other emotion) with at
     least `min_words` words."""
-    rows = [d.x_t[i] for d, words in zip(dialogues, texts) for i, text in enumerate(words)
-            if (d.labels[i] == NEUTRAL) == neutral and d.present[i, 1] > 0 and len(text.split()) >= min_words]
+    rows = [d.x_t[i] for d, i, _ in _line_rows(dialogues, texts, min_words, neutral)]
     return np.stack(rows).astype(np.float32) if rows else np.zeros((0, dialogues[0].x_t.shape[1]), np.float32)
+
+
+def meld_line_texts(dialogues: list[Dialogue], texts: list[list[str]], min_words: int, *, neutral: bool) -> list[str]:
+    """The words of the lines `meld_lines` picks, in its order."""
+    return [text for _, _, text in _line_rows(dialogues, texts, min_words, neutral)]
 
 
 def give_words(clips: list[Dialogue], lines: np.ndarray, fraction: float, rng: np.random.Generator, *,

@@ -14,7 +14,9 @@ that should decide:
 - spoken_meld: MELD dev lines spoken in a flat synthetic voice (`--spoken-dev`, a manifest of
   `python -m cmer_edge.testing.spoken_meld --split dev`), weighted F1 pooled - text alone.
 The rule: the w of the grid with the best worst gap (ties: the smaller w). The dev sets are rebuilt
-from the command the bundle records (`recipe.command`, a `training.edge` run), with its seed.
+from the command the bundle records (`recipe.command`, a `training.edge` run), with its seed; their
+words are encoded one line at a time, as the live runtime encodes them (the recipe's feature cache
+encodes 32 lines per batch, and the int8 text encoder's outputs depend on the batch).
 
     python -m cmer_edge.training.voice_trust runs/edge/bundle --spoken-dev runs/spoken_meld_dev \\
         --out runs/edge_vt --json runs/edge_vt.json
@@ -119,11 +121,22 @@ def dev_views_for(bundle: Bundle, args: argparse.Namespace, threads: int) -> dic
     if not spoken:
         raise UserError("no spoken MELD dev lines among the dev sets: pass --spoken-dev (a manifest from "
                         "python -m cmer_edge.testing.spoken_meld --split dev)")
-    rng = np.random.default_rng([args.seed, 1])  # its own draw, apart from the training's
-    emotional = fusion_pairs.give_words(voiced, sets.lines["dev", False], 1.0, rng, tag="emotional-text")
+    def as_live(texts: list[str]) -> np.ndarray:  # one line per call, as the live runtime encodes
+        return np.stack([encoder.encode([t])[0] for t in texts]).astype(np.float32) if texts else np.zeros(
+            (0, encoder.dim), np.float32)
+
+    lines = {neutral: as_live(fusion_pairs.meld_line_texts(sets.meld.get("dev", []), sets.meld_texts.get("dev", []),
+                                                           args.neutral_min_words, neutral=neutral))
+             for neutral in (True, False)}
+    transcript = {f"{c.corpus}/{c.path.stem}/k0": c.transcript for c in sets.clips}
+    for d in spoken:
+        d.x_t = as_live([transcript[d.dialogue_id]])
+    rng = np.random.default_rng([args.seed, 1])  # its own draws, apart from the training's
+    neutral = fusion_pairs.give_words(voiced, lines[True], 1.0, rng)
+    emotional = fusion_pairs.give_words(voiced, lines[False], 1.0, rng, tag="emotional-text")
     model = load_head_module(bundle)
     window = bundle.manifest.window_utts
-    dev = {"neutral_words": sets.clip_dev_neutral, "emotional_words": emotional, "spoken_meld": spoken}
+    dev = {"neutral_words": neutral, "emotional_words": emotional, "spoken_meld": spoken}
     empty = [name for name, dialogues in dev.items() if not dialogues]
     if empty:
         raise UserError(f"no dev utterances for {', '.join(empty)}: the recorded command's --dev-speakers "
