@@ -180,6 +180,11 @@ def test_edge_recipe_builds_a_bimodal_bundle_from_meld_and_speech(tmp_path, synt
     weighted = load_bundle(tmp_path / "vt")
     assert weighted.manifest.runtime.voice_weight == fit["chosen"]["weight"]
     assert NativeHead.from_bundle(weighted).voice_weight == fit["chosen"]["weight"]
+    steps = weighted.manifest.provenance["recipe"]["command"].split(" && ")
+    assert steps[0].startswith("python -m cmer_edge.training.edge ") and steps[1].startswith(
+        "python -m cmer_edge.training.voice_trust ")
+    assert voice_trust.main([str(tmp_path / "vt"), "--json", str(tmp_path / "vt2.json")]) == 0  # fits again
+    assert json.loads((tmp_path / "vt2.json").read_text())["chosen"] == fit["chosen"]
     assert edge.main(["--meld-dir", str(synthetic_meld.root), "--manifest", str(clips), "--audio",
                       "opensmile.eGeMAPSv02", "--holdout", "TOY/d", "--dev-speakers", "TOY/c", "--hidden", "8",
                       "--epochs", "1", "--window", "4", "--emotional-text-clips", "all",

@@ -28,6 +28,7 @@ import argparse
 import json
 import logging
 import shlex
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -145,12 +146,16 @@ def dev_views_for(bundle: Bundle, args: argparse.Namespace, threads: int) -> dic
     return {name: views(model, dialogues, window) for name, dialogues in dev.items()}
 
 
-def write_weighted(bundle: Bundle, out_dir: Path, fit: dict) -> Path:
-    """A copy of the bundle whose manifest sets runtime.voice_weight (and records the fit)."""
+def write_weighted(bundle: Bundle, out_dir: Path, fit: dict, command: str) -> Path:
+    """A copy of the bundle whose manifest sets runtime.voice_weight, records the fit and adds `command`
+    (this step) to recipe.command."""
     manifest = {k: v for k, v in bundle.manifest.to_dict().items()
                 if k not in ("format", "format_version", "head", "files", "sha256")}
     manifest["runtime"] = dict(manifest.get("runtime", {}), voice_weight=fit["chosen"]["weight"])
     manifest["training"] = dict(manifest.get("training", {}), voice_trust=fit)
+    recipe = dict(manifest.get("recipe", {}))
+    recipe["command"] = " && ".join(c for c in (recipe.get("command"), command) if c)
+    manifest["recipe"] = recipe
     extra = {role: bundle.file(role) for role in bundle.manifest.files if role != "head"}
     return save_bundle(out_dir, head_config=bundle.head_config, head_tensors=bundle.head_tensors(),
                        manifest=manifest, extra_files=extra, local_paths=True)
@@ -196,7 +201,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         args.json.write_text(json.dumps(fit, indent=1) + "\n")
     if args.out:
-        print(f"wrote {write_weighted(bundle, args.out, fit)} (runtime.voice_weight {chosen['weight']})")
+        command = "python -m cmer_edge.training.voice_trust " + " ".join(
+            shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
+        print(f"wrote {write_weighted(bundle, args.out, fit, command)} (runtime.voice_weight {chosen['weight']})")
     return 0
 
 
