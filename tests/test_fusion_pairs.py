@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 
 from cmer_edge.training.dialogues import Dialogue
-from cmer_edge.training.fusion_pairs import give_words, mark_deciding, meld_lines, pair_meld_with_voices, voice_labelled
+from cmer_edge.training.fusion_pairs import (
+    flat_voice_alone,
+    give_words,
+    mark_deciding,
+    meld_lines,
+    pair_meld_with_voices,
+    voice_labelled,
+)
 
 
 def _clip(name: str, label: int, audio: float, text_ok: float = 0.0) -> Dialogue:
@@ -24,6 +31,19 @@ def _meld(labels: list[int]) -> Dialogue:
 def test_spoken_meld_lines_are_labelled_by_their_words_not_their_voice():
     assert voice_labelled(_clip("RAVDESS/03-01-05/k0", 6, 1.0))
     assert not voice_labelled(_clip("MELD-espeak-train/train_d1_u5/k0", 6, 1.0))
+
+
+def test_flat_voices_alone_are_neutral_copies_of_spoken_lines_only():
+    spoken = _clip("MELD-espeak-train/train_d1_u5/k0", 6, 1.0, text_ok=1.0)
+    acted = _clip("RAVDESS/03-01-05/k0", 6, 2.0, text_ok=1.0)
+    mark_deciding([spoken, acted])
+    out = flat_voice_alone([spoken, acted], 1.0, np.random.default_rng(0))
+    assert [d.dialogue_id for d in out] == ["MELD-espeak-train/train_d1_u5/k0/voice-alone"]
+    alone = out[0]
+    assert alone.labels.tolist() == [0] and alone.present.tolist() == [[1.0, 0.0]] and alone.keep.tolist() == [[True, False]]
+    assert np.array_equal(alone.x_a, spoken.x_a) and spoken.present.tolist() == [[1.0, 1.0]]  # the original kept
+    assert spoken.labels.tolist() == [6]
+    assert flat_voice_alone([spoken], 0.0, np.random.default_rng(0)) == []
 
 
 def test_meld_lines_keep_only_long_lines_with_text_of_the_asked_kind():

@@ -18,7 +18,8 @@ The head learns fusion from speech and text that were spoken together:
   the words of a random neutral MELD line (the voice decides), a fraction `--emotional-text` of the
   neutral clip copies the words of a random emotional one (the voice decides again), a fraction
   `--neutral-voice` of MELD training utterances get the audio of a neutral clip (the words decide),
-  and a fraction `--pair` the audio of a same-label clip (the words and the voice agree);
+  a fraction `--pair` the audio of a same-label clip (the words and the voice agree), and a fraction
+  `--flat-voice-alone` of the spoken MELD lines come again as their flat voice alone, labelled neutral;
 - modality dropout, so either modality alone works.
 Audio is normalised as it is live (per-session running statistics with the training population as
 prior), simulated after k = 0, 3 and 10 other clips of the same speaker. Speakers in `--holdout` are
@@ -90,6 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--emotional-text-clips", choices=("neutral", "all"), default="neutral",
                    help="which clip copies --emotional-text gives emotional words: the neutral ones, or every "
                         "acted clip (an angry voice saying a sad line is still angry)")
+    p.add_argument("--flat-voice-alone", type=fraction("--flat-voice-alone"), default=0.0,
+                   help="fraction of spoken MELD training lines also given as their flat voice alone, labelled "
+                        "neutral (what a flat reader's voice says without its words)")
     p.add_argument("--neutral-min-words", type=int, default=4, help="shortest neutral line used as such words")
     p.add_argument("--modality-dropout", type=fraction("--modality-dropout", below_one=True), default=0.3)
     p.add_argument("--hidden", type=int, default=64)

@@ -98,7 +98,9 @@ def build(args: argparse.Namespace, extractor, encoder, cache: Path) -> EdgeSets
                                           neutral_clips_only=args.emotional_text_clips == "neutral")
     sets.clip_dev_emotional = fusion_pairs.give_words(clip_dev, sets.lines["dev", False], 1.0, rng,
                                                       tag="emotional-text", neutral_clips_only=True)
-    for tag in ("neutral-text", "emotional-text"):
+    if args.flat_voice_alone:  # drawn last: without it every earlier draw is as before
+        clip_train += fusion_pairs.flat_voice_alone(clips_alone, args.flat_voice_alone, rng)
+    for tag in ("neutral-text", "emotional-text", "voice-alone"):
         sets.paired[f"{tag.replace('-', '_')}_clips"] = sum(d.dialogue_id.endswith("/" + tag) for d in clip_train)
     sets.paired["spoken_meld_dev_lines"] = int((dev & (spoken_split == "dev")).sum())
     return sets

@@ -79,6 +79,21 @@ def give_words(clips: list[Dialogue], lines: np.ndarray, fraction: float, rng: n
     return out
 
 
+def flat_voice_alone(clips: list[Dialogue], fraction: float, rng: np.random.Generator) -> list[Dialogue]:
+    """Copies (id + "/voice-alone") of a `fraction` of the spoken MELD lines (flat synthetic voices)
+    with the words hidden and the label neutral: a flat reader's voice alone says no emotion. Without
+    them the head never hears such a voice without its words (their words decide, so modality dropout
+    never hides them), and what it says from that voice alone is left to chance."""
+    out = []
+    for d in clips:
+        if not voice_labelled(d) and d.present[0, 0] > 0 and rng.random() < fraction:
+            present = d.present.copy()
+            present[0, 1] = 0.0
+            out.append(Dialogue(f"{d.dialogue_id}/voice-alone", d.utterance_ids, d.x_a, d.x_t, present,
+                                np.array([NEUTRAL], np.int64), d.fold, d.x_a_raw, keep=np.array([[True, False]])))
+    return out
+
+
 def pair_meld_with_voices(meld: list[Dialogue], clips: list[Dialogue], same_label: float, neutral_voice: float,
                           rng: np.random.Generator) -> dict[str, int]:
     """Give MELD utterances (in place) clip audio: with chance `same_label` a clip of the same label
