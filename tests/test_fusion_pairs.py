@@ -40,7 +40,8 @@ def test_flat_voices_alone_are_neutral_copies_of_spoken_lines_only():
     out = flat_voice_alone([spoken, acted], 1.0, np.random.default_rng(0))
     assert [d.dialogue_id for d in out] == ["MELD-espeak-train/train_d1_u5/k0/voice-alone"]
     alone = out[0]
-    assert alone.labels.tolist() == [0] and alone.present.tolist() == [[1.0, 0.0]] and alone.keep.tolist() == [[True, False]]
+    assert alone.labels.tolist() == [0] and alone.present.tolist() == [[1.0, 0.0]]
+    assert alone.keep.tolist() == [[True, False]]
     assert np.array_equal(alone.x_a, spoken.x_a) and spoken.present.tolist() == [[1.0, 1.0]]  # the original kept
     assert spoken.labels.tolist() == [6]
     assert flat_voice_alone([spoken], 0.0, np.random.default_rng(0)) == []

@@ -85,6 +85,15 @@ def test_session_pools_the_fused_and_the_voice_views_and_keeps_the_window():
         np.testing.assert_allclose(got, pool_voice(fused, voice, 0.6), rtol=1e-5, atol=1e-7)
         np.testing.assert_allclose(pooled.last_logits, plain.last_logits, rtol=1e-6)
         assert (pooled.size, pooled.pushed, pooled.provisional) == (plain.size, plain.pushed, plain.provisional)
+    # a replacement whose audio differs from the provisional push's: that push is not its voice view
+    x_a, other, x_t = (rng.standard_normal(d).astype(np.float32) for d in (cfg.audio_dim, cfg.audio_dim, cfg.text_dim))
+    pooled.push(x_a, None, provisional=True)
+    plain.push(x_a, None, provisional=True)
+    voice_view.push(x_a, None, provisional=True)
+    got, fused = pooled.replace_last(other, x_t), plain.replace_last(other, x_t)
+    voice = voice_view.replace_last(other, None, provisional=True)
+    voice_view.replace_last(other, x_t)
+    np.testing.assert_allclose(got, pool_voice(fused, voice, 0.6), rtol=1e-5, atol=1e-7)
     bad = np.full(cfg.text_dim, np.nan, np.float32)
     with pytest.raises(ValueError):
         pooled.push(rng.standard_normal(cfg.audio_dim).astype(np.float32), bad)

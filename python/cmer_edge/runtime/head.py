@@ -12,8 +12,9 @@ Torch-free: numpy and ``cmer_edge._native`` only, so the live runtime never impo
 ``voice_weight`` (the bundle's ``runtime.voice_weight``, fitted on dev by
 cmer_edge.training.voice_trust; 0 = off): a push with both modalities pools the fused head's
 probabilities with the same window's view of the voice alone (the utterance's words hidden),
-cmer_edge.model.voice_pool: the voice counts as much as it sounds emotional. It costs two more head
-steps per such push; ``last_logits`` stay the fused head's.
+cmer_edge.model.voice_pool: the voice counts as much as it sounds emotional. A push with both costs
+two more head steps; replacing a provisional audio-only push (the recognizer's way) costs none, since
+that push is the voice view. ``last_logits`` stay the fused head's.
 
 ``device``: "cpu", "cuda" or "auto" (CUDA when this build and machine have it, else CPU). A CUDA
 head checks itself against the CPU head at start-up (two pushes, relative logit error <=
@@ -98,6 +99,7 @@ class Session:
         self._cuda_graph = bool(cuda_graph)
         self._on = head.native  # the native head this session runs on
         self._pushed_before = 0  # pushes a CPU fallback could not replay (older than the window)
+        self._voice_view: tuple[np.ndarray, np.ndarray] | None = None  # the last provisional audio-only push
         self._native = _native().Session(head.native, int(window_utts), self._cuda_graph)
         # Inputs of the window, kept only where a CUDA error may move the session to the CPU head.
         self._history: deque | None = deque(maxlen=int(window_utts)) if head.can_fall_back else None
@@ -148,6 +150,7 @@ class Session:
         """Forget the conversation (a new dialogue starts)."""
         self._native.reset()
         self._pushed_before = 0
+        self._voice_view = None
         if self._history is not None:
             self._history.clear()
 
@@ -159,16 +162,25 @@ class Session:
 
     def _step(self, replace: bool, x_a: Any, x_t: Any, provisional: bool) -> np.ndarray:
         """One push or replacement, with the voice pool (module doc) when the head has a voice weight
-        and both modalities came in: the fused step first (it checks every input), then the voice
-        view in its place, then the fused inputs back with the caller's `provisional`, so the window
-        ends exactly as after a plain push."""
+        and both modalities came in. Replacing a provisional push of the same audio alone (the
+        recognizer's way) reuses that push as the voice view: one step, as without the pool.
+        Otherwise the fused step first (it checks every input), then the voice view in its place,
+        then the fused inputs back with the caller's `provisional`, so the window ends exactly as
+        after a plain push."""
         head = self._head
+        voice_view, self._voice_view = (self._voice_view if replace else None), None
         if head.voice_weight == 0.0 or x_a is None or x_t is None:
-            return self._run(replace, x_a, x_t, provisional)
+            probs = self._run(replace, x_a, x_t, provisional)
+            if head.voice_weight and x_a is not None and x_t is None and provisional:
+                self._voice_view = (np.array(x_a, np.float32), probs)  # the voice view, if the words follow
+            return probs
+        neutral = head.labels.index("neutral")
+        if voice_view is not None and np.array_equal(voice_view[0], np.asarray(x_a, np.float32)):
+            return pool_voice(self._run(True, x_a, x_t, provisional), voice_view[1], head.voice_weight, neutral)
         fused = self._run(replace, x_a, x_t, True)
         voice = self._run(True, x_a, None, True)
         self._run(True, x_a, x_t, provisional)  # the same inputs again: last_logits are the fused step's
-        return pool_voice(fused, voice, head.voice_weight, head.labels.index("neutral"))
+        return pool_voice(fused, voice, head.voice_weight, neutral)
 
     def _run(self, replace: bool, x_a: Any, x_t: Any, provisional: bool) -> np.ndarray:
         op = self._native.replace_last if replace else self._native.push
