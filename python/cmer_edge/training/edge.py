@@ -24,7 +24,8 @@ The head learns fusion from speech and text that were spoken together:
 Audio is normalised as it is live (per-session running statistics with the training population as
 prior), simulated after k = 0, 3 and 10 other clips of the same speaker. Speakers in `--holdout` are
 never trained on or selected with; `--dev-speakers` and MELD dev choose the epoch (their losses
-weighted equally).
+weighted equally). The step after: `python -m cmer_edge.training.voice_trust OUT/bundle --spoken-dev ...`
+fits the weight of the runtime's voice pool on dev (docs/results.md).
 """
 
 from __future__ import annotations
