@@ -109,6 +109,9 @@ def test_evaluate_manifest_through_the_runtime(tmp_path, speech_clips, capsys):
     assert main(["--manifest", str(folder), "--json", "--predictions", str(predictions)]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["counts"] == {"listed": 3, "selected": 3, "scored": 3, "skipped_rows": 0, "unscored": 0}
+    from cmer_edge.bundle import default_bundle_path, load_bundle
+
+    assert report["voice_weight"] == load_bundle(default_bundle_path()).manifest.runtime.voice_weight > 0
     assert sum(sum(row) for row in report["confusion"]) == 3
     rows = list(csv.DictReader(open(predictions)))
     assert [Path(r["path"]).name for r in rows] == ["g0.wav", "g1.wav", "g2.wav"] and rows[1]["text"] == ""
@@ -118,3 +121,5 @@ def test_evaluate_manifest_through_the_runtime(tmp_path, speech_clips, capsys):
     assert main(["--manifest", str(folder), "--warmup-clips", "1", "--modalities", "audio"]) == 0
     out = capsys.readouterr().out
     assert "scored 3 of 3 clips" in out and "per-class recall" in out
+    assert main(["--manifest", str(folder), "--voice-weight", "0", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["voice_weight"] == 0.0

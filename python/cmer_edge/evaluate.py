@@ -188,12 +188,15 @@ def evaluate_manifest(args) -> int:
             for k, i in enumerate(result.scored):
                 writer.writerow([clips[i].path, clips[i].speaker_key, labels[result.y_true[k]],
                                  labels[result.y_pred[k]], result.texts[k], *probability_values(result.probs[k])])
-    title = f"{recognizer.bundle.manifest.name or 'bundle'} [{modalities}, asr {args.asr}]"
+    weight = recognizer.head.voice_weight
+    title = (f"{recognizer.bundle.manifest.name or 'bundle'} [{modalities}, asr {args.asr}"
+             + (f", voice weight {weight:g}" if weight and modalities == "both" else "") + "]")
     if args.confusion:
         plot_confusion(scores, str(args.confusion), f"{title}: UAR {scores.uar:.2f}")
     if args.json:
         print(json.dumps({"manifest": [str(m) for m in args.manifest], "modalities": modalities, "asr": args.asr,
-                          "warmup_clips": args.warmup_clips, "counts": counts, "per_class_recall": recall,
+                          "warmup_clips": args.warmup_clips, "voice_weight": weight, "counts": counts,
+                          "per_class_recall": recall,
                           "unscored": [(str(clips[i].path), why) for i, why in result.unscored],
                           "skipped": manifest.skipped, **scores.to_dict()}, indent=2))
         return 0

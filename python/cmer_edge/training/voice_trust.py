@@ -122,6 +122,7 @@ def dev_views_for(bundle: Bundle, args: argparse.Namespace, threads: int) -> dic
     if not spoken:
         raise UserError("no spoken MELD dev lines among the dev sets: pass --spoken-dev (a manifest from "
                         "python -m cmer_edge.testing.spoken_meld --split dev)")
+
     def as_live(texts: list[str]) -> np.ndarray:  # one line per call, as the live runtime encodes
         return np.stack([encoder.encode([t])[0] for t in texts]).astype(np.float32) if texts else np.zeros(
             (0, encoder.dim), np.float32)
