@@ -52,8 +52,9 @@ def store_labels(store: FeatureStore) -> tuple[str, ...]:
 
 
 def scores_for(model, dialogues: list[Dialogue], protocol: str, window_utts: int,
-               labels: tuple[str, ...]) -> tuple[Scores, list[np.ndarray]]:
-    probs = predict(model, dialogues, protocol, window_utts)
+               labels: tuple[str, ...], hide: str | None = None) -> tuple[Scores, list[np.ndarray]]:
+    """Scores and probabilities of `model` on `dialogues` (`hide`: a modality scored as missing)."""
+    probs = predict(model, dialogues, protocol, window_utts, hide)
     y_true = np.concatenate([d.labels for d in dialogues])
     y_pred = np.concatenate([p.argmax(-1) for p in probs])
     return score(y_true, y_pred, labels), probs

@@ -203,8 +203,13 @@ def train_head(head_cfg: HeadConfig, cfg: TrainConfig, train: list[Dialogue], de
     return result
 
 
-def predict(model, dialogues: list[Dialogue], protocol: str, window_utts: int) -> list[np.ndarray]:
-    """Class probabilities [T, C] per dialogue under `protocol`."""
+MODALITY_COLUMN = {"audio": 0, "text": 1}  # columns of Dialogue.present
+
+
+def predict(model, dialogues: list[Dialogue], protocol: str, window_utts: int,
+            hide: str | None = None) -> list[np.ndarray]:
+    """Class probabilities [T, C] per dialogue under `protocol`; `hide` ("audio" / "text") scores every
+    utterance as if that modality were missing."""
     import torch
 
     model.eval()
@@ -213,6 +218,8 @@ def predict(model, dialogues: list[Dialogue], protocol: str, window_utts: int) -
     with torch.inference_mode():
         for batch in batches(dialogues, cfg.protocol, cfg.window_utts, 64):
             x_a, x_t, lengths, present, labels = _tensors(batch, "cpu")
+            if hide is not None:
+                present[..., MODALITY_COLUMN[hide]] = 0.0
             probs = torch.softmax(model(x_a, x_t, lengths, present), dim=-1).numpy()
             rows, cols = np.nonzero(batch.labels >= 0) if protocol == "live" else np.nonzero(
                 np.arange(batch.labels.shape[1])[None, :] < batch.lengths[:, None])

@@ -54,29 +54,24 @@ def views(model, dialogues: list[Dialogue], window_utts: int) -> dict[str, np.nd
     from cmer_edge.training.trainer import predict
 
     out = {"labels": np.concatenate([d.labels for d in dialogues])}
-    saved = [d.present.copy() for d in dialogues]
-    for view, hide in (("both", None), ("voice", 1), ("text", 0)):
-        for d, present in zip(dialogues, saved):
-            d.present = present.copy()
-            if hide is not None:
-                d.present[:, hide] = 0.0
-        out[view] = np.concatenate(predict(model, dialogues, "live", window_utts))
-    for d, present in zip(dialogues, saved):
-        d.present = present
+    for view, hide in (("both", None), ("voice", "text"), ("text", "audio")):
+        out[view] = np.concatenate(predict(model, dialogues, "live", window_utts, hide))
     return out
 
 
 def gap_table(dev_views: dict[str, dict[str, np.ndarray]], grid=GRID) -> list[dict]:
     """For each w: every dev set's pooled score, its reference score and the gap (points)."""
+    alone = {name: getattr(score(v["labels"], v[GAPS[name][1]].argmax(-1), EMOTIONS), GAPS[name][0])
+             for name, v in dev_views.items()}
     rows = []
     for w in grid:
         row = {"weight": w}
         for name, v in dev_views.items():
             metric, reference = GAPS[name]
-            pooled = score(v["labels"], pool_voice(v["both"], v["voice"], w, NEUTRAL).argmax(-1), EMOTIONS)
-            alone = score(v["labels"], v[reference].argmax(-1), EMOTIONS)
-            row[name] = {"pooled": round(getattr(pooled, metric), 2), reference: round(getattr(alone, metric), 2),
-                         "gap": round(getattr(pooled, metric) - getattr(alone, metric), 2)}
+            pooled = getattr(score(v["labels"], pool_voice(v["both"], v["voice"], w, NEUTRAL).argmax(-1), EMOTIONS),
+                             metric)
+            row[name] = {"pooled": round(pooled, 2), reference: round(alone[name], 2),
+                         "gap": round(pooled - alone[name], 2)}
         row["worst_gap"] = min(row[name]["gap"] for name in dev_views)
         rows.append(row)
     return rows
