@@ -104,14 +104,29 @@ def test_session_pools_the_fused_and_the_voice_views_and_keeps_the_window():
     np.testing.assert_allclose(pooled.last_logits, plain.last_logits, rtol=1e-6)
 
 
-def test_a_voice_weight_needs_a_bimodal_head_with_a_neutral_class():
+def test_a_voice_weight_needs_a_bimodal_head_with_a_neutral_class(tmp_path):
+    """Refused wherever it meets a head: the API (ValueError), a bundle whose manifest sets one and an
+    override on a bundle that cannot take it (BundleError: one line and exit 2 in every CLI)."""
     from helpers.head import SMALL, HeadConfig, make_model, state_dict
 
+    from cmer_edge.bundle import load_bundle, save_bundle
     from cmer_edge.runtime.head import NativeHead
 
     cfg = HeadConfig(**dict(SMALL, modalities="audio"))
+    tensors = state_dict(make_model(cfg, seed=0))
     with pytest.raises(ValueError, match="bimodal head"):
-        NativeHead.from_state_dict(cfg, state_dict(make_model(cfg, seed=0)), voice_weight=0.5)
+        NativeHead.from_state_dict(cfg, tensors, voice_weight=0.5)
+    save_bundle(tmp_path / "audio", head_config=cfg, head_tensors=tensors, manifest={"name": "a"})
+    with pytest.raises(BundleError, match="bimodal head"):
+        NativeHead.from_bundle(tmp_path / "audio", voice_weight=0.5)
+    assert NativeHead.from_bundle(tmp_path / "audio", voice_weight=0.0).voice_weight == 0.0
+    with pytest.raises(BundleError, match="runtime.voice_weight: a voice weight"):
+        save_bundle(tmp_path / "bad", head_config=cfg, head_tensors=tensors,
+                    manifest={"name": "a", "runtime": {"voice_weight": 0.5}})
+    both = HeadConfig(**SMALL)
+    save_bundle(tmp_path / "both", head_config=both, head_tensors=state_dict(make_model(both, seed=0)),
+                manifest={"name": "b", "runtime": {"voice_weight": 0.5}})
+    assert load_bundle(tmp_path / "both").manifest.runtime.voice_weight == 0.5
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         cfg = HeadConfig(**SMALL)
         NativeHead.from_state_dict(cfg, state_dict(make_model(cfg, seed=0)), voice_weight=2.0)

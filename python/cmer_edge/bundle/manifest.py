@@ -16,6 +16,7 @@ from typing import Any
 
 from cmer_edge.bundle.errors import BundleError
 from cmer_edge.model.config import EMOTIONS, HeadConfig
+from cmer_edge.model.voice_pool import pool_problem
 
 FORMAT = "cmer_edge.bundle"
 FORMAT_VERSION = 1
@@ -240,6 +241,10 @@ class Manifest:
         if "head" not in files:
             raise BundleError("manifest field files.head is missing")
         features = Features.from_dict(raw.get("features", {}))
+        runtime = RuntimeSection.from_dict(raw.get("runtime", {}))
+        problem = pool_problem(runtime.voice_weight, head.modalities, labels)
+        if problem:
+            raise BundleError(f"manifest field runtime.voice_weight: {problem}")
         # feature dims vs the head are checked where the encoders are opened (their messages say which)
         return cls(
             head=head, name=_str(raw, "name", "", default=None), profile=_str(raw, "profile", "", default=None),
@@ -247,7 +252,7 @@ class Manifest:
             protocol=_str(raw, "protocol", "", default=None, choices=PROTOCOLS),
             audio_norm=_str(raw, "audio_norm", "", default="global", choices=AUDIO_NORMS),
             metrics=freeze(_mapping(raw, "metrics", "")), files=freeze(files), sha256=freeze(sha),
-            runtime=RuntimeSection.from_dict(raw.get("runtime", {})),
+            runtime=runtime,
             licences=freeze(_string_map(raw, "licences")),
             provenance=freeze({k: raw[k] for k in PROVENANCE_KEYS if k in raw}),
             extra=freeze({k: v for k, v in raw.items() if k not in _TYPED}))

@@ -18,6 +18,14 @@ import numpy as np
 FLOOR = 1e-12  # probabilities are floored before the log, so a zero in either view is not absolute
 
 
+def pool_problem(weight: float, modalities: str, labels) -> str | None:
+    """Why a voice weight cannot apply to a head with these modalities and labels (None: it can)."""
+    if weight and (modalities != "both" or "neutral" not in labels):
+        return (f"a voice weight ({weight:g}) needs a bimodal head with a 'neutral' label, this head is "
+                f"modalities={modalities!r} with labels {tuple(labels)}")
+    return None
+
+
 def pool_voice(p_both: np.ndarray, p_voice: np.ndarray, weight: float, neutral: int = 0) -> np.ndarray:
     """[..., C] class probabilities of the fused head and of the voice alone -> pooled [..., C] (sums to 1)."""
     if not 0.0 <= weight <= 1.0:

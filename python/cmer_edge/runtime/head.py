@@ -43,9 +43,9 @@ from typing import Any
 
 import numpy as np
 
-from cmer_edge.bundle import Bundle, load_bundle
+from cmer_edge.bundle import Bundle, BundleError, load_bundle
 from cmer_edge.model.config import EMOTIONS, HeadConfig
-from cmer_edge.model.voice_pool import pool_voice
+from cmer_edge.model.voice_pool import pool_problem, pool_voice
 
 log = logging.getLogger("cmer_edge")
 
@@ -225,9 +225,9 @@ class NativeHead:
             raise ValueError(f"{len(labels)} labels for a head with {config.num_classes} classes")
         if not 0.0 <= float(voice_weight) <= 1.0:
             raise ValueError(f"voice_weight must be in [0, 1], got {voice_weight!r}")
-        if voice_weight and (config.modalities != "both" or "neutral" not in labels):
-            raise ValueError(f"voice_weight {voice_weight} needs a bimodal head with a 'neutral' label "
-                             f"(modalities={config.modalities!r}, labels={tuple(labels)})")
+        problem = pool_problem(float(voice_weight), config.modalities, labels)
+        if problem:
+            raise ValueError(problem)
         self.voice_weight = float(voice_weight)
         self.native = native
         self.config = config
@@ -323,6 +323,9 @@ class NativeHead:
         weight (`voice_weight` overrides the bundle's runtime.voice_weight; 0 turns the pool off)."""
         bundle = bundle_or_path if isinstance(bundle_or_path, Bundle) else load_bundle(bundle_or_path)
         weight = bundle.manifest.runtime.voice_weight if voice_weight is None else voice_weight
+        problem = pool_problem(float(weight), bundle.head_config.modalities, bundle.labels)
+        if problem:  # an override that does not fit this bundle: bad input, named
+            raise BundleError(f"{bundle.path}: {problem}")
         return cls.from_state_dict(bundle.head_config, bundle.head_tensors(), device, precision, num_threads,
                                    labels=bundle.labels, window_utts=bundle.window_utts, voice_weight=weight)
 
