@@ -76,6 +76,20 @@ def test_text_encoder_onnxruntime_equals_torch(bundle):
         ort_enc.encode(["  "])
 
 
+def test_int8_text_encoder_gives_a_line_the_same_features_in_any_call():
+    """The shipped int8 encoder quantises activations per run: a line's features must not depend on
+    the lines encoded with it (training caches encode many lines per call, `listen` one)."""
+    from cmer_edge.bundle import default_bundle_path
+    from cmer_edge.runtime.encoders import open_text_encoder
+
+    encoder = open_text_encoder(load_bundle(default_bundle_path()), BackendConfig(backend="onnxruntime", threads=1))
+    assert "int8" in encoder.choice.artefact
+    texts = TEXTS + ["Fine. Whatever you say.", "No way! You got the job?"]
+    alone = np.stack([encoder(t) for t in texts])
+    np.testing.assert_array_equal(encoder.encode(texts), alone)
+    np.testing.assert_array_equal(encoder.encode(texts[::-1]), alone[::-1])
+
+
 def test_text_features_match_the_offline_extractor(bundle):
     """What the live runtime computes equals what training extracted (features/text.py)."""
     from cmer_edge.features.text import TextEncoderSpec, encode_texts, load_text_encoder

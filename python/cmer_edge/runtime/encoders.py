@@ -35,28 +35,34 @@ class TextEncoder:
     choice: BackendChoice
     tokenizer: Any
     max_tokens: int
-    pad_id: int
     dim: int
 
     def encode(self, texts: list[str]) -> np.ndarray:
-        """[N, dim] float32; texts longer than max_tokens are cut (keeping the final </s>)."""
+        """[N, dim] float32, each text run on its own; texts longer than max_tokens are cut (keeping the
+        final </s>).
+
+        One text per run, never a padded batch: the int8 encoder quantises its activations with
+        ranges taken over the whole call, so in a batch a line's features would depend on the lines
+        beside it (cosine 0.992 mean, 0.982 worst against the line alone, MELD dev, 32-line batches).
+        Training caches, `evaluate` and `listen` all get the features the live runtime computes, and
+        on CPU it costs nothing (1.6 ms per line alone, 1.8 in batches of 32: MiniLM int8, 1 thread).
+        """
         if not texts:
             raise ValueError("encode() needs at least one text")
         for i, text in enumerate(texts):
             if not isinstance(text, str) or not text.strip():
                 raise ValueError(f"text {i} is empty or not a string: {text!r}")
-        encs = self.tokenizer.encode_batch(list(texts))
-        seqs = [e.ids if len(e.ids) <= self.max_tokens else e.ids[:self.max_tokens - 1] + e.ids[-1:] for e in encs]
-        cut = sum(len(e.ids) > self.max_tokens for e in encs)
+        seqs = [e.ids for e in self.tokenizer.encode_batch(list(texts))]
+        cut = sum(len(ids) > self.max_tokens for ids in seqs)
         if cut:
             log.warning("%d text(s) longer than %d tokens were cut", cut, self.max_tokens)
-        width = max(len(s) for s in seqs)
-        ids = np.full((len(seqs), width), self.pad_id, np.int64)
-        mask = np.zeros((len(seqs), width), np.int64)
-        for row, seq in enumerate(seqs):
-            ids[row, :len(seq)], mask[row, :len(seq)] = seq, 1
-        out = self.runner.run({"input_ids": ids, "attention_mask": mask})["features"]
-        return np.asarray(out, np.float32)
+        out = np.zeros((len(seqs), self.dim), np.float32)
+        for row, ids in enumerate(seqs):
+            ids = ids if len(ids) <= self.max_tokens else ids[:self.max_tokens - 1] + ids[-1:]
+            run = self.runner.run({"input_ids": np.array([ids], np.int64),
+                                   "attention_mask": np.ones((1, len(ids)), np.int64)})
+            out[row] = np.asarray(run["features"], np.float32)[0]
+        return out
 
     def __call__(self, text: str) -> np.ndarray:
         return self.encode([text])[0]
@@ -70,12 +76,9 @@ def open_text_encoder(bundle: Bundle, config: BackendConfig | None = None) -> Te
     tokenizer = Tokenizer.from_file(str(bundle.file("text_tokenizer")))
     tokenizer.no_truncation()
     tokenizer.no_padding()
-    pad = spec.pad_token_id if spec is not None else None
-    if pad is None:
-        pad = tokenizer.token_to_id("<pad>") if tokenizer.token_to_id("<pad>") is not None else 0
     dim = spec.dim if spec is not None and spec.dim is not None else bundle.head_config.text_dim
     max_tokens = spec.max_tokens if spec is not None else 128
-    return TextEncoder(runner, choice, tokenizer, max_tokens, int(pad), dim)
+    return TextEncoder(runner, choice, tokenizer, max_tokens, dim)
 
 
 def _opensmile_part(part: AudioPart):

@@ -50,15 +50,18 @@ def cached(path: Path, key: str, compute):
     return data
 
 
-def encode_texts(encoder, texts: list[str], batch_size: int = 32) -> tuple[np.ndarray, np.ndarray]:
+# Bumped when the text features of a cache would change: 2 = one line per encoder run, as live
+# (runtime.encoders.TextEncoder.encode); 1 = padded 32-line batches (int8: batch-dependent).
+TEXT_FEATURES = 2
+
+
+def encode_texts(encoder, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """(features [N, dim], usable [N]) with the runtime text encoder; empty texts are unusable."""
     x = np.zeros((len(texts), encoder.dim), np.float32)
     usable = np.array([bool(t.strip()) for t in texts])
     rows = np.flatnonzero(usable)
-    order = rows[np.argsort([len(texts[i]) for i in rows], kind="stable")]
-    for start in range(0, len(order), batch_size):
-        idx = order[start:start + batch_size]
-        x[idx] = encoder.encode([texts[i].strip() for i in idx])
+    if len(rows):
+        x[rows] = encoder.encode([texts[i].strip() for i in rows])
     return x, usable
 
 
@@ -70,7 +73,7 @@ def meld_split(encoder, meld_dir: Path, split: str, cache: Path) -> list[Dialogu
         x_t, ok = encode_texts(encoder, [u.text for u in utts])
         return {"x_t": x_t, "ok": ok}
 
-    data = cached(cache / f"meld_{split}.npz", _key("meld", str(meld_dir), split, len(utts), encoder.dim), compute)
+    data = cached(cache / f"meld_{split}.npz", _key("meld", str(meld_dir), split, len(utts), encoder.dim, TEXT_FEATURES), compute)
     out, row = [], 0
     for d in dialogues:
         n = len(d.utterances)
@@ -82,13 +85,19 @@ def meld_split(encoder, meld_dir: Path, split: str, cache: Path) -> list[Dialogu
 
 
 def clip_cache_file(cache: Path, manifest_path: Path) -> Path:
-    """Where the features of one manifest's clips are cached (one file per manifest)."""
+    """Where the audio features of one manifest's clips are cached (one file per manifest; their
+    transcripts' features beside it, `*.text.npz`)."""
     return cache / f"clips_{_key(str(Path(manifest_path).resolve()))}.npz"
 
 
+def _text_cache_file(audio_file: Path) -> Path:
+    return audio_file.with_name(audio_file.stem + ".text.npz")
+
+
 def clip_features(extractor, encoder, clips: list[Clip], names: str, cache_file: Path) -> dict[str, np.ndarray]:
-    """Raw audio features, transcript features and their usability for every clip (cached)."""
-    def compute():
+    """Raw audio features, transcript features and their usability for every clip (cached: the
+    audio by the extractor chain, the text by the encoder, so either can change alone)."""
+    def audio():
         x_a = np.zeros((len(clips), extractor.dim), np.float32)
         audio_ok = np.zeros(len(clips), bool)
         for i, clip in enumerate(clips):
@@ -98,13 +107,19 @@ def clip_features(extractor, encoder, clips: list[Clip], names: str, cache_file:
                 log.warning("no audio features for %s: %s", clip.path, exc)
             if i % 200 == 0:
                 log.info("clip audio features %d/%d (%s)", i, len(clips), cache_file.name)
-        texts = [c.transcript if c.language in ("", "en") else "" for c in clips]
+        return {"x_a": x_a, "audio_ok": audio_ok}
+
+    texts = [c.transcript if c.language in ("", "en") else "" for c in clips]
+
+    def text():
         x_t, text_ok = encode_texts(encoder, texts) if encoder is not None else (
             np.zeros((len(clips), 0), np.float32), np.zeros(len(clips), bool))
-        return {"x_a": x_a, "audio_ok": audio_ok, "x_t": x_t, "text_ok": text_ok}
+        return {"x_t": x_t, "text_ok": text_ok}
 
-    key = _key("clips", names, [str(c.path) for c in clips], getattr(encoder, "dim", 0))
-    return cached(cache_file, key, compute)
+    paths = [str(c.path) for c in clips]
+    dim = getattr(encoder, "dim", 0)
+    return {**cached(cache_file, _key("clip-audio", names, paths), audio),
+            **cached(_text_cache_file(cache_file), _key("clip-text", paths, texts, dim, TEXT_FEATURES), text)}
 
 
 def manifests_features(extractor, encoder, manifest_paths, cache: Path) -> tuple[list[Clip], dict[str, np.ndarray]]:
@@ -121,7 +136,8 @@ def load_cached_features(manifest_paths, cache: Path) -> dict[str, np.ndarray]:
     """The cached features of these manifests (as `manifests_features` wrote them), without encoders."""
     parts = []
     for path in manifest_paths:
-        data = dict(np.load(clip_cache_file(cache, path)))
+        audio_file = clip_cache_file(cache, path)
+        data = {**dict(np.load(audio_file)), **dict(np.load(_text_cache_file(audio_file)))}
         data.pop("_key", None)
         parts.append(data)
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}

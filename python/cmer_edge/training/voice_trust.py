@@ -15,8 +15,7 @@ that should decide:
   `python -m cmer_edge.testing.spoken_meld --split dev`), weighted F1 pooled - text alone.
 The rule: the w of the grid with the best worst gap (ties: the smaller w). The dev sets are rebuilt
 from the command the bundle records (`recipe.command`, a `training.edge` run), with its seed; their
-words are encoded one line at a time, as the live runtime encodes them (the recipe's feature cache
-encodes 32 lines per batch, and the int8 text encoder's outputs depend on the batch).
+words are encoded as the live runtime encodes them (one line per encoder run: TextEncoder.encode).
 
     python -m cmer_edge.training.voice_trust runs/edge/bundle --spoken-dev runs/spoken_meld_dev \\
         --out runs/edge_vt --json runs/edge_vt.json
@@ -38,7 +37,7 @@ from cmer_edge.bundle.manifest import thaw
 from cmer_edge.cli_common import UserError, cli_entry
 from cmer_edge.model.config import EMOTIONS
 from cmer_edge.model.voice_pool import pool_voice
-from cmer_edge.training import edge_sets, fusion_pairs
+from cmer_edge.training import edge_data, edge_sets, fusion_pairs
 from cmer_edge.training.dialogues import Dialogue
 from cmer_edge.training.metrics import score
 
@@ -118,16 +117,9 @@ def dev_views_for(bundle: Bundle, args: argparse.Namespace, threads: int) -> dic
         raise UserError("no spoken MELD dev lines among the dev sets: pass --spoken-dev (a manifest from "
                         "python -m cmer_edge.testing.spoken_meld --split dev)")
 
-    def as_live(texts: list[str]) -> np.ndarray:  # one line per call, as the live runtime encodes
-        return np.stack([encoder.encode([t])[0] for t in texts]).astype(np.float32) if texts else np.zeros(
-            (0, encoder.dim), np.float32)
-
-    lines = {neutral: as_live(fusion_pairs.meld_line_texts(sets.meld.get("dev", []), sets.meld_texts.get("dev", []),
-                                                           args.neutral_min_words, neutral=neutral))
-             for neutral in (True, False)}
-    transcript = {f"{c.corpus}/{c.path.stem}/k0": c.transcript for c in sets.clips}
-    for d in spoken:
-        d.x_t = as_live([transcript[d.dialogue_id]])
+    lines = {neutral: edge_data.encode_texts(encoder, fusion_pairs.meld_line_texts(
+        sets.meld.get("dev", []), sets.meld_texts.get("dev", []), args.neutral_min_words, neutral=neutral))[0]
+        for neutral in (True, False)}
     rng = np.random.default_rng([args.seed, 1])  # its own draws, apart from the training's
     neutral = fusion_pairs.give_words(voiced, lines[True], 1.0, rng)
     emotional = fusion_pairs.give_words(voiced, lines[False], 1.0, rng, tag="emotional-text")
