@@ -25,7 +25,7 @@ import logging
 from pathlib import Path
 
 from cmer_edge.bundle import default_bundle_path, load_bundle
-from cmer_edge.cli_common import UserError, cli_entry, fraction, int_in_range, window_arg
+from cmer_edge.cli_common import UserError, cli_entry, fraction, window_arg
 from cmer_edge.data.speech_manifest import load_manifests
 from cmer_edge.features.store import FeatureStore
 from cmer_edge.runtime.recognizer import Recognizer, RecognizerConfig
@@ -66,9 +66,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=1, help="with --manifest: runtime CPU threads")
     p.add_argument("--onnx-precision", choices=("fp32", "fp16", "int8"), default=None,
                    help="with --meld-dir: which exported encoder graph ONNX Runtime runs (default: the bundle's)")
-    p.add_argument("--text-batch", type=int_in_range(1, 256, "text batch"), default=32,
-                   help="with --meld-dir: utterances per text encoder call (1 = one at a time, as the live runtime "
-                        "encodes; padded batches change what int8 dynamic quantisation sees)")
     p.add_argument("--split", default="test")
     p.add_argument("--modalities", choices=("both", "audio", "text"), default=None,
                    help="use only these inputs (default: what the bundle was trained on)")
@@ -106,8 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         dialogues = load_dialogues(FeatureStore.open(args.store), args.split, audio, text, label_key=args.label_key,
                                    audio_norm=bundle.manifest.audio_norm)
     else:
-        dialogues = meld_dialogues(bundle, args.meld_dir, args.split, onnx_precision=args.onnx_precision,
-                                   batch_size=args.text_batch)
+        dialogues = meld_dialogues(bundle, args.meld_dir, args.split, onnx_precision=args.onnx_precision)
     if not sum(len(d.labels) for d in dialogues):
         raise UserError(f"split {args.split!r} has no labelled utterances (an empty or header-only CSV?)")
     modalities = args.modalities or bundle.head_config.modalities

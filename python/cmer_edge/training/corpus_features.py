@@ -21,7 +21,7 @@ log = logging.getLogger("cmer_edge")
 
 
 def meld_dialogues(bundle: Bundle, root: str | Path, split: str, *, onnx_precision: str | None = None,
-                   threads: int | None = None, batch_size: int = 32) -> list[Dialogue]:
+                   threads: int | None = None) -> list[Dialogue]:
     cfg = bundle.head_config
     backends = BackendConfig.from_env(onnx_precision=onnx_precision, threads=threads)
     dialogues = load_meld_split(root, split)
@@ -31,9 +31,8 @@ def meld_dialogues(bundle: Bundle, root: str | Path, split: str, *, onnx_precisi
     if cfg.uses_text:
         encoder = open_text_encoder(bundle, backends)
         usable = [i for i, u in enumerate(utts) if u.text.strip()]
-        for start in range(0, len(usable), batch_size):
-            rows = usable[start:start + batch_size]
-            x_t[rows] = encoder.encode([utts[i].text for i in rows])
+        if usable:
+            x_t[usable] = encoder.encode([utts[i].text for i in usable])
         text_ok[usable] = True
     x_a = np.zeros((len(utts), cfg.audio_dim), np.float32)
     audio_ok = np.zeros(len(utts), bool)
