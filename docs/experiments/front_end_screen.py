@@ -21,6 +21,10 @@ linear model" were made, runnable from the repository root with the package impo
     python docs/experiments/front_end_screen.py features --eq-db 6 --reverb 0.5 --snr-db 15 --seed 2 \
         --out runs/aug_chan.npz
     python docs/experiments/front_end_screen.py linear --cache runs/edge_cache_l24 --augment runs/aug_pitch.npz
+    # other openSMILE functionals (the issue's list), alone and next to the shipped chain's features:
+    CMER_EDGE_EMO_LARGE_CONF=../shared/opensmile/emo_large.conf python docs/experiments/front_end_screen.py \
+        features --chain opensmile.emo_large --out runs/emo_large.npz                     # | opensmile.ComParE_2016
+    python docs/experiments/front_end_screen.py linear --features runs/emo_large.npz [--with-cache --cache runs/edge_cache_l24]
     # the normaliser's prior from the training speakers of the clip's gender (known, or predicted):
     python docs/experiments/front_end_screen.py linear --cache runs/edge_cache_l24 --gender-prior predicted
 
@@ -119,7 +123,7 @@ def features(args) -> None:
     from cmer_edge.features.registry import make_audio_extractor
 
     clips = load_manifests(MANIFESTS, check_audio=False).clips
-    extractor = make_audio_extractor("+".join(DEFAULT_AUDIO)) if not args.whisper_layers else _layers(args.whisper_layers)
+    extractor = make_audio_extractor(args.chain) if not args.whisper_layers else _layers(args.whisper_layers)
     x = np.zeros((len(clips), extractor.dim), np.float32)
     ok = np.zeros(len(clips), bool)
     speed = Fraction(args.speed).limit_denominator(100)
@@ -139,7 +143,11 @@ def features(args) -> None:
 
 def linear(args) -> None:
     clips = load_manifests(MANIFESTS, check_audio=False).clips
-    data = dict(np.load(args.features)) if args.features else load_cached_features(MANIFESTS, args.cache)
+    parts = [dict(np.load(f)) for f in args.features]
+    if not parts or args.with_cache:
+        parts.insert(0, load_cached_features(MANIFESTS, args.cache))
+    data = {"x_a": np.concatenate([d["x_a"] for d in parts], axis=1),
+            "audio_ok": np.logical_and.reduce([d["audio_ok"] for d in parts])}
     extra = [(d["x_a"], d["audio_ok"]) for d in map(np.load, args.augment)]
     speakers = [c.speaker_key for c in clips]
     corpus = np.array([c.corpus for c in clips])
@@ -213,6 +221,7 @@ def main() -> None:
     f.add_argument("--snr-db", type=float, default=None, help="white or brown noise at U(S, S + 15) dB SNR")
     f.add_argument("--seed", type=int, default=0)
     f.add_argument("--whisper-layers", type=int, nargs="*", default=[], help="eGeMAPS + these layers' states")
+    f.add_argument("--chain", default="+".join(DEFAULT_AUDIO), help="the extractor chain (registry names joined by +)")
     f.add_argument("--out", type=Path, required=True)
     sub.add_parser("levels")
     conf = sub.add_parser("confusion")
@@ -220,7 +229,9 @@ def main() -> None:
     conf.add_argument("--corpus", default="SAVEE", choices=("RAVDESS", "SAVEE", "EmoDB"))
     lin = sub.add_parser("linear")
     lin.add_argument("--cache", type=Path, default=Path("runs/edge_cache"))
-    lin.add_argument("--features", type=Path, default=None, help="changed features instead of the cached ones")
+    lin.add_argument("--features", type=Path, nargs="*", default=[],
+                     help="changed or other features instead of the cached ones (several: side by side)")
+    lin.add_argument("--with-cache", action="store_true", help="the cached features next to --features")
     lin.add_argument("--augment", type=Path, nargs="*", default=[], help="changed copies added to training")
     lin.add_argument("--gender-prior", choices=("none", "oracle", "predicted"), default="none",
                      help="the normaliser's prior from the training speakers of the clip's (known / predicted) gender")
