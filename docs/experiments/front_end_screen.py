@@ -24,6 +24,8 @@ linear model" were made, runnable from the repository root with the package impo
     # other openSMILE functionals (the issue's list), alone and next to the shipped chain's features:
     CMER_EDGE_EMO_LARGE_CONF=../shared/opensmile/emo_large.conf python docs/experiments/front_end_screen.py \
         features --chain opensmile.emo_large --out runs/emo_large.npz                     # | opensmile.ComParE_2016
+    python docs/experiments/front_end_screen.py features --chain edgel3.sea.64 \
+        --l3-weights ../shared/weights/edgel3/edgel3_sea_ust_audio_emb_64.h5.gz --out runs/edgel3.npz
     python docs/experiments/front_end_screen.py linear --features runs/emo_large.npz [--with-cache --cache runs/edge_cache_l24]
     # the normaliser's prior from the training speakers of the clip's gender (known, or predicted):
     python docs/experiments/front_end_screen.py linear --cache runs/edge_cache_l24 --gender-prior predicted
@@ -123,7 +125,8 @@ def features(args) -> None:
     from cmer_edge.features.registry import make_audio_extractor
 
     clips = load_manifests(MANIFESTS, check_audio=False).clips
-    extractor = make_audio_extractor(args.chain) if not args.whisper_layers else _layers(args.whisper_layers)
+    options = {"weights": str(args.l3_weights)} if args.l3_weights else {}
+    extractor = make_audio_extractor(args.chain, **options) if not args.whisper_layers else _layers(args.whisper_layers)
     x = np.zeros((len(clips), extractor.dim), np.float32)
     ok = np.zeros(len(clips), bool)
     speed = Fraction(args.speed).limit_denominator(100)
@@ -222,6 +225,7 @@ def main() -> None:
     f.add_argument("--seed", type=int, default=0)
     f.add_argument("--whisper-layers", type=int, nargs="*", default=[], help="eGeMAPS + these layers' states")
     f.add_argument("--chain", default="+".join(DEFAULT_AUDIO), help="the extractor chain (registry names joined by +)")
+    f.add_argument("--l3-weights", type=Path, default=None, help="with an L3 --chain (alone): its Keras weights")
     f.add_argument("--out", type=Path, required=True)
     sub.add_parser("levels")
     conf = sub.add_parser("confusion")
