@@ -8,7 +8,7 @@ import json
 from helpers.ci import need_module
 
 
-def _toy_ravdess(folder):
+def _toy_ravdess(folder, actors=8, transcript=""):
     """8 actors (fold 0: test 01-04, dev 05-06, training 07-08), three emotions each, real espeak-ng audio."""
     import soundfile as sf
 
@@ -17,12 +17,12 @@ def _toy_ravdess(folder):
     folder.mkdir()
     lines = ["path,label,meld_label,transcript,language,corpus,speaker,gender,sr,duration_s,transcript_note\n"]
     voices = ("en-us", "en-gb", "en-us+f3", "en-gb+m3")
-    for actor in range(1, 9):
+    for actor in range(1, actors + 1):
         for label, speed, pitch in (("anger", 200, 70), ("sadness", 110, 25), ("neutral", 160, 50)):
             name = f"{actor:02d}_{label}.wav"
             audio = speak("Dogs are sitting by the door", voice=voices[actor % 4], speed_wpm=speed, pitch=pitch)
             sf.write(folder / name, audio, 16000)
-            lines.append(f"{name},{label},{label},,en,RAVDESS,{actor:02d},,16000,,\n")
+            lines.append(f"{name},{label},{label},{transcript},en,RAVDESS,{actor:02d},,16000,,\n")
     (folder / "manifest.csv").write_text("".join(lines))
     return folder
 
@@ -62,3 +62,48 @@ def test_an_unknown_audio_feature_is_one_line(tmp_path, capsys):
                      "--out", str(tmp_path / "out")]) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert err[-1].startswith("error: --audio: unknown audio extractor 'nope'"), err
+
+
+def test_the_clip_cache_keeps_audio_when_only_the_text_features_change(tmp_path, monkeypatch):
+    """Audio and transcript features are cached apart: a new text encoding re-encodes the words only,
+    and the cached words are what the live encoder gives each line on its own."""
+    import numpy as np
+
+    from cmer_edge.bundle import default_bundle_path, load_bundle
+    from cmer_edge.data.speech_manifest import load_manifest
+    from cmer_edge.features.registry import make_audio_extractor
+    from cmer_edge.runtime.backends import BackendConfig
+    from cmer_edge.runtime.encoders import open_text_encoder
+    from cmer_edge.training import edge_data
+
+    folder = _toy_ravdess(tmp_path / "clips", actors=1, transcript="Dogs are sitting by the door")
+    egemaps = make_audio_extractor("opensmile.eGeMAPSv02")
+    encoder = open_text_encoder(load_bundle(default_bundle_path()), BackendConfig(backend="onnxruntime", threads=1))
+    calls = {"audio": 0, "text": 0}
+
+    class CountingExtractor:
+        name, dim = egemaps.name, egemaps.dim
+
+        def __call__(self, audio):
+            calls["audio"] += 1
+            return egemaps(audio)
+
+    class CountingEncoder:
+        dim = encoder.dim
+
+        def encode(self, texts):
+            calls["text"] += len(texts)
+            return encoder.encode(texts)
+
+    clips, cache_file = load_manifest(folder).clips, edge_data.clip_cache_file(tmp_path / "cache", folder)
+    features = lambda: edge_data.clip_features(CountingExtractor(), CountingEncoder(), clips, egemaps.name, cache_file)
+    first = features()
+    assert calls == {"audio": 3, "text": 3} and first["audio_ok"].all() and first["text_ok"].all()
+    np.testing.assert_array_equal(first["x_t"], np.stack([encoder("Dogs are sitting by the door")] * 3))
+    features()
+    assert calls == {"audio": 3, "text": 3}  # both cached
+    monkeypatch.setattr(edge_data, "TEXT_FEATURES", edge_data.TEXT_FEATURES + 1)
+    again = features()
+    assert calls == {"audio": 3, "text": 6}  # the words again, the audio from the cache
+    np.testing.assert_array_equal(again["x_a"], first["x_a"])
+    np.testing.assert_array_equal(again["x_t"], first["x_t"])

@@ -26,7 +26,8 @@ linear model" were made, runnable from the repository root with the package impo
         features --chain opensmile.emo_large --out runs/emo_large.npz                     # | opensmile.ComParE_2016
     python docs/experiments/front_end_screen.py features --chain edgel3.sea.64 \
         --l3-weights ../shared/weights/edgel3/edgel3_sea_ust_audio_emb_64.h5.gz --out runs/edgel3.npz
-    python docs/experiments/front_end_screen.py linear --features runs/emo_large.npz [--with-cache --cache runs/edge_cache_l24]
+    python docs/experiments/front_end_screen.py linear --features runs/emo_large.npz \
+        [--with-cache --cache runs/edge_cache_l24]
     # the normaliser's prior from the training speakers of the clip's gender (known, or predicted):
     python docs/experiments/front_end_screen.py linear --cache runs/edge_cache_l24 --gender-prior predicted
 

@@ -73,7 +73,8 @@ def meld_split(encoder, meld_dir: Path, split: str, cache: Path) -> list[Dialogu
         x_t, ok = encode_texts(encoder, [u.text for u in utts])
         return {"x_t": x_t, "ok": ok}
 
-    data = cached(cache / f"meld_{split}.npz", _key("meld", str(meld_dir), split, len(utts), encoder.dim, TEXT_FEATURES), compute)
+    key = _key("meld", str(meld_dir), split, len(utts), encoder.dim, TEXT_FEATURES)
+    data = cached(cache / f"meld_{split}.npz", key, compute)
     out, row = [], 0
     for d in dialogues:
         n = len(d.utterances)
