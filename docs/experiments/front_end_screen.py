@@ -168,8 +168,10 @@ def linear(args) -> None:
             held = np.isin(speakers, test) & data["audio_ok"]
             print(f"{name}: gender right for {100 * (guess[held] == gender[held]).mean():.0f} % of the test clips")
             groups = (gender, np.where(train, gender, guess))
+        _, which, sizes = np.unique(corpus, return_inverse=True, return_counts=True)
+        weights = 1.0 / sizes[which] if args.balanced_prior else None
         out = linear_scores(data["x_a"], data["audio_ok"], speakers, y, test, dev, np.ones(len(y), bool), 0, extra,
-                            groups)
+                            groups, weights)
         if name.startswith("fold"):
             folds.append(out)
         print(name, " ".join(f"{k} {out[k]:.1f}" for k in ("dev_k0", "dev_k10", "k0", "k10")), flush=True)
@@ -237,6 +239,8 @@ def main() -> None:
     lin.add_argument("--features", type=Path, nargs="*", default=[],
                      help="changed or other features instead of the cached ones (several: side by side)")
     lin.add_argument("--with-cache", action="store_true", help="the cached features next to --features")
+    lin.add_argument("--balanced-prior", action="store_true",
+                     help="the normaliser's prior with every corpus weighing the same (not every clip)")
     lin.add_argument("--augment", type=Path, nargs="*", default=[], help="changed copies added to training")
     lin.add_argument("--gender-prior", choices=("none", "oracle", "predicted"), default="none",
                      help="the normaliser's prior from the training speakers of the clip's (known / predicted) gender")

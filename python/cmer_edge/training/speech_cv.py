@@ -61,11 +61,13 @@ def linear_baseline(cache: Path, manifest_paths, test: list[str], dev: list[str]
 def linear_scores(raw: np.ndarray, usable: np.ndarray, speakers: list[str], y: np.ndarray, test: list[str],
                   dev: list[str], trainable: np.ndarray, seed: int,
                   extra: list[tuple[np.ndarray, np.ndarray]] = (),
-                  groups: tuple[np.ndarray, np.ndarray] | None = None) -> dict[str, float]:
+                  groups: tuple[np.ndarray, np.ndarray] | None = None,
+                  prior_weights: np.ndarray | None = None) -> dict[str, float]:
     """UAR of the logistic regression of `linear_predictions` on the test and dev speakers, k = 0 and 10."""
     held, dv = np.isin(speakers, test) & usable, np.isin(speakers, dev) & usable
     out = {}
-    for k, pred in linear_predictions(raw, usable, speakers, y, test, dev, trainable, seed, extra, groups).items():
+    for k, pred in linear_predictions(raw, usable, speakers, y, test, dev, trainable, seed, extra, groups,
+                                      prior_weights).items():
         out[f"k{k}"] = score(y[held], pred[held], EMOTIONS).uar
         out[f"dev_k{k}"] = score(y[dv], pred[dv], EMOTIONS).uar
     return out
@@ -74,13 +76,15 @@ def linear_scores(raw: np.ndarray, usable: np.ndarray, speakers: list[str], y: n
 def linear_predictions(raw: np.ndarray, usable: np.ndarray, speakers: list[str], y: np.ndarray, test: list[str],
                        dev: list[str], trainable: np.ndarray, seed: int,
                        extra: list[tuple[np.ndarray, np.ndarray]] = (),
-                       groups: tuple[np.ndarray, np.ndarray] | None = None) -> dict[int, np.ndarray]:
+                       groups: tuple[np.ndarray, np.ndarray] | None = None,
+                       prior_weights: np.ndarray | None = None) -> dict[int, np.ndarray]:
     """Every row's class by a logistic regression after k = 0 and 10 clips of its speaker ({k: [N]}; rows
     that are not usable get -1), trained on the usable rows of the `trainable` speakers outside `test` and
     `dev` after k = 0, 3 and 10 clips, plus the same rows of each `extra` (features, usable) copy of the
     clips (e.g. perturbed audio; each copy its own speaker).
     `groups` = (each row's true group, the group it is scored as; e.g. gender, known / predicted): the
-    normaliser's prior comes from the training rows of that group instead of all of them."""
+    normaliser's prior comes from the training rows of that group instead of all of them.
+    `prior_weights`: each row's weight in the prior's statistics (default: equal; e.g. 1 / its corpus's size)."""
     from sklearn.linear_model import LogisticRegression
 
     held, dv = np.isin(speakers, test), np.isin(speakers, dev)
@@ -93,7 +97,10 @@ def linear_predictions(raw: np.ndarray, usable: np.ndarray, speakers: list[str],
         for g in np.unique(true_group[train]):
             rows = train & (true_group == g)
             these = ok & (group == g)
-            out[these] = online_normalised(x_raw, names, raw[rows].mean(0), raw[rows].var(0), k, rng, these)[these]
+            w = None if prior_weights is None else prior_weights[rows]
+            mean = np.average(raw[rows], axis=0, weights=w)
+            var = np.average((raw[rows] - mean) ** 2, axis=0, weights=w)
+            out[these] = online_normalised(x_raw, names, mean, var, k, rng, these)[these]
         return out
 
     xs, ys = [], []
