@@ -46,7 +46,7 @@ class TextEncoder:
         beside it (cosine 0.993 mean, 0.970 worst against the line alone: the 1,109 MELD dev lines in the
         32-line batches the training cache used).
         Training caches, `evaluate` and `listen` all get the features the live runtime computes, and
-        on CPU it costs nothing (1.6 ms per line alone, 1.8 in batches of 32: MiniLM int8, 1 thread).
+        on CPU it costs about the same per line as padded batches (docs/results.md, F-L24-FVA-1L).
         """
         if not texts:
             raise ValueError("encode() needs at least one text")
