@@ -62,12 +62,12 @@ def linear_scores(raw: np.ndarray, usable: np.ndarray, speakers: list[str], y: n
                   dev: list[str], trainable: np.ndarray, seed: int,
                   extra: list[tuple[np.ndarray, np.ndarray]] = (),
                   groups: tuple[np.ndarray, np.ndarray] | None = None,
-                  prior_weights: np.ndarray | None = None) -> dict[str, float]:
+                  prior_weights: np.ndarray | None = None, transform=None) -> dict[str, float]:
     """UAR of the logistic regression of `linear_predictions` on the test and dev speakers, k = 0 and 10."""
     held, dv = np.isin(speakers, test) & usable, np.isin(speakers, dev) & usable
     out = {}
     for k, pred in linear_predictions(raw, usable, speakers, y, test, dev, trainable, seed, extra, groups,
-                                      prior_weights).items():
+                                      prior_weights, transform).items():
         out[f"k{k}"] = score(y[held], pred[held], EMOTIONS).uar
         out[f"dev_k{k}"] = score(y[dv], pred[dv], EMOTIONS).uar
     return out
@@ -77,14 +77,16 @@ def linear_predictions(raw: np.ndarray, usable: np.ndarray, speakers: list[str],
                        dev: list[str], trainable: np.ndarray, seed: int,
                        extra: list[tuple[np.ndarray, np.ndarray]] = (),
                        groups: tuple[np.ndarray, np.ndarray] | None = None,
-                       prior_weights: np.ndarray | None = None) -> dict[int, np.ndarray]:
+                       prior_weights: np.ndarray | None = None, transform=None) -> dict[int, np.ndarray]:
     """Every row's class by a logistic regression after k = 0 and 10 clips of its speaker ({k: [N]}; rows
     that are not usable get -1), trained on the usable rows of the `trainable` speakers outside `test` and
     `dev` after k = 0, 3 and 10 clips, plus the same rows of each `extra` (features, usable) copy of the
     clips (e.g. perturbed audio; each copy its own speaker).
     `groups` = (each row's true group, the group it is scored as; e.g. gender, known / predicted): the
     normaliser's prior comes from the training rows of that group instead of all of them.
-    `prior_weights`: each row's weight in the prior's statistics (default: equal; e.g. 1 / its corpus's size)."""
+    `prior_weights`: each row's weight in the prior's statistics (default: equal; e.g. 1 / its corpus's size).
+    `transform(x, train)`: fitted on every row normalised at k = 0 and the training rows' mask, it returns
+    the map applied to every normalised row before the classifier (e.g. a nuisance projection)."""
     from sklearn.linear_model import LogisticRegression
 
     held, dv = np.isin(speakers, test), np.isin(speakers, dev)
@@ -104,18 +106,20 @@ def linear_predictions(raw: np.ndarray, usable: np.ndarray, speakers: list[str],
         return out
 
     xs, ys = [], []
+    first = normalised(raw, speakers, 0, usable, true_group)
+    mapped = transform(first, train) if transform is not None else (lambda x: x)
     for k in (0, 3, 10):
-        xs.append(normalised(raw, speakers, k, usable, true_group)[train])
+        xs.append(mapped((first if k == 0 else normalised(raw, speakers, k, usable, true_group))[train]))
         ys.append(y[train])
         for j, (x_copy, ok_copy) in enumerate(extra):
             copies = [f"{s}@{j}" for s in speakers]
-            xs.append(normalised(x_copy, copies, k, ok_copy, true_group)[train & ok_copy])
+            xs.append(mapped(normalised(x_copy, copies, k, ok_copy, true_group)[train & ok_copy]))
             ys.append(y[train & ok_copy])
     clf = LogisticRegression(C=0.05, max_iter=3000, class_weight="balanced").fit(np.concatenate(xs), np.concatenate(ys))
     out = {}
     for k in (0, 10):
         x = normalised(raw, speakers, k, usable, scored_group)
-        out[k] = np.where(usable, clf.predict(x), -1)
+        out[k] = np.where(usable, clf.predict(mapped(x)), -1)
     return out
 
 

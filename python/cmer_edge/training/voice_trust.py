@@ -101,8 +101,15 @@ def recipe_args(bundle: Bundle, spoken_dev: list[Path], cache: Path | None) -> a
 
 
 def dev_views_for(bundle: Bundle, args: argparse.Namespace, threads: int) -> dict[str, dict[str, np.ndarray]]:
-    """The three dev sets of the module doc, each with its views."""
+    """The three dev sets of the module doc, each with the bundle's views."""
     from cmer_edge.backends.torch_models import load_head_module
+
+    model, window = load_head_module(bundle), bundle.manifest.window_utts
+    return {name: views(model, dialogues, window) for name, dialogues in dev_sets_for(bundle, args, threads).items()}
+
+
+def dev_sets_for(bundle: Bundle, args: argparse.Namespace, threads: int) -> dict[str, list[Dialogue]]:
+    """The three dev sets of the module doc, rebuilt from the recorded command `args`."""
     from cmer_edge.training.edge import open_clip_encoders
 
     text_bundle = load_bundle(args.text_bundle) if args.text_bundle else bundle
@@ -123,15 +130,13 @@ def dev_views_for(bundle: Bundle, args: argparse.Namespace, threads: int) -> dic
     rng = np.random.default_rng([args.seed, 1])  # its own draws, apart from the training's
     neutral = fusion_pairs.give_words(voiced, lines[True], 1.0, rng)
     emotional = fusion_pairs.give_words(voiced, lines[False], 1.0, rng, tag="emotional-text")
-    model = load_head_module(bundle)
-    window = bundle.manifest.window_utts
     dev = {"neutral_words": neutral, "emotional_words": emotional, "spoken_meld": spoken}
     empty = [name for name, dialogues in dev.items() if not dialogues]
     if empty:
         raise UserError(f"no dev utterances for {', '.join(empty)}: the recorded command's --dev-speakers "
                         f"({' '.join(args.dev_speakers)}) need clips with audio, and MELD dev lines of >= "
                         f"{args.neutral_min_words} words are needed for the words")
-    return {name: views(model, dialogues, window) for name, dialogues in dev.items()}
+    return dev
 
 
 def write_weighted(bundle: Bundle, out_dir: Path, fit: dict, command: str) -> Path:

@@ -1,0 +1,85 @@
+"""Screening for a stranger from an unseen corpus with the linear model (docs/results.md, issue 11).
+
+Not part of the package: a record of how the numbers in "Across corpora: nuisance projections and the
+feature columns, screened" were made, runnable from the repository root with the package importable.
+
+    # the 8 plans of the earlier screens (RAVDESS folds + leave one corpus out) and the nested cross-corpus
+    # plans, on some columns of the cached chain (eGeMAPS 0:88, Whisper layer 4 88:856, layer 2 856:1624):
+    python docs/experiments/cross_corpus_screen.py --cache runs/edge_cache_s27 --columns 88:1624
+    # the same with a nuisance attribute projection (the top K directions of the speakers' or corpora's
+    # class-mean offsets in the training rows, removed before the classifier):
+    python docs/experiments/cross_corpus_screen.py --cache runs/edge_cache_s27 --nap 8 --nuisance speaker
+
+Nested plans ("nest_T:A->B"): for a corpus T left out, train on one of the two other corpora (A) and
+test on the third (B): a cross-corpus dev score that never touches T (the mean of nest_SAVEE:* is the
+cross-corpus dev of the SAVEE target).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from cmer_edge.data.speech_manifest import load_manifests
+from cmer_edge.training.edge_data import load_cached_features
+from cmer_edge.training.speech_cv import LOCO, linear_scores, ravdess_folds
+
+MANIFESTS = [Path("../shared/data") / c for c in ("ravdess", "savee", "emodb")]
+CORPORA = ("RAVDESS", "SAVEE", "EmoDB")
+
+
+def nuisance_projection(labels: np.ndarray, groups: np.ndarray, dims: int):
+    """A transform for speech_cv.linear_predictions: remove the top `dims` directions of the training
+    rows' group-and-class means about their class means (each weighted by sqrt of its row count)."""
+    def fit(x: np.ndarray, train: np.ndarray):
+        offsets = []
+        for c in np.unique(labels[train]):
+            mean = x[train & (labels == c)].mean(0)
+            for g in np.unique(groups[train & (labels == c)]):
+                rows = train & (labels == c) & (groups == g)
+                offsets.append((x[rows].mean(0) - mean) * np.sqrt(rows.sum()))
+        basis = np.linalg.svd(np.array(offsets), full_matrices=False)[2][:dims].T
+        return lambda z: z - (z @ basis) @ basis.T
+    return fit
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--cache", type=Path, default=Path("runs/edge_cache_s27"))
+    p.add_argument("--columns", default=None, help="START:STOP[,START:STOP] of the cached chain (default all)")
+    p.add_argument("--nap", type=int, default=0, help="nuisance directions removed (0: none)")
+    p.add_argument("--nuisance", choices=("speaker", "corpus"), default="speaker")
+    args = p.parse_args()
+    clips = load_manifests(MANIFESTS, check_audio=False).clips
+    data = load_cached_features(MANIFESTS, args.cache)
+    raw = data["x_a"]
+    if args.columns:
+        raw = np.concatenate([raw[:, slice(*map(int, c.split(":")))] for c in args.columns.split(",")], axis=1)
+    speakers = np.array([c.speaker_key for c in clips])
+    corpus = np.array([c.corpus for c in clips])
+    y = np.array([c.meld_label for c in clips])
+    every = np.ones(len(y), bool)
+    plans = [(f"fold{k}", test, dev, every) for k, (test, dev) in enumerate(ravdess_folds())]
+    plans += [(f"without_{c}", sorted(set(speakers[corpus == c])), dev, every) for c, dev in LOCO.items()]
+    for left_out in CORPORA:
+        for train_on, test_on in ((a, b) for a in CORPORA for b in CORPORA if left_out not in (a, b) and a != b):
+            plans.append((f"nest_{left_out}:{train_on}->{test_on}", sorted(set(speakers[corpus == test_on])), [],
+                          corpus == train_on))
+    transform = nuisance_projection(y, speakers if args.nuisance == "speaker" else corpus, args.nap) if args.nap else None
+    scores = {}
+    for name, test, dev, trainable in plans:
+        scores[name] = linear_scores(raw, data["audio_ok"], list(speakers), y, test, dev, trainable, 0,
+                                     transform=transform)
+        shown = ("k0", "k10") if name.startswith("nest") else ("dev_k0", "dev_k10", "k0", "k10")
+        print(name, " ".join(f"{k} {scores[name][k]:.1f}" for k in shown), flush=True)
+    eight = [s for n, s in scores.items() if not n.startswith("nest")]
+    print("8-plan dev mean (a) / (b): " + " / ".join(f"{np.mean([s[k] for s in eight]):.2f}" for k in ("dev_k0", "dev_k10")))
+    for left_out in CORPORA:
+        nested = [s["k0"] for n, s in scores.items() if n.startswith(f"nest_{left_out}:")]
+        print(f"nested cross-corpus dev for {left_out} (a): {np.mean(nested):.2f}")
+
+
+if __name__ == "__main__":
+    main()
