@@ -210,8 +210,15 @@ def test_listen_into_head_exits_quietly(tiny_bundle, dialogue_wav):
     assert os.getcwd() == cwd
 
 
-def test_sigint_prints_the_summary_and_exits_130(tiny_bundle, dialogue_wav):
-    path, _ = dialogue_wav
+def test_sigint_prints_the_summary_and_exits_130(tiny_bundle, speech_clips, tmp_path):
+    from cmer_edge.audio.convert import load_audio
+    from cmer_edge.testing.scenes import write_scene
+
+    # 12 utterances, tens of seconds played in real time: a loaded machine may hand out the first event late,
+    # but never so late that the whole file is done before the signal arrives
+    clips = [(c.text, load_audio(c.path)) for c in speech_clips[:3]] * 4
+    path = tmp_path / "long_dialogue.wav"
+    write_scene(path, clips, [0.6] + [1.4] * (len(clips) - 1), noise_dbfs=-60)
     proc = subprocess.Popen([sys.executable, "-m", "cmer_edge.listen", "--input", str(path), "--realtime", "--bundle",
                              str(tiny_bundle), "--asr", "none", "--json"], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE)
