@@ -9,7 +9,7 @@ dev" were made, runnable from the repository root with the package importable.
         runs/s27/pack_FVA1L_s0 runs/s27/pack_FVA1L_s1 --spoken-dev runs/spoken_meld_dev_all --cache runs/edge_cache_s27
     # each bundle and the seed ensemble (their mean probabilities) fitted by voice_trust's rule, each
     # with the symmetric pool's grid:
-    python docs/experiments/pool_screen.py report runs/s28/views01.npz
+    python docs/experiments/pool_screen.py report runs/s28/views01.npz [runs/s28/views02.npz]
 
 The symmetric pool adds the words alone where the voice sounds flat:
 p ∝ p_both^(1-g-h) · p_voice^g · p_text^h, g = w (1 - p_voice[neutral]) as in voice_trust, h = u p_voice[neutral]
@@ -60,9 +60,9 @@ def symmetric(v: dict[str, np.ndarray], w: float, u: float) -> np.ndarray:
 
 
 def report(args) -> None:
-    z = np.load(args.views)
-    members = sorted({k.split("|")[0] for k in z.files})
-    sets = sorted({k.split("|")[1] for k in z.files})
+    z = {k: v for f in args.views for k, v in np.load(f).items()}  # several files: one set of dev sets
+    members = sorted({k.split("|")[0] for k in z})
+    sets = sorted({k.split("|")[1] for k in z})
     runs = {m: {s: {view: z[f"{m}|{s}|{view}"] for view in VIEWS} for s in sets} for m in members}
     runs["ensemble"] = {s: {"labels": runs[members[0]][s]["labels"],
                             **{view: np.mean([runs[m][s][view] for m in members], 0) for view in VIEWS[1:]}}
@@ -92,7 +92,7 @@ def main() -> None:
     v.add_argument("--cache", type=Path, default=None)
     v.add_argument("--out", type=Path, required=True)
     r = sub.add_parser("report")
-    r.add_argument("views", type=Path)
+    r.add_argument("views", type=Path, nargs="+", help="files of `views` runs whose first bundle was the same")
     args = p.parse_args()
     {"views": views, "report": report}[args.command](args)
 
