@@ -45,10 +45,22 @@ def nuisance_projection(labels: np.ndarray, groups: np.ndarray, dims: int):
     return fit
 
 
+def column_slices(text: str) -> list[slice]:
+    """'0:88,856:1624' -> [slice(0, 88), slice(856, 1624)]; anything else is a usage error."""
+    try:
+        bounds = [tuple(int(v) for v in part.split(":")) for part in text.split(",")]
+    except ValueError:
+        bounds = [()]
+    if not all(len(b) == 2 and 0 <= b[0] < b[1] for b in bounds):
+        raise argparse.ArgumentTypeError(f"expected START:STOP[,START:STOP] with 0 <= START < STOP, got {text!r}")
+    return [slice(*b) for b in bounds]
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--cache", type=Path, default=Path("runs/edge_cache_s27"))
-    p.add_argument("--columns", default=None, help="START:STOP[,START:STOP] of the cached chain (default all)")
+    p.add_argument("--columns", type=column_slices, default=None,
+                   help="START:STOP[,START:STOP] of the cached chain (default all)")
     p.add_argument("--nap", type=int, default=0, help="nuisance directions removed (0: none)")
     p.add_argument("--nuisance", choices=("speaker", "corpus"), default="speaker")
     args = p.parse_args()
@@ -56,7 +68,7 @@ def main() -> None:
     data = load_cached_features(MANIFESTS, args.cache)
     raw = data["x_a"]
     if args.columns:
-        raw = np.concatenate([raw[:, slice(*map(int, c.split(":")))] for c in args.columns.split(",")], axis=1)
+        raw = np.concatenate([raw[:, columns] for columns in args.columns], axis=1)
     speakers = np.array([c.speaker_key for c in clips])
     corpus = np.array([c.corpus for c in clips])
     y = np.array([c.meld_label for c in clips])
