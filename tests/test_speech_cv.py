@@ -9,7 +9,8 @@ from helpers.ci import need_module
 
 
 def _toy_ravdess(folder, actors=8, transcript=""):
-    """8 actors (fold 0: test 01-04, dev 05-06, training 07-08), three emotions each, real espeak-ng audio."""
+    """`actors` actors (the default 8: fold 0 test 01-04, dev 05-06, training 07-08), three emotions each,
+    real espeak-ng audio, every clip with `transcript` (default none)."""
     import soundfile as sf
 
     from cmer_edge.testing.espeak import speak

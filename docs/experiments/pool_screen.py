@@ -59,6 +59,12 @@ def symmetric(v: dict[str, np.ndarray], w: float, u: float) -> np.ndarray:
     return (1 - g - h) * log(v["both"]) + g * log(v["voice"]) + h * log(v["text"])
 
 
+def gaps(dev: dict[str, dict[str, np.ndarray]], reference: dict[str, float], w: float, u: float) -> list[float]:
+    """Each dev set's gap (points) of the symmetric pool with weights w, u against its reference score."""
+    return [getattr(score(v["labels"], symmetric(v, w, u).argmax(-1), EMOTIONS), voice_trust.GAPS[s][0]) - reference[s]
+            for s, v in dev.items()]
+
+
 def report(args) -> None:
     z = {k: v for f in args.views for k, v in np.load(f).items()}  # several files: one set of dev sets
     members = sorted({k.split("|")[0] for k in z})
@@ -69,18 +75,17 @@ def report(args) -> None:
                         for s in sets}
     for name, dev in runs.items():
         chosen = voice_trust.choose(voice_trust.gap_table(dev))
-        alone = {s: getattr(score(dev[s]["labels"], dev[s]["voice"].argmax(-1), EMOTIONS), "uar") for s in sets}
+        voice = score(dev["neutral_words"]["labels"], dev["neutral_words"]["voice"].argmax(-1), EMOTIONS).uar
         print(f"{name}: voice_trust w {chosen['weight']:.2f}, gaps "
               + ", ".join(f"{s} {chosen[s]['gap']:+.2f}" for s in sets)
-              + f", worst {chosen['worst_gap']:+.2f}; voice alone UAR {alone['neutral_words']:.2f}")
-        reference = {s: getattr(score(dev[s]["labels"], dev[s][voice_trust.GAPS[s][1]].argmax(-1), EMOTIONS),
-                                voice_trust.GAPS[s][0]) for s in sets}
+              + f", worst {chosen['worst_gap']:+.2f}; voice alone UAR {voice:.2f}")
+        reference = {s: getattr(score(v["labels"], v[voice_trust.GAPS[s][1]].argmax(-1), EMOTIONS),
+                                voice_trust.GAPS[s][0]) for s, v in dev.items()}
         for u in (0.0, 0.1, 0.2, 0.3, 0.5):
-            best = max((min(gaps), -w, gaps) for w in voice_trust.GRID if w + u <= 1 for gaps in [[
-                getattr(score(dev[s]["labels"], symmetric(dev[s], w, u).argmax(-1), EMOTIONS),
-                        voice_trust.GAPS[s][0]) - reference[s] for s in sets]])
-            print(f"  symmetric u {u:.1f}: best worst gap {best[0]:+.2f} at w {-best[1]:.2f} ("
-                  + ", ".join(f"{s} {g:+.2f}" for s, g in zip(sets, best[2])) + ")")
+            rows = [(gaps(dev, reference, w, u), w) for w in voice_trust.GRID if w + u <= 1]
+            best, w = max(rows, key=lambda row: (min(row[0]), -row[1]))  # ties: the smaller w, as voice_trust
+            print(f"  symmetric u {u:.1f}: best worst gap {min(best):+.2f} at w {w:.2f} ("
+                  + ", ".join(f"{s} {g:+.2f}" for s, g in zip(dev, best)) + ")")
 
 
 def main() -> None:

@@ -22,6 +22,7 @@ import argparse
 import json
 import logging
 import shlex
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +36,8 @@ from cmer_edge.training.edge_data import clip_cache_file, load_cached_features, 
 from cmer_edge.training.metrics import score
 
 log = logging.getLogger("cmer_edge")
+# fitted on (every row normalised at k = 0, the training rows' mask) -> the map applied before the classifier
+Transform = Callable[[np.ndarray, np.ndarray], Callable[[np.ndarray], np.ndarray]]
 
 
 def ravdess_folds() -> list[tuple[list[str], list[str]]]:
@@ -62,7 +65,7 @@ def linear_scores(raw: np.ndarray, usable: np.ndarray, speakers: list[str], y: n
                   dev: list[str], trainable: np.ndarray, seed: int,
                   extra: list[tuple[np.ndarray, np.ndarray]] = (),
                   groups: tuple[np.ndarray, np.ndarray] | None = None,
-                  prior_weights: np.ndarray | None = None, transform=None) -> dict[str, float]:
+                  prior_weights: np.ndarray | None = None, transform: Transform | None = None) -> dict[str, float]:
     """UAR of the logistic regression of `linear_predictions` on the test and dev speakers, k = 0 and 10."""
     held, dv = np.isin(speakers, test) & usable, np.isin(speakers, dev) & usable
     out = {}
@@ -77,7 +80,8 @@ def linear_predictions(raw: np.ndarray, usable: np.ndarray, speakers: list[str],
                        dev: list[str], trainable: np.ndarray, seed: int,
                        extra: list[tuple[np.ndarray, np.ndarray]] = (),
                        groups: tuple[np.ndarray, np.ndarray] | None = None,
-                       prior_weights: np.ndarray | None = None, transform=None) -> dict[int, np.ndarray]:
+                       prior_weights: np.ndarray | None = None,
+                       transform: Transform | None = None) -> dict[int, np.ndarray]:
     """Every row's class by a logistic regression after k = 0 and 10 clips of its speaker ({k: [N]}; rows
     that are not usable get -1), trained on the usable rows of the `trainable` speakers outside `test` and
     `dev` after k = 0, 3 and 10 clips, plus the same rows of each `extra` (features, usable) copy of the
@@ -105,11 +109,12 @@ def linear_predictions(raw: np.ndarray, usable: np.ndarray, speakers: list[str],
             out[these] = online_normalised(x_raw, names, mean, var, k, rng, these)[these]
         return out
 
-    xs, ys = [], []
-    first = normalised(raw, speakers, 0, usable, true_group)
-    mapped = transform(first, train) if transform is not None else (lambda x: x)
+    xs, ys, mapped = [], [], None
     for k in (0, 3, 10):
-        xs.append(mapped((first if k == 0 else normalised(raw, speakers, k, usable, true_group))[train]))
+        x = normalised(raw, speakers, k, usable, true_group)
+        if mapped is None:  # fitted once, at k = 0
+            mapped = transform(x, train) if transform is not None else (lambda rows: rows)
+        xs.append(mapped(x[train]))
         ys.append(y[train])
         for j, (x_copy, ok_copy) in enumerate(extra):
             copies = [f"{s}@{j}" for s in speakers]
