@@ -129,6 +129,19 @@ def test_head_ablations_export(tmp_path, head, text_skip):
     assert max(r.max_abs for r in results) < 1e-5
 
 
+def test_an_ensemble_head_exports_as_one_graph_of_its_mean_probabilities(tmp_path):
+    """Members as ExportableHeads, logits = log of their mean probabilities: verified against the
+    PyTorch HeadEnsemble like any head."""
+    cfg = HeadConfig(**{**SMALL_HEAD, "text_dim": 24, "modalities": "audio"})
+    save_bundle(tmp_path, head_config=cfg, head_tensors=[random_head_tensors(cfg, seed=s) for s in (5, 6)],
+                manifest={"features": {}, "window_utts": 16, "protocol": "live"})
+    report = export_bundle(tmp_path, models=["head"])
+    assert set(report.exported) == {"onnx.head"}
+    results = verify_bundle(tmp_path, seed=11)
+    assert len(results) == 4 and all(r.ok for r in results), [r.line() for r in results]
+    assert max(r.max_abs for r in results) < 1e-5
+
+
 def test_bad_inputs_fail_clearly(tmp_path, shared_dir, capsys):
     assert cli("export_onnx")([str(tmp_path / "nope")]) == 2
     assert "not a bundle" in capsys.readouterr().err

@@ -105,13 +105,13 @@ def test_cuda_failed_push_leaves_the_window_unchanged(stage):
     for i in range(8):
         x_a, x_t = torch.randn(cfg.audio_dim, generator=gen).numpy(), torch.randn(cfg.text_dim, generator=gen).numpy()
         if i in (1, 5):
-            _native.testing.inject_session_fault(faulty._native, stage)
+            _native.testing.inject_session_fault(faulty._natives[0], stage)
             with pytest.raises(RuntimeError, match="injected fault"):
                 faulty.push(x_t[:1].repeat(cfg.audio_dim), x_a[:1].repeat(cfg.text_dim))
         faulty.push(x_a, x_t)
         clean.push(x_a, x_t)
         np.testing.assert_array_equal(faulty.last_logits, clean.last_logits)
-    assert not head.native.disabled
+    assert not head.members[0].disabled
 
 
 def test_cuda_head_passes_its_self_check_and_auto_picks_it():
@@ -133,7 +133,7 @@ def test_cuda_launch_check_refuses_oversized_attention_and_the_head_goes_on():
     x_a, x_t, lengths, _ = inputs(cfg, 1, 13000, seed=8)
     with pytest.raises(ValueError, match="CUDA launch of AttentionKernel refused before launching: dynamic shared"):
         head.forward(x_a.numpy(), x_t.numpy(), lengths.numpy())
-    assert not head.native.disabled
+    assert not head.members[0].disabled
     x_a, x_t, lengths, present = inputs(cfg, 2, 9, seed=9, with_present=True)
     args = (x_a.numpy(), x_t.numpy(), lengths.numpy(), present.numpy())
     assert rel_error(head.forward(*args), native(model).forward(*args)) <= CUDA_TOLERANCE

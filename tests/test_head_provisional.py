@@ -141,7 +141,7 @@ def test_a_failed_push_or_replace_leaves_the_window_unchanged(stage, op, overrid
             s.push(*args, provisional=True)
         if i in (2, 6):  # window growing (2 of 4 used), then sliding
             other = _args(cfg, x_a[(i + 5) % 10], x_t[(i + 5) % 10])
-            _native.testing.inject_session_fault(faulty._native, stage)
+            _native.testing.inject_session_fault(faulty._natives[0], stage)
             with pytest.raises(RuntimeError, match=f"injected fault at stage {stage}"):
                 (faulty.push if op == "push" else faulty.replace_last)(*other)
             assert faulty.pushed == clean.pushed and faulty.size == clean.size and faulty.provisional
@@ -156,7 +156,7 @@ def _cpu_head_that_can_fall_back(model) -> NativeHead:
     """A head built as device="auto" builds it on CUDA; here the CUDA head is stood in for by a CPU
     head that keeps its weights for the fallback, disabled by the test hook as a CUDA error would."""
     built = native(model)
-    return NativeHead(built.native, built.config, fallback=state_dict(model))
+    return NativeHead(built.members, built.config, fallback=[state_dict(model)])
 
 
 def test_disabled_head_falls_back_to_cpu_and_replays_the_window(caplog):
@@ -168,7 +168,7 @@ def test_disabled_head_falls_back_to_cpu_and_replays_the_window(caplog):
     session, clean = head.session(3), native(model).session(3)
     for i in range(9):
         if i == 5:
-            _native.testing.disable_head(head.native, "an illegal memory access was encountered (simulated)")
+            _native.testing.disable_head(head.members[0], "an illegal memory access was encountered (simulated)")
         session.push(x_a[i].numpy(), None, provisional=True)
         clean.push(x_a[i].numpy(), None, provisional=True)
         session.replace_last(x_a[i].numpy(), x_t[i].numpy())
@@ -190,12 +190,12 @@ def test_sessions_of_a_failed_head_all_move_to_its_one_cpu_head():
     one, two, clean = head.session(2), head.session(2), native(model).session(2)
     for i in range(4):
         if i == 2:
-            _native.testing.disable_head(head.native, "simulated")
+            _native.testing.disable_head(head.members[0], "simulated")
         for s in (one, two, clean):
             s.push(x_a[i].numpy(), x_t[i].numpy())
         np.testing.assert_array_equal(one.last_logits, clean.last_logits)
         np.testing.assert_array_equal(two.last_logits, clean.last_logits)
-    assert one._native is not two._native and one._on is two._on is head.native
+    assert one._natives[0] is not two._natives[0] and one._on is two._on is head.members
 
 
 def test_disabled_head_without_fallback_raises_cuda_error_naming_the_first_error():
@@ -204,9 +204,9 @@ def test_disabled_head_without_fallback_raises_cuda_error_naming_the_first_error
     head = native(model)
     session = head.session(2)
     x_a, x_t = _utterances(cfg, 1, seed=10)
-    _native.testing.disable_head(head.native, "first failure")
-    _native.testing.disable_head(head.native, "second failure")
-    assert head.native.disabled and head.native.disabled_reason == "first failure"
+    _native.testing.disable_head(head.members[0], "first failure")
+    _native.testing.disable_head(head.members[0], "second failure")
+    assert head.members[0].disabled and head.members[0].disabled_reason == "first failure"
     with pytest.raises(_native.CudaError, match=r"disabled after an earlier CUDA error \(first failure\)"):
         session.push(x_a[0].numpy(), x_t[0].numpy())
     with pytest.raises(_native.CudaError, match="first failure"):
@@ -247,4 +247,4 @@ def test_native_head_config_is_a_bound_class():
     with pytest.raises(TypeError):
         _native.HeadConfig(4096)  # keyword arguments only
     model = make_model(HeadConfig(**SMALL), seed=14)
-    assert native(model).native.config == _native.HeadConfig(**{k: v for k, v in SMALL.items()})
+    assert native(model).members[0].config == _native.HeadConfig(**{k: v for k, v in SMALL.items()})

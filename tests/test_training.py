@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -191,6 +192,25 @@ def test_edge_recipe_builds_a_bimodal_bundle_from_meld_and_speech(tmp_path, synt
                       "--out", str(out)]) == 0  # features from the cache
     # every acted training clip copy gets emotional words: TOY/a, TOY/b, 6 clips each x 3 normaliser states
     assert load_bundle(out / "bundle").manifest.provenance["recipe"]["fusion_pairs"]["emotional_text_clips"] == 36
+    # several seeds: one member bundle each, their ensemble in OUT/bundle (scored, its command recorded);
+    # a rerun reuses the finished members, and the voice weight is fitted on the ensemble
+    common = ["--meld-dir", str(synthetic_meld.root), "--manifest", str(clips), "--audio", "opensmile.eGeMAPSv02",
+              "--holdout", "TOY/d", "--dev-speakers", "TOY/c", "--hidden", "8", "--epochs", "1", "--window", "4",
+              "--neutral-min-words", "1", "--cache", str(out / "cache"), "--out", str(tmp_path / "ens")]
+    assert edge.main(common + ["--seeds", "0", "1"]) == 0
+    ensemble = load_bundle(tmp_path / "ens" / "bundle")
+    member = load_bundle(tmp_path / "ens" / "seed1" / "bundle")
+    assert ensemble.manifest.head_members == 2 and member.manifest.head_members == 1
+    assert {"meld_test_text", "holdout_k0_audio", "clips_dev_emotional_words"} <= set(ensemble.manifest.metrics)
+    assert ensemble.manifest.provenance["recipe"]["command"].endswith("--seeds 0 1")
+    assert member.manifest.provenance["recipe"]["command"].endswith("--seeds 1")
+    sources = [m["source"] for m in ensemble.manifest.provenance["ensemble"]["members"]]
+    assert [Path(s).parts[-2:] for s in sources] == [("seed0", "bundle"), ("seed1", "bundle")]
+    head = member.sha256("head")
+    assert edge.main(common + ["--seeds", "0", "1"]) == 0  # resumed: nothing retrained
+    assert load_bundle(tmp_path / "ens" / "seed1" / "bundle").sha256("head") == head
+    assert voice_trust.main([str(tmp_path / "ens" / "bundle"), "--out", str(tmp_path / "ens_vt")]) == 0
+    assert NativeHead.from_bundle(tmp_path / "ens_vt").members.__len__() == 2
 
 
 def test_edge_recipe_without_any_text_trains_an_audio_only_head(tmp_path):

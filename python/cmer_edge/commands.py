@@ -25,6 +25,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "build-bundle": ("cmer_edge.export.build_bundle:main", "a deployable bundle from a trained head: encoders -> "
                                                            "ONNX (int8), verified, packed (e.g. the MPNet base bundle)"),
     "pack": ("cmer_edge.bundle.pack:main", "a deployable copy of a bundle (chosen files, float16 head)"),
+    "ensemble": ("cmer_edge.bundle.ensemble:main", "one bundle from several alike bundles (their heads' "
+                                                   "probabilities averaged)"),
     "backends": ("cmer_edge.runtime.backends:main", "encoder backends on this machine, and per bundle"),
     "speech-cv": ("cmer_edge.training.speech_cv:main", "audio branch: RAVDESS speaker-independent / leave-one-corpus-out"),
     "meld-audio": ("cmer_edge.data.meld_audio:main", "MELD.Raw mp4 -> 16 kHz mono wav"),

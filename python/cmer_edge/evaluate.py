@@ -72,7 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--protocol", choices=("paper", "live"), default=None, help="default: the bundle's")
     p.add_argument("--window", type=window_arg, default=None, help="live window (default: the bundle's)")
     p.add_argument("--engine", choices=("native", "torch"), default="native")
-    p.add_argument("--precision", choices=("fp32", "bf16", "int8"), default="fp32", help="native weights")
+    p.add_argument("--precision", choices=("fp32", "bf16", "int8"), default=None,
+                   help="the native head's input projections (default: the bundle's runtime.head_precision)")
     p.add_argument("--label-key", default="label", help="index field holding the label")
     p.add_argument("--voice-weight", type=fraction("--voice-weight"), default=None,
                    help="the voice pool's weight, 0-1 (default: the bundle's runtime.voice_weight; 0: off); "
@@ -136,7 +137,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps({"bundle": str(bundle.path), "split": args.split, "modalities": modalities,
                           "protocol": protocol, "window_utts": window, "engine": args.engine,
-                          "precision": args.precision, **scores.to_dict()}, indent=2))
+                          "precision": args.precision or (bundle.manifest.runtime.head_precision
+                                                          if args.engine == "native" else "fp32"),
+                          **scores.to_dict()}, indent=2))
     else:
         print(f"{args.split}: {len(y_true)} utterances in {len(dialogues)} dialogues")
         print(scores_table({name: [scores]}))

@@ -11,18 +11,23 @@ from cmer_edge.bundle import Bundle, BundleError
 
 
 def load_head_module(bundle: Bundle):
-    """The bundle's head as the PyTorch reference module (eval mode, fp32)."""
+    """The bundle's head as the PyTorch reference module (eval mode, fp32): a CMRoberta, or for an
+    ensemble bundle a HeadEnsemble of them (logits = log of the members' mean probabilities)."""
     import torch
 
-    from cmer_edge.model.cm_roberta import CMRoberta  # imports torch
+    from cmer_edge.model.cm_roberta import CMRoberta, HeadEnsemble  # imports torch
 
-    model = CMRoberta(bundle.head_config)
-    tensors = {k: torch.from_numpy(np.array(v, np.float32)) for k, v in bundle.head_tensors().items()}
-    missing, unexpected = model.load_state_dict(tensors, strict=False)
-    if missing or unexpected:
-        raise BundleError(f"{bundle.file('head')} does not match its head config: missing {sorted(missing)[:5]}, "
-                          f"unexpected {sorted(unexpected)[:5]}")
-    return model.eval()
+    members = []
+    for i, member in enumerate(bundle.head_members()):
+        model = CMRoberta(bundle.head_config)
+        tensors = {k: torch.from_numpy(np.array(v, np.float32)) for k, v in member.items()}
+        missing, unexpected = model.load_state_dict(tensors, strict=False)
+        if missing or unexpected:
+            which = f" (member {i})" if bundle.manifest.head_members > 1 else ""
+            raise BundleError(f"{bundle.file('head')}{which} does not match its head config: missing "
+                              f"{sorted(missing)[:5]}, unexpected {sorted(unexpected)[:5]}")
+        members.append(model)
+    return (members[0] if len(members) == 1 else HeadEnsemble(members)).eval()
 
 
 def head_torch_model(bundle: Bundle) -> TorchModel:

@@ -23,9 +23,11 @@ FORMAT_VERSION = 1
 PROTOCOLS = ("paper", "live")
 AUDIO_NORMS = ("global", "speaker")
 ONNX_PRECISIONS = ("fp32", "fp16", "int8")
+HEAD_PRECISIONS = ("fp32", "bf16", "int8")  # the native head's input projections (runtime.head.PRECISIONS)
 # top-level keys that are provenance: kept as written, never read by the runtime
-PROVENANCE_KEYS = ("recipe", "training", "packed_from", "store", "random_init_seed", "source")
-_TYPED = {"format", "format_version", "name", "profile", "labels", "head", "features", "window_utts", "protocol",
+PROVENANCE_KEYS = ("recipe", "training", "packed_from", "store", "random_init_seed", "source", "ensemble")
+_TYPED = {"format", "format_version", "name", "profile", "labels", "head", "head_members", "features", "window_utts",
+          "protocol",
           "audio_norm", "metrics", "files", "sha256", "runtime", "licences", *PROVENANCE_KEYS}
 
 
@@ -168,11 +170,14 @@ class Features:
 
 @dataclass(frozen=True)
 class RuntimeSection:
-    """What the runtime should pick by default: the ONNX precision per model, and the weight of the
-    voice pool (cmer_edge.model.voice_pool; 0 = the fused head as trained)."""
+    """What the runtime should pick by default: the ONNX precision per model, the native head's
+    precision (`head_precision`: int8 where the stored input projections are int8 already, so it
+    changes no value) and the weight of the voice pool (cmer_edge.model.voice_pool; 0 = the fused
+    head as trained)."""
 
     onnx_precision: Mapping[str, str] = field(default_factory=lambda: freeze({}))
     voice_weight: float = 0.0
+    head_precision: str = "fp32"
     raw: Mapping[str, Any] = field(default_factory=lambda: freeze({}), repr=False)
 
     @classmethod
@@ -185,7 +190,8 @@ class RuntimeSection:
         weight = raw.get("voice_weight", 0.0)
         if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0.0 <= weight <= 1.0:
             raise BundleError(f"manifest field runtime.voice_weight must be a number in [0, 1], got {weight!r}")
-        return cls(freeze(precision), float(weight), freeze(raw))
+        head_precision = _str(raw, "head_precision", "runtime.", default="fp32", choices=HEAD_PRECISIONS)
+        return cls(freeze(precision), float(weight), head_precision, freeze(raw))
 
     def to_dict(self) -> dict:
         out = dict(thaw(self.raw), onnx_precision=thaw(self.onnx_precision))
@@ -199,6 +205,7 @@ class Manifest:
     """manifest.json of a bundle (see the module docstring)."""
 
     head: HeadConfig
+    head_members: int = 1  # heads of this config in head.safetensors, their probabilities averaged
     name: str | None = None
     profile: str | None = None
     labels: tuple[str, ...] = EMOTIONS
@@ -247,7 +254,8 @@ class Manifest:
             raise BundleError(f"manifest field runtime.voice_weight: {problem}")
         # feature dims vs the head are checked where the encoders are opened (their messages say which)
         return cls(
-            head=head, name=_str(raw, "name", "", default=None), profile=_str(raw, "profile", "", default=None),
+            head=head, head_members=_int(raw, "head_members", "", default=1),
+            name=_str(raw, "name", "", default=None), profile=_str(raw, "profile", "", default=None),
             labels=tuple(labels), features=features, window_utts=_int(raw, "window_utts", "", default=16),
             protocol=_str(raw, "protocol", "", default=None, choices=PROTOCOLS),
             audio_norm=_str(raw, "audio_norm", "", default="global", choices=AUDIO_NORMS),
@@ -260,7 +268,8 @@ class Manifest:
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {**thaw(self.extra), **thaw(self.provenance)}
         out.update(format=FORMAT, format_version=self.format_version, labels=list(self.labels),
-                   head=self.head.to_dict(), features=thaw(self.features.raw), window_utts=self.window_utts,
+                   head=self.head.to_dict(), **({"head_members": self.head_members} if self.head_members > 1 else {}),
+                   features=thaw(self.features.raw), window_utts=self.window_utts,
                    audio_norm=self.audio_norm, metrics=thaw(self.metrics), files=thaw(self.files),
                    sha256=thaw(self.sha256))
         out.update({k: v for k, v in (("name", self.name), ("profile", self.profile), ("protocol", self.protocol))

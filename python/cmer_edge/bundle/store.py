@@ -17,6 +17,7 @@ import re
 import shutil
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -30,6 +31,7 @@ from cmer_edge.model.config import EMOTIONS, HeadConfig
 log = logging.getLogger("cmer_edge")
 MANIFEST = "manifest.json"
 HEAD_FILE = "head.safetensors"
+INT8_SCALE = ".int8_scale"  # suffix of the per-row scales of a head tensor stored as int8
 _ABSOLUTE = re.compile(r"(?:^|(?<=[\s=\"']))(?:/|~/|[A-Za-z]:[\\/])[^\s\"']*")
 
 
@@ -37,7 +39,7 @@ _ABSOLUTE = re.compile(r"(?:^|(?<=[\s=\"']))(?:/|~/|[A-Za-z]:[\\/])[^\s\"']*")
 class Bundle:
     path: Path
     manifest: Manifest
-    _tensors: dict[str, np.ndarray] | None = field(default=None, repr=False)
+    _members: tuple[dict[str, np.ndarray], ...] | None = field(default=None, repr=False)
 
     @property
     def head_config(self) -> HeadConfig:
@@ -64,15 +66,81 @@ class Bundle:
     def sha256(self, role: str) -> str | None:
         return self.manifest.sha256.get(self.manifest.files.get(role, ""))
 
-    def head_tensors(self) -> dict[str, np.ndarray]:
-        """Head weights by PyTorch state-dict name, float32 numpy arrays."""
-        if self._tensors is None:
+    def head_members(self) -> tuple[dict[str, np.ndarray], ...]:
+        """Each member head's weights by PyTorch state-dict name, float32 numpy arrays (one member
+        unless the bundle is an ensemble: `manifest.head_members`, probabilities averaged)."""
+        if self._members is None:
             try:
                 raw = load_file(str(self.file("head")))
             except Exception as exc:  # safetensors raises its own error types
                 raise BundleError(f"cannot read head weights {self.file('head')}: {exc}") from exc
-            self._tensors = {k: v.astype(np.float32, copy=False) for k, v in raw.items()}
-        return self._tensors
+            self._members = split_members(dequantised(raw, self.file("head")), self.manifest.head_members,
+                                          self.file("head"))
+        return self._members
+
+    def head_tensors(self) -> dict[str, np.ndarray]:
+        """The head's weights, for a bundle of one head (an ensemble: BundleError; use head_members)."""
+        members = self.head_members()
+        if len(members) != 1:
+            raise BundleError(f"bundle {self.path} is an ensemble of {len(members)} heads: this step takes one "
+                              "head (build it per member, then combine them: cmer_edge.bundle.ensemble)")
+        return members[0]
+
+
+def member_prefix(i: int) -> str:
+    """Name prefix of member i's tensors in the head file of an ensemble (none for a single head)."""
+    return f"members.{i}."
+
+
+def split_members(tensors: dict[str, np.ndarray], count: int, where: Path | str) -> tuple[dict[str, np.ndarray], ...]:
+    """The head file's tensors as `count` member state dicts (a single head: unchanged)."""
+    if count == 1:
+        return (tensors,)
+    members: list[dict[str, np.ndarray]] = [{} for _ in range(count)]
+    for name, value in tensors.items():
+        head, _, rest = name.partition(".")
+        index, _, key = rest.partition(".")
+        if head != "members" or not index.isdigit() or int(index) >= count or not key:
+            raise BundleError(f"{where}: tensor {name!r} is not a member tensor 'members.<i>.<name>' with "
+                              f"i < head_members = {count}")
+        members[int(index)][key] = value
+    names = set(members[0])
+    for i, member in enumerate(members[1:], 1):
+        if set(member) != names:
+            raise BundleError(f"{where}: member {i} has other tensors than member 0: "
+                              f"{sorted(set(member) ^ names)[:5]}")
+    return tuple(members)
+
+
+def quantised_int8(tensors: dict[str, np.ndarray], names: set[str]) -> dict[str, np.ndarray]:
+    """`names` stored as int8, symmetric, one float32 scale per output row (`<name>.int8_scale`)."""
+    out = dict(tensors)
+    for name in names:
+        w = np.asarray(tensors[name], np.float32)
+        scale = np.abs(w).max(axis=1) / 127.0
+        scale[scale == 0] = 1.0
+        out[name] = np.clip(np.rint(w / scale[:, None]), -127, 127).astype(np.int8)
+        out[name + INT8_SCALE] = scale.astype(np.float32)
+    return out
+
+
+def dequantised(raw: dict[str, np.ndarray], where: Path | str) -> dict[str, np.ndarray]:
+    """float32 weights from the head file: float tensors as they are, int8 ones times their row scales."""
+    out = {}
+    for name, value in raw.items():
+        if name.endswith(INT8_SCALE):
+            continue
+        if value.dtype == np.int8:
+            scale = raw.get(name + INT8_SCALE)
+            if scale is None or value.ndim != 2 or scale.shape != (value.shape[0],):
+                raise BundleError(f"{where}: int8 tensor {name!r} {value.shape} needs a float scale per row "
+                                  f"({name + INT8_SCALE!r})")
+            out[name] = value.astype(np.float32) * scale.astype(np.float32)[:, None]
+        elif value.dtype.kind == "f":
+            out[name] = value.astype(np.float32, copy=False)
+        else:
+            raise BundleError(f"{where}: tensor {name!r} has dtype {value.dtype} (float or int8 expected)")
+    return out
 
 
 def _check_files(root: Path, manifest: Manifest, verify: bool) -> None:
@@ -148,23 +216,34 @@ def _write_manifest(root: Path, raw: dict[str, Any], *, local_paths: bool) -> Ma
     return manifest
 
 
-def save_bundle(path: str | Path, *, head_config: HeadConfig, head_tensors: dict[str, np.ndarray],
+def save_bundle(path: str | Path, *, head_config: HeadConfig,
+                head_tensors: Mapping[str, np.ndarray] | Sequence[Mapping[str, np.ndarray]],
                 manifest: dict[str, Any], extra_files: dict[str, Path] | None = None,
                 local_paths: bool = False) -> Path:
     """Write manifest.json + head.safetensors (+ copies of `extra_files` by role) into `path`.
+
+    `head_tensors`: one head's state dict, or a sequence of member heads' (an ensemble: the
+    runtime averages their probabilities; stored as `members.<i>.<name>`, `head_members` = N).
 
     `manifest` holds the descriptive fields (name, features, metrics, ...). Absolute paths in it
     are refused unless `local_paths` (a working bundle that stays on this machine)."""
     out = Path(path)
     out.mkdir(parents=True, exist_ok=True)
-    save_file({k: np.ascontiguousarray(v) for k, v in head_tensors.items()}, str(out / HEAD_FILE))
+    members = [head_tensors] if isinstance(head_tensors, Mapping) else list(head_tensors)
+    if not members:
+        raise BundleError("a bundle needs at least one head")
+    prefixes = [""] if len(members) == 1 else [member_prefix(i) for i in range(len(members))]
+    save_file({p + k: np.ascontiguousarray(v) for p, member in zip(prefixes, members) for k, v in member.items()},
+              str(out / HEAD_FILE))
     files = {"head": HEAD_FILE}
     for role, src in (extra_files or {}).items():
         src = Path(src)
         if src.resolve() != (out / src.name).resolve():
             shutil.copy2(src, out / src.name)
         files[role] = src.name
-    raw = {"format": FORMAT, "format_version": FORMAT_VERSION, "labels": list(EMOTIONS), **manifest,
+    raw = {"format": FORMAT, "format_version": FORMAT_VERSION, "labels": list(EMOTIONS),
+           **{k: v for k, v in manifest.items() if k != "head_members"},
+           **({"head_members": len(members)} if len(members) > 1 else {}),
            "head": head_config.to_dict(), "files": files,
            "sha256": {name: sha256_of(out / name) for name in files.values()}}
     _write_manifest(out, raw, local_paths=local_paths)

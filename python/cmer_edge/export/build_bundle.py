@@ -88,7 +88,7 @@ def _working_copy(bundle: Bundle, work: Path, text_encoder: str | None) -> list[
         manifest["features"]["text"]["model"] = model
     kept = {role: bundle.file(role) for role in bundle.manifest.files
             if role not in REGENERATED and not role.startswith("onnx.")}
-    save_bundle(work, head_config=bundle.head_config, head_tensors=bundle.head_tensors(), manifest=manifest,
+    save_bundle(work, head_config=bundle.head_config, head_tensors=bundle.head_members(), manifest=manifest,
                 extra_files=kept, local_paths=True)
     return sorted(kept)
 

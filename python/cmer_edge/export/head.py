@@ -19,7 +19,7 @@ from cmer_edge.backends.torch_models import load_head_module
 from cmer_edge.bundle import Bundle
 from cmer_edge.bundle.manifest import thaw
 from cmer_edge.export.plan import AxisRange, ExportPlan, TensorSpec
-from cmer_edge.model.cm_roberta import CMRoberta
+from cmer_edge.model.cm_roberta import CMRoberta, HeadEnsemble, mean_probability_logits
 from cmer_edge.model.layers import SequenceLSTM
 
 MAX_UTTERANCES = 64  # MELD's longest dialogue has 33 utterances
@@ -90,6 +90,19 @@ class ExportableHead(nn.Module):
         return self.ref.forward_with(self._sequence, x_a, x_t, lengths, present)
 
 
+class ExportableEnsemble(nn.Module):
+    """A HeadEnsemble's function with each member as an ExportableHead: logits = log of the members'
+    mean probabilities (cmer_edge.model.cm_roberta.mean_probability_logits)."""
+
+    def __init__(self, ref: HeadEnsemble) -> None:
+        super().__init__()
+        self.members = nn.ModuleList(ExportableHead(m) for m in ref.members)
+
+    def forward(self, x_a: torch.Tensor | None = None, x_t: torch.Tensor | None = None,
+                lengths: torch.Tensor | None = None, present: torch.Tensor | None = None) -> torch.Tensor:
+        return mean_probability_logits([m(x_a, x_t, lengths, present) for m in self.members])
+
+
 def _sampler(ref: CMRoberta):
     stats = {name: (s.mean.numpy().copy(), 1.0 / s.inv_std.numpy()) for name, s in ref.streams()}
     key = {"audio": "x_a", "text": "x_t"}
@@ -124,13 +137,15 @@ def plan_head(bundle: Bundle) -> ExportPlan:
     axes = {"batch": AxisRange("batch", 1, 1, MAX_BATCH),
             "utterances": AxisRange("utterances", 1, min(window, MAX_UTTERANCES), MAX_UTTERANCES)}
     return ExportPlan(
-        model="head", module=ExportableHead(ref), reference=ref,
+        model="head", module=ExportableEnsemble(ref) if isinstance(ref, HeadEnsemble) else ExportableHead(ref),
+        reference=ref,
         inputs=tuple(inputs),
         outputs=(TensorSpec("logits", "float32", ("batch", "utterances", cfg.num_classes)),),
-        axes=axes, sample_inputs=_sampler(ref),
+        axes=axes, sample_inputs=_sampler(ref.members[0] if isinstance(ref, HeadEnsemble) else ref),
         check_sizes=({"batch": 1, "utterances": 1}, {"batch": 1, "utterances": min(window, MAX_UTTERANCES)},
                      {"batch": 3, "utterances": 7}, {"batch": 2, "utterances": MAX_UTTERANCES}),
-        metadata={"labels": list(bundle.labels), "head": cfg.to_dict(), "window_utts": window,
+        metadata={"labels": list(bundle.labels), "head": cfg.to_dict(), "head_members": bundle.manifest.head_members,
+                  "window_utts": window,
                   "features": thaw(bundle.manifest.features.raw), "bundle": bundle.manifest.name,
                   "source_sha256": bundle.sha256("head")},
         atol=1e-4, rtol=1e-4)

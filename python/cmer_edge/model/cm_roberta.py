@@ -11,6 +11,7 @@ ONNX and TensorRT can follow, export/head.py).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
@@ -114,3 +115,33 @@ class CMRoberta(nn.Module):
 
 def _run_sequence(lstm: SequenceLSTM, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     return lstm(x, lengths)
+
+
+class HeadEnsemble(nn.Module):
+    """Several CMRoberta heads of one config as one head: its logits are the log of the members'
+    mean probabilities (so a softmax of them gives that mean). The state dict is the bundle's
+    (`members.<i>.<name>`); eval, the exporter's `forward_with` and every predictor see one head."""
+
+    def __init__(self, members: list[CMRoberta]) -> None:
+        super().__init__()
+        if not members or any(m.cfg != members[0].cfg for m in members):
+            raise ValueError("an ensemble needs one or more heads of one config")
+        self.cfg = members[0].cfg
+        self.members = nn.ModuleList(members)
+
+    def forward(self, x_a: torch.Tensor | None = None, x_t: torch.Tensor | None = None,
+                lengths: torch.Tensor | None = None, present: torch.Tensor | None = None) -> torch.Tensor:
+        return mean_probability_logits([m(x_a, x_t, lengths, present) for m in self.members])
+
+    def forward_with(self, run: Callable[[SequenceLSTM, torch.Tensor, torch.Tensor], torch.Tensor],
+                     x_a: torch.Tensor | None, x_t: torch.Tensor | None, lengths: torch.Tensor,
+                     present: torch.Tensor | None) -> torch.Tensor:
+        return mean_probability_logits([m.forward_with(run, x_a, x_t, lengths, present) for m in self.members])
+
+
+def mean_probability_logits(logits: list[torch.Tensor]) -> torch.Tensor:
+    """log of the mean of softmax(logits_i) over the members (one member: its logits unchanged)."""
+    if len(logits) == 1:
+        return logits[0]
+    stacked = torch.stack([torch.log_softmax(z, dim=-1) for z in logits])
+    return torch.logsumexp(stacked, dim=0) - math.log(len(logits))

@@ -9,6 +9,10 @@ Torch-free: numpy and ``cmer_edge._native`` only, so the live runtime never impo
     first = live.push(x_a_row, None, provisional=True)   # audio now (a provisional event) ...
     final = live.replace_last(x_a_row, x_t_row)           # ... the final inputs when the text is in
 
+An ensemble bundle (``manifest.head_members`` > 1) builds one native head per member: every push
+runs on each and returns their mean probabilities (``last_logits``: the log of that mean), and the
+voice pool below works on that mean; ``push_blank`` gives each member its own blank turn.
+
 ``voice_weight`` (the bundle's ``runtime.voice_weight``, fitted on dev by
 cmer_edge.training.voice_trust; 0 = off): a push with both modalities pools the fused head's
 probabilities with the same window's view of the voice alone (the utterance's words hidden),
@@ -37,7 +41,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +50,7 @@ import numpy as np
 from cmer_edge.bundle import Bundle, BundleError, load_bundle
 from cmer_edge.model.config import EMOTIONS, HeadConfig
 from cmer_edge.model.voice_pool import pool_problem, pool_voice
+from cmer_edge.runtime.blank import blank_inputs
 
 log = logging.getLogger("cmer_edge")
 
@@ -97,31 +102,33 @@ class Session:
             raise ValueError(f"cuda_graph=True needs a head on device 'cuda', this one is on {head.device!r}")
         self._head = head
         self._cuda_graph = bool(cuda_graph)
-        self._on = head.native  # the native head this session runs on
-        self._pushed_before = 0  # pushes a CPU fallback could not replay (older than the window)
+        self._on = head.members  # the native heads this session runs on
+        self._pushed_before = 0  # pushes a rebuilt session could not replay (older than the window)
         self._voice_view: tuple[np.ndarray, np.ndarray] | None = None  # the last provisional audio-only push
-        self._native = _native().Session(head.native, int(window_utts), self._cuda_graph)
-        # Inputs of the window, kept only where a CUDA error may move the session to the CPU head.
-        self._history: deque | None = deque(maxlen=int(window_utts)) if head.can_fall_back else None
+        self._natives = [_native().Session(m, int(window_utts), self._cuda_graph) for m in head.members]
+        # Inputs of the window, kept where the sessions may have to be rebuilt: a CUDA error moving them
+        # to the CPU head, or an ensemble member failing after another accepted the push.
+        keep = head.can_fall_back or len(head.members) > 1
+        self._history: deque | None = deque(maxlen=int(window_utts)) if keep else None
 
     @property
     def window_utts(self) -> int:
-        return self._native.window_utts
+        return self._natives[0].window_utts
 
     @property
     def size(self) -> int:
         """Utterances in the current window (grows to window_utts)."""
-        return self._native.size
+        return self._natives[0].size
 
     @property
     def pushed(self) -> int:
         """Utterances pushed since the start or the last reset."""
-        return self._pushed_before + self._native.pushed
+        return self._pushed_before + self._natives[0].pushed
 
     @property
     def provisional(self) -> bool:
         """True while the newest utterance came from a provisional push (replace_last allowed)."""
-        return self._native.provisional
+        return self._natives[0].provisional
 
     @property
     def device(self) -> str:
@@ -129,8 +136,11 @@ class Session:
 
     @property
     def last_logits(self) -> np.ndarray:
-        """Logits of the last push (before the softmax)."""
-        return self._native.last_logits
+        """Logits of the last push (before the softmax); an ensemble's: the log of its members' mean
+        probabilities."""
+        if len(self._natives) == 1:
+            return self._natives[0].last_logits
+        return mean_probability_logits([n.last_logits for n in self._natives])
 
     def push(self, x_a: np.ndarray | None, x_t: np.ndarray | None, provisional: bool = False) -> np.ndarray:
         """x_a [audio_dim], x_t [text_dim]; None marks a missing modality -> probs [num_classes].
@@ -146,9 +156,19 @@ class Session:
         self._check_inputs("replace_last", x_a, x_t)
         return self._step(True, x_a, x_t, bool(provisional))
 
+    def push_blank(self) -> np.ndarray:
+        """An utterance with no usable modality: a blank turn in the window (cmer_edge.runtime.blank),
+        each member given its own normalisation mean -> the head's probabilities for it (what the
+        PyTorch reference gives for present = [0, 0]; the recognizer gives the turn no label)."""
+        if self._head.blanks is None:
+            raise RuntimeError("this head was built without its weights, so it has no blank turn")
+        self._voice_view = None
+        return self._run(False, None, None, False, blank=True)
+
     def reset(self) -> None:
         """Forget the conversation (a new dialogue starts)."""
-        self._native.reset()
+        for n in self._natives:
+            n.reset()
         self._pushed_before = 0
         self._voice_view = None
         if self._history is not None:
@@ -182,33 +202,70 @@ class Session:
         self._run(True, x_a, x_t, provisional)  # the same inputs again: last_logits are the fused step's
         return pool_voice(fused, voice, head.voice_weight, neutral)
 
-    def _run(self, replace: bool, x_a: Any, x_t: Any, provisional: bool) -> np.ndarray:
-        op = self._native.replace_last if replace else self._native.push
+    def _run(self, replace: bool, x_a: Any, x_t: Any, provisional: bool, blank: bool = False) -> np.ndarray:
+        """One push (or replacement) on every member; their mean probabilities. A CUDA error moves the
+        sessions to the CPU head (when the head can fall back) and runs the step there; any other
+        error in a member after an earlier one took the step rebuilds the window without it."""
+        before = self.pushed
         try:
-            probs = op(x_a, x_t, provisional)
+            probs = self._members_step(replace, x_a, x_t, provisional, blank, before)
         except _native().CudaError:
-            if self._history is None or (self._head.native is self._on and not self._head.can_fall_back):
+            if self._history is None or (self._head.members is self._on and not self._head.can_fall_back):
                 raise
-            self._move_to_cpu()
-            probs = (self._native.replace_last if replace else self._native.push)(x_a, x_t, provisional)
+            self._move_to_cpu(before)
+            probs = self._members_step(replace, x_a, x_t, provisional, blank, before)
         if self._history is not None:
-            entry = tuple(None if x is None else np.array(x, np.float32) for x in (x_a, x_t)) + (provisional,)
+            entry = (x_a if x_a is None else np.array(x_a, np.float32),
+                     x_t if x_t is None else np.array(x_t, np.float32), provisional, blank)
             if replace:
                 self._history[-1] = entry
             else:
                 self._history.append(entry)
         return probs
 
-    def _move_to_cpu(self) -> None:
+    def _members_step(self, replace: bool, x_a: Any, x_t: Any, provisional: bool, blank: bool,
+                      before: int) -> np.ndarray:
+        outs = []
+        for i, session in enumerate(self._natives):
+            a, t = self._head.blanks[i] if blank else (x_a, x_t)
+            try:
+                outs.append((session.replace_last if replace else session.push)(a, t, provisional))
+            except _native().CudaError:
+                raise
+            except Exception:
+                if i > 0:  # members before it took the step: the window is rebuilt as it was
+                    self._rebuild(self._on, before)
+                raise
+        return outs[0] if len(outs) == 1 else np.mean(outs, axis=0, dtype=np.float32)
+
+    def _move_to_cpu(self, pushed: int) -> None:
         """The CUDA head failed: continue on the CPU head with the same window (replayed)."""
-        if self._head.native is self._on:  # the first session to see the failure moves the head
+        if self._head.members is self._on:  # the first session to see the failure moves the head
             self._head.fall_back_to_cpu()
-        self._on = self._head.native
-        self._pushed_before += self._native.pushed - len(self._history)
-        self._native = _native().Session(self._head.native, self.window_utts, False)
-        for x_a, x_t, provisional in self._history:
-            self._native.push(x_a, x_t, provisional)
-        self._history = None  # on the CPU head for good: nothing more to replay
+        self._rebuild(self._head.members, pushed)
+        if len(self._head.members) == 1:
+            self._history = None  # on the CPU head for good: nothing more to replay
+
+    def _rebuild(self, members: tuple, pushed: int) -> None:
+        """New native sessions on `members`, the window replayed from the kept inputs (`pushed`: the
+        session's count before the step that failed)."""
+        self._pushed_before = pushed - len(self._history)
+        self._on = members
+        graph = self._cuda_graph and members[0].device == "cuda"
+        self._natives = [_native().Session(m, self.window_utts, graph) for m in members]
+        for x_a, x_t, provisional, blank in self._history:
+            for i, session in enumerate(self._natives):
+                a, t = self._head.blanks[i] if blank else (x_a, x_t)
+                session.push(a, t, provisional)
+
+
+def mean_probability_logits(logits: Sequence[np.ndarray]) -> np.ndarray:
+    """log of the mean of softmax(logits_i) over an ensemble's members (float32, the last axis)."""
+    stacked = np.stack([np.asarray(z, np.float64) for z in logits])
+    stacked = stacked - stacked.max(axis=-1, keepdims=True)
+    log_probs = stacked - np.log(np.exp(stacked).sum(axis=-1, keepdims=True))
+    top = log_probs.max(axis=0)
+    return (top + np.log(np.exp(log_probs - top).mean(axis=0))).astype(np.float32)
 
 
 def _describe(x: Any) -> str:
@@ -218,9 +275,9 @@ def _describe(x: Any) -> str:
 class NativeHead:
     """The fused head built from trained weights; see the module docstring."""
 
-    def __init__(self, native: Any, config: HeadConfig, labels: tuple[str, ...] = EMOTIONS,
-                 window_utts: int = DEFAULT_WINDOW_UTTS, fallback: Mapping[str, np.ndarray] | None = None,
-                 voice_weight: float = 0.0) -> None:
+    def __init__(self, members: Sequence[Any], config: HeadConfig, labels: tuple[str, ...] = EMOTIONS,
+                 window_utts: int = DEFAULT_WINDOW_UTTS, fallback: Sequence[Mapping[str, np.ndarray]] | None = None,
+                 voice_weight: float = 0.0, blanks: Sequence[tuple] | None = None) -> None:
         if len(labels) != config.num_classes:
             raise ValueError(f"{len(labels)} labels for a head with {config.num_classes} classes")
         if not 0.0 <= float(voice_weight) <= 1.0:
@@ -228,23 +285,28 @@ class NativeHead:
         problem = pool_problem(float(voice_weight), config.modalities, labels)
         if problem:
             raise ValueError(problem)
+        self.members = tuple(members)  # the native heads; several: an ensemble, probabilities averaged
+        if not self.members:
+            raise ValueError("a head needs at least one native head")
         self.voice_weight = float(voice_weight)
-        self.native = native
         self.config = config
         self.labels = tuple(labels)
         self.window_utts = int(window_utts)
         # The weights, kept while this (CUDA) head may still be replaced by a CPU head ("auto").
-        self._fallback = dict(fallback) if fallback is not None else None
-        self._fallback_threads = native.num_threads if native.device == "cpu" else 0
+        self._fallback = [dict(t) for t in fallback] if fallback is not None else None
+        if blanks is None and fallback is not None:
+            blanks = [blank_inputs(config, t) for t in fallback]
+        self.blanks = tuple(blanks) if blanks is not None else None  # each member's blank turn (push_blank)
+        self._fallback_threads = self.members[0].num_threads if self.members[0].device == "cpu" else 0
 
     @classmethod
-    def from_state_dict(cls, config: HeadConfig, tensors: Mapping[str, Any], device: str = "cpu",
-                        precision: str = "fp32", num_threads: int | None = None, *,
+    def from_state_dict(cls, config: HeadConfig, tensors: Mapping[str, Any] | Sequence[Mapping[str, Any]],
+                        device: str = "cpu", precision: str = "fp32", num_threads: int | None = None, *,
                         labels: tuple[str, ...] = EMOTIONS, window_utts: int = DEFAULT_WINDOW_UTTS,
                         self_check: bool = True, voice_weight: float = 0.0) -> NativeHead:
-        """Build from PyTorch state-dict tensors (numpy arrays, or torch tensors) of CMRoberta(config).
-        device "auto" picks CUDA when available; a CUDA head runs the start-up self-check unless
-        self_check=False (see the module docstring)."""
+        """Build from PyTorch state-dict tensors (numpy arrays, or torch tensors) of CMRoberta(config),
+        or a sequence of them (an ensemble). device "auto" picks CUDA when available; a CUDA head runs
+        the start-up self-check unless self_check=False (see the module docstring)."""
         if device not in DEVICES:
             raise ValueError(f"device must be one of {DEVICES}, got {device!r}")
         if precision not in PRECISIONS:
@@ -252,16 +314,20 @@ class NativeHead:
         if num_threads is not None and (isinstance(num_threads, bool) or not isinstance(num_threads, int)
                                         or num_threads < 0):
             raise ValueError(f"num_threads must be None or an int >= 0, got {num_threads!r}")
-        arrays = {name: _as_float_array(name, value) for name, value in tensors.items()}
+        members = [tensors] if isinstance(tensors, Mapping) else list(tensors)
+        arrays = [{name: _as_float_array(name, value) for name, value in member.items()} for member in members]
         resolved = ("cuda" if _native().cuda_available() else "cpu") if device == "auto" else device
 
         def build(on: str) -> NativeHead:
-            native = _native().Head(native_config(config), arrays, device=on, precision=precision,
-                                    num_threads=num_threads or 0)
-            log.info("native head: %s on %s, %s input projections, %.1f MB of weights, %d threads",
-                     config.modalities, on, precision, native.weight_bytes / 1e6, native.num_threads)
-            head = cls(native, config, labels, window_utts,
-                       fallback=arrays if device == "auto" and on == "cuda" else None, voice_weight=voice_weight)
+            natives = [_native().Head(native_config(config), a, device=on, precision=precision,
+                                      num_threads=num_threads or 0) for a in arrays]
+            blanks = [blank_inputs(config, a) for a in arrays]  # the weights are checked: their means exist
+            log.info("native head: %s on %s, %s input projections, %.1f MB of weights, %d threads%s",
+                     config.modalities, on, precision, sum(n.weight_bytes for n in natives) / 1e6,
+                     natives[0].num_threads, f", an ensemble of {len(natives)}" if len(natives) > 1 else "")
+            head = cls(natives, config, labels, window_utts,
+                       fallback=arrays if device == "auto" and on == "cuda" else None, voice_weight=voice_weight,
+                       blanks=blanks)
             head._fallback_threads = num_threads or 0
             return head
 
@@ -310,48 +376,52 @@ class NativeHead:
         """Replace the (failed) CUDA head by a CPU head built from the same weights; sessions call this."""
         if self._fallback is None:
             raise RuntimeError("this head has no CPU fallback (built with device='cuda', or it fell back already)")
-        reason = self.native.disabled_reason or "CUDA error"
+        reason = next((m.disabled_reason for m in self.members if m.disabled_reason), None) or "CUDA error"
         log.warning("CUDA head disabled (%s); continuing on the CPU head", reason)
-        self.native = _native().Head(native_config(self.config), self._fallback, device="cpu",
-                                     precision=self.native.precision, num_threads=self._fallback_threads)
+        self.members = tuple(_native().Head(native_config(self.config), weights, device="cpu",
+                                            precision=self.precision, num_threads=self._fallback_threads)
+                             for weights in self._fallback)
         self._fallback = None
 
     @classmethod
-    def from_bundle(cls, bundle_or_path: Bundle | str | Path, device: str = "cpu", precision: str = "fp32",
+    def from_bundle(cls, bundle_or_path: Bundle | str | Path, device: str = "cpu", precision: str | None = None,
                     num_threads: int | None = None, voice_weight: float | None = None) -> NativeHead:
-        """Build from a bundle directory (or a loaded Bundle): its head weights, labels, window and voice
-        weight (`voice_weight` overrides the bundle's runtime.voice_weight; 0 turns the pool off)."""
+        """Build from a bundle directory (or a loaded Bundle): its head weights, labels, window, precision
+        and voice weight (`precision` overrides the bundle's runtime.head_precision; `voice_weight` its
+        runtime.voice_weight, 0 turns the pool off)."""
         bundle = bundle_or_path if isinstance(bundle_or_path, Bundle) else load_bundle(bundle_or_path)
         weight = bundle.manifest.runtime.voice_weight if voice_weight is None else voice_weight
         problem = pool_problem(float(weight), bundle.head_config.modalities, bundle.labels)
         if problem:  # an override that does not fit this bundle: bad input, named
             raise BundleError(f"{bundle.path}: {problem}")
-        return cls.from_state_dict(bundle.head_config, bundle.head_tensors(), device, precision, num_threads,
+        precision = bundle.manifest.runtime.head_precision if precision is None else precision
+        return cls.from_state_dict(bundle.head_config, bundle.head_members(), device, precision, num_threads,
                                    labels=bundle.labels, window_utts=bundle.window_utts, voice_weight=weight)
 
     @property
     def device(self) -> str:
-        return self.native.device
+        return self.members[0].device
 
     @property
     def precision(self) -> str:
-        return self.native.precision
+        return self.members[0].precision
 
     @property
     def num_threads(self) -> int:
-        return self.native.num_threads
+        return self.members[0].num_threads
 
     @property
     def weight_bytes(self) -> int:
-        """Bytes of weights as stored: what one live push reads when every modality is present."""
-        return self.native.weight_bytes
+        """Bytes of weights as stored (every member): what one live push reads when every modality is present."""
+        return sum(m.weight_bytes for m in self.members)
 
     def forward(self, x_a: np.ndarray | None, x_t: np.ndarray | None, lengths: np.ndarray,
                 present: np.ndarray | None = None) -> np.ndarray:
         """Offline (paper protocol) logits [B, T, num_classes] for padded dialogues x_a [B, T, Da],
         x_t [B, T, Dt] with lengths [B]; present [B, T, 2] flags which modality each utterance has
         (0 = missing, zeros after normalisation). A modality the config does not use may be None."""
-        return self.native.forward(x_a, x_t, lengths, present)
+        logits = [m.forward(x_a, x_t, lengths, present) for m in self.members]
+        return logits[0] if len(logits) == 1 else mean_probability_logits(logits)
 
     def session(self, window_utts: int | None = None, cuda_graph: bool = False) -> Session:
         """A live session; window_utts defaults to the bundle's (16 without a bundle). cuda_graph=True

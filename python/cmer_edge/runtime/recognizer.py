@@ -43,7 +43,6 @@ from cmer_edge.audio.utterance import Utterance
 from cmer_edge.bundle import default_bundle_path, load_bundle
 from cmer_edge.features.normalise import OnlineZScore
 from cmer_edge.runtime.backends import BackendConfig
-from cmer_edge.runtime.blank import blank_inputs
 from cmer_edge.runtime.encoders import open_audio_extractor, open_text_encoder
 from cmer_edge.runtime.events import EmotionEvent
 from cmer_edge.runtime.handoff import Handoff, Stopped
@@ -210,7 +209,7 @@ class Recognizer:
         if modalities:
             probs = (self.session.replace_last if replace else self.session.push)(result.x_a, result.x_t)
         else:  # runtime/blank.py: a blank turn in the context, no label of its own
-            self.session.push(*self._blank())
+            self.session.push_blank()
             self.stats.blank_utterances += 1
             result.notes.append("no modality available: no prediction (kept in the context as a blank turn)")
             probs = None
@@ -238,13 +237,6 @@ class Recognizer:
         text = result.text if stage == "final" else None
         return EmotionEvent(utt.index, round(utt.start_s, 3), round(utt.end_s, 3), text, label, named, confidence,
                             modalities, latency, utt.truncated, tuple(result.notes), stage)
-
-    _blank_cache: tuple | None = None
-
-    def _blank(self) -> tuple:
-        if self._blank_cache is None:
-            self._blank_cache = blank_inputs(self.bundle.head_config, self.bundle.head_tensors())
-        return self._blank_cache
 
     # -- a stream --------------------------------------------------------------------------------
     _streams: set | None = None  # the Handoffs of running streams, stopped by close()

@@ -70,7 +70,7 @@ def describe_backends(recognizer) -> dict:
     if asr == "whisper":
         asr = f"whisper {recognizer.config.asr_model}"
     return {"audio": ", ".join(audio) or "none", "text": text or "none", "asr": asr,
-            "head": getattr(recognizer.head.native, "device", None) or recognizer.config.device}
+            "head": getattr(recognizer.head, "device", None) or recognizer.config.device}
 
 
 class RecognizerFeed:

@@ -38,7 +38,8 @@ import sys
 from pathlib import Path
 
 
-from cmer_edge.bundle import Bundle, add_artifacts, default_bundle_path, load_bundle
+from cmer_edge.bundle import MANIFEST, Bundle, add_artifacts, default_bundle_path, load_bundle
+from cmer_edge.bundle.ensemble import ensemble_bundle
 from cmer_edge.bundle.manifest import thaw
 from cmer_edge.cli_common import UserError, cli_entry, fraction, positive_float
 from cmer_edge.features.registry import make_audio_extractor
@@ -105,7 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ema", type=fraction("--ema", below_one=True), default=0.0,
                    help="decay of the weights' moving average that dev scores and the bundle keeps (0: off)")
     p.add_argument("--window", type=int, default=16)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seeds", type=int, nargs="+", default=[0],
+                   help="one head per seed; several: each in OUT/seed<S>/bundle (kept: a finished one is reused), "
+                        "their ensemble (probabilities averaged) in OUT/bundle")
     p.add_argument("--epochs", type=int, default=60)
     p.add_argument("--patience", type=int, default=8)
     p.add_argument("--class-weighting", action="store_true")
@@ -131,15 +134,56 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     torch.set_num_threads(args.threads)
-    cache = args.cache or args.out / "cache"
+    words = sys.argv[1:] if argv is None else list(argv)
     text_bundle = load_bundle(args.text_bundle or default_bundle_path())
     extractor, encoder = open_clip_encoders(args.audio, text_bundle, args.threads)
-    sets = edge_sets.build(args, extractor, encoder, cache)
-    meld, clip_train, clip_dev, clip_test = sets.meld, sets.clip_train, sets.clip_dev, sets.clip_test
-    clip_dev_neutral, clip_dev_emotional = sets.clip_dev_neutral, sets.clip_dev_emotional
+    if len(set(args.seeds)) != len(args.seeds):
+        raise UserError(f"--seeds: each seed once, got {args.seeds}")
+    if len(args.seeds) == 1:
+        metrics = train_member(args, args.seeds[0], extractor, encoder, text_bundle, words, args.out / "bundle")
+    else:
+        members = []
+        for seed in args.seeds:
+            member = args.out / f"seed{seed}" / "bundle"
+            if (member / MANIFEST).is_file():
+                log.info("seed %d: reusing %s", seed, member)
+            else:
+                train_member(args, seed, extractor, encoder, text_bundle, words, member)
+            members.append(load_bundle(member))
+        metrics = report_ensemble(args, members, extractor, encoder, words)
+    print(json.dumps({k: {m: round(v[m], 2) for m in ("weighted_f1", "uar")} for k, v in metrics.items()}, indent=2))
+    return 0
+
+
+def seed_args(args: argparse.Namespace, seed: int) -> argparse.Namespace:
+    """`args` for one seed: every random draw of the sets and the training comes from `seed`."""
+    return argparse.Namespace(**{**vars(args), "seeds": [seed], "seed": seed})
+
+
+def command_for(words: list[str], seeds: list[int]) -> str:
+    """The training.edge command `words` with `--seeds` set to `seeds` (what reproduces that run)."""
+    kept, skipping = [], False
+    for word in words:
+        if word.startswith("--"):
+            skipping = word.split("=")[0] in ("--seeds", "--seed")
+            if skipping:
+                continue
+        elif skipping and word.lstrip("-").isdigit():
+            continue
+        skipping = False
+        kept.append(word)
+    return " ".join(["python -m cmer_edge.training.edge", *kept, "--seeds", *map(str, seeds)])
+
+
+def train_member(args: argparse.Namespace, seed: int, extractor, encoder, text_bundle: Bundle, words: list[str],
+                 out: Path) -> dict:
+    """Train one head with `seed` and save it as the bundle `out`; returns its metrics."""
+    args = seed_args(args, seed)
+    sets = edge_sets.build(args, extractor, encoder, args.cache or args.out / "cache")
+    meld, clip_train, clip_dev = sets.meld, sets.clip_train, sets.clip_dev
     text_dim, audio_dim = encoder.dim, extractor.dim
     # equal weight for MELD dev and speech dev in the selection loss: repeat the (few) dev clips
-    clip_dev_all = clip_dev + clip_dev_neutral
+    clip_dev_all = clip_dev + sets.clip_dev_neutral
     repeat = max(1, round(sum(len(d.labels) for d in meld.get("dev", [])) / max(1, len(clip_dev_all))))
     # clips without transcripts and no MELD (e.g. a speech protocol leaving out the only corpus with
     # transcripts): nothing would teach or normalise a text stream, so the head is audio-only
@@ -149,34 +193,47 @@ def main(argv: list[str] | None = None) -> int:
     head_cfg = HeadConfig(audio_dim=audio_dim, text_dim=text_dim, hidden=args.hidden,
                           dropout=args.dropout, modalities="both" if trains_text else "audio")
     cfg = TrainConfig(protocol="live", window_utts=args.window, max_epochs=args.epochs, patience=args.patience,
-                      modality_dropout=args.modality_dropout, class_weighting=args.class_weighting, seed=args.seed,
+                      modality_dropout=args.modality_dropout, class_weighting=args.class_weighting, seed=seed,
                       weight_decay=args.weight_decay, ema=args.ema)
-    log.info("training on %d MELD dialogues (paired: %s) + %d clip copies; "
-             "dev %d MELD + %d clips x%d; held out %d clips", len(meld.get("train", [])), sets.paired,
-             len(clip_train), len(meld.get("dev", [])), len(clip_dev_all), repeat, len(clip_test[0]))
+    log.info("seed %d: training on %d MELD dialogues (paired: %s) + %d clip copies; "
+             "dev %d MELD + %d clips x%d; held out %d clips", seed, len(meld.get("train", [])), sets.paired,
+             len(clip_train), len(meld.get("dev", [])), len(clip_dev_all), repeat, len(sets.clip_test[0]))
     result = train_head(head_cfg, cfg, meld.get("train", []) + clip_train, meld.get("dev", []) + clip_dev_all * repeat)
-    metrics = report(result.model, meld, clip_dev, clip_dev_neutral, clip_dev_emotional, clip_test, cfg)
+    metrics = report(result.model, sets, cfg.window_utts)
     features = {"audio": extractor.spec(), "text": thaw(text_bundle.manifest.features.text.raw)}
     corpora = sorted({sets.clips[i].corpus for i in sets.train_rows} | ({"MELD"} if meld else set()))
-    command = "python -m cmer_edge.training.edge " + " ".join(sys.argv[1:] if argv is None else argv)
     text_files = {role: text_bundle.file(role) for role in text_bundle.manifest.files
                   if role == "text_tokenizer" or role.startswith("onnx.text_encoder")}
     onnx_precision = {"text_encoder": r.split(".")[2] if r.count(".") == 2 else "fp32"
                       for r in text_files if r.startswith("onnx.")}
-    out = save_trained(
-        args.out / "bundle", result, head_cfg, cfg, name="edge", labels=EMOTIONS, features=features,
+    saved = save_trained(
+        out, result, head_cfg, cfg, name="edge", labels=EMOTIONS, features=features,
         audio_norm="speaker",
         train=edge_data.clip_dialogues(sets.data, sets.clips, sets.train_rows, sets.audio_prior[0], "prior"),
         metrics=metrics, profile="edge", runtime={"onnx_precision": onnx_precision},
         licences={c: LICENCES.get(c, "see the corpus") for c in corpora},
-        recipe={"command": command, "training_corpora": corpora,
-                    "use": "non-commercial research use only (inherits RAVDESS CC BY-NC-SA 4.0, SAVEE and EmoDB "
-                           "research-use terms)",
-                    "holdout_speakers": args.holdout, "dev_speakers": args.dev_speakers,
-                    "fusion_pairs": sets.paired, "online_k": args.online_k})
-    _copy_text_files(out, text_files)
-    print(json.dumps({k: {m: round(v[m], 2) for m in ("weighted_f1", "uar")} for k, v in metrics.items()}, indent=2))
-    return 0
+        recipe={"command": command_for(words, [seed]), "training_corpora": corpora,
+                "use": "non-commercial research use only (inherits RAVDESS CC BY-NC-SA 4.0, SAVEE and EmoDB "
+                       "research-use terms)",
+                "holdout_speakers": args.holdout, "dev_speakers": args.dev_speakers,
+                "fusion_pairs": sets.paired, "online_k": args.online_k})
+    _copy_text_files(saved, text_files)
+    return metrics
+
+
+def report_ensemble(args: argparse.Namespace, members: list[Bundle], extractor, encoder, words: list[str]) -> dict:
+    """OUT/bundle: the members' ensemble, scored on the first seed's sets (as a member is on its own)."""
+    from cmer_edge.backends.torch_models import load_head_module
+    from cmer_edge.model.cm_roberta import HeadEnsemble
+
+    first = seed_args(args, args.seeds[0])
+    sets = edge_sets.build(first, extractor, encoder, args.cache or args.out / "cache")
+    model = HeadEnsemble([load_head_module(m) for m in members]).eval()
+    metrics = report(model, sets, first.window)
+    recipe = dict(thaw(members[0].manifest.provenance["recipe"]), command=command_for(words, args.seeds))
+    ensemble_bundle(members, args.out / "bundle", recipe=recipe, local_paths=True,
+                    metrics={k: {m: v[m] for m in ("weighted_f1", "uar", "accuracy")} for k, v in metrics.items()})
+    return metrics
 
 
 def _copy_text_files(bundle_dir: Path, files: dict[str, Path]) -> None:
@@ -186,13 +243,16 @@ def _copy_text_files(bundle_dir: Path, files: dict[str, Path]) -> None:
     add_artifacts(bundle_dir, {role: src.name for role, src in files.items()})
 
 
-def report(model, meld, clip_dev, clip_dev_neutral, clip_dev_emotional, clip_test, cfg) -> dict:
+def report(model, sets: edge_sets.EdgeSets, window_utts: int) -> dict:
     """MELD text-only (dev, test), the dev speakers' clips (audio only; with neutral MELD words; the
     neutral ones with emotional MELD words: `accuracy` is how often the voice still decides), spoken
     MELD dev lines (a stranger's first utterance: text only / both) and the held-out speakers' clips
     (audio only / both; k = 0 and 10)."""
+    meld, clip_dev, clip_test = sets.meld, sets.clip_dev, sets.clip_test
+    clip_dev_neutral, clip_dev_emotional = sets.clip_dev_neutral, sets.clip_dev_emotional
+
     def score(dialogues, hide: str | None):
-        return scores_for(model, dialogues, cfg.protocol, cfg.window_utts, EMOTIONS, hide)[0].to_dict()
+        return scores_for(model, dialogues, "live", window_utts, EMOTIONS, hide)[0].to_dict()
 
     metrics = {}
     for split in ("dev", "test"):

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cmer_edge.cli_common import cli_entry, positive_float
+from cmer_edge.cli_common import UserError, cli_entry, positive_float
 from cmer_edge.training.metrics import score
 
 log = logging.getLogger("cmer_edge")
@@ -97,6 +97,9 @@ def adjust_run(run_dir: Path, store_dir: Path, max_cost: float, eval_splits: lis
 
     bundle = load_bundle(run_dir)
     manifest = bundle.manifest
+    if manifest.head_members > 1:  # the bias folds into one classifier; an ensemble averages probabilities
+        raise UserError(f"{run_dir} is an ensemble of {manifest.head_members} heads: adjust each member run, "
+                        "then combine them (python -m cmer_edge.bundle.ensemble)")
     store = FeatureStore.open(store_dir)
     feats = manifest.features
     audio = [part.name for part in feats.audio.parts] if feats.audio is not None else []

@@ -7,7 +7,6 @@ from collections.abc import Callable
 import numpy as np
 
 from cmer_edge.bundle import Bundle
-from cmer_edge.runtime.blank import blank_inputs
 from cmer_edge.runtime.head import NativeHead
 from cmer_edge.training.dialogues import Dialogue
 from cmer_edge.training.trainer import predict
@@ -20,13 +19,12 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
     return z / z.sum(axis=-1, keepdims=True)
 
 
-def native_predictor(bundle: Bundle, precision: str = "fp32", voice_weight: float | None = None) -> Predictor:
+def native_predictor(bundle: Bundle, precision: str | None = None, voice_weight: float | None = None) -> Predictor:
     """Live protocol: an utterance with no modality enters the window as a blank turn
     (cmer_edge.runtime.blank), as present = [0, 0] does in the PyTorch reference; the head's sessions
     apply the voice pool (`voice_weight`, default the bundle's). The paper protocol runs the fused head."""
     head = NativeHead.from_bundle(bundle, precision=precision, voice_weight=voice_weight)
     cfg = head.config
-    blank = blank_inputs(cfg, bundle.head_tensors())
 
     def run(dialogues: list[Dialogue], protocol: str, window_utts: int) -> list[np.ndarray]:
         out = []
@@ -43,7 +41,7 @@ def native_predictor(bundle: Bundle, precision: str = "fp32", voice_weight: floa
             for i in range(len(d.labels)):
                 a = x_a[i] if x_a is not None and d.present[i, 0] > 0 else None
                 t = x_t[i] if x_t is not None and d.present[i, 1] > 0 else None
-                rows.append(session.push(a, t) if (a is not None or t is not None) else session.push(*blank))
+                rows.append(session.push(a, t) if (a is not None or t is not None) else session.push_blank())
             out.append(np.stack(rows))
         return out
 
@@ -51,23 +49,19 @@ def native_predictor(bundle: Bundle, precision: str = "fp32", voice_weight: floa
 
 
 def torch_predictor(bundle: Bundle) -> Predictor:
-    import torch
+    from cmer_edge.backends.torch_models import load_head_module
 
-    from cmer_edge.model.cm_roberta import CMRoberta
-
-    model = CMRoberta(bundle.head_config)
-    model.load_state_dict({k: torch.from_numpy(v) for k, v in bundle.head_tensors().items()})
-    model.eval()
+    model = load_head_module(bundle)
     return lambda dialogues, protocol, window: predict(model, dialogues, protocol, window)
 
 
-def make_predictor(bundle: Bundle, engine: str, precision: str = "fp32",
+def make_predictor(bundle: Bundle, engine: str, precision: str | None = None,
                    voice_weight: float | None = None) -> Predictor:
     """`voice_weight`: the native head's voice pool (None: the bundle's); the torch engine runs the fused head."""
     if engine == "native":
         return native_predictor(bundle, precision, voice_weight)
     if engine == "torch":
-        if precision != "fp32":
+        if precision not in (None, "fp32"):
             raise ValueError(f"the torch engine runs fp32 only, got precision={precision!r}")
         return torch_predictor(bundle)
     raise ValueError(f"engine must be 'native' or 'torch', got {engine!r}")

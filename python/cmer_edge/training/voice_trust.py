@@ -84,7 +84,7 @@ def choose(rows: list[dict]) -> dict:
 
 def recipe_args(bundle: Bundle, spoken_dev: list[Path], cache: Path | None) -> argparse.Namespace:
     """The `training.edge` arguments the bundle records, plus the spoken MELD dev manifests."""
-    from cmer_edge.training.edge import build_parser
+    from cmer_edge.training.edge import build_parser, seed_args
 
     command = str(thaw(bundle.manifest.provenance.get("recipe", {})).get("command", ""))
     marker = "cmer_edge.training.edge"
@@ -97,7 +97,7 @@ def recipe_args(bundle: Bundle, spoken_dev: list[Path], cache: Path | None) -> a
     args.manifest = list(args.manifest) + [m for m in spoken_dev if m not in args.manifest]
     if cache is not None:
         args.cache = cache
-    return args
+    return seed_args(args, args.seeds[0])  # an ensemble's dev sets are its first seed's
 
 
 def dev_views_for(bundle: Bundle, args: argparse.Namespace, threads: int) -> dict[str, dict[str, np.ndarray]]:
@@ -150,7 +150,7 @@ def write_weighted(bundle: Bundle, out_dir: Path, fit: dict, command: str) -> Pa
     recipe["command"] = " && ".join(c for c in (recipe.get("command"), command) if c)
     manifest["recipe"] = recipe
     extra = {role: bundle.file(role) for role in bundle.manifest.files if role != "head"}
-    return save_bundle(out_dir, head_config=bundle.head_config, head_tensors=bundle.head_tensors(),
+    return save_bundle(out_dir, head_config=bundle.head_config, head_tensors=bundle.head_members(),
                        manifest=manifest, extra_files=extra, local_paths=True)
 
 
