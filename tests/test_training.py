@@ -123,7 +123,7 @@ def test_train_cli_cross_validates_over_folds(tmp_path):
     assert "test" in summary and "dev" in summary
 
 
-def test_edge_recipe_builds_a_bimodal_bundle_from_meld_and_speech(tmp_path, synthetic_meld):
+def test_edge_recipe_builds_a_bimodal_bundle_from_meld_and_speech(tmp_path, synthetic_meld, capsys):
     """MELD text dialogues + speech clips with transcripts (a manifest) -> one bundle the runtime loads,
     with the held-out speaker never trained on, licences and the recipe in the manifest."""
     need_module("torch")
@@ -209,6 +209,11 @@ def test_edge_recipe_builds_a_bimodal_bundle_from_meld_and_speech(tmp_path, synt
     head = member.sha256("head")
     assert edge.main(common + ["--seeds", "0", "1"]) == 0  # resumed: nothing retrained
     assert load_bundle(tmp_path / "ens" / "seed1" / "bundle").sha256("head") == head
+    # a finished member of another recipe is not reused: one line, exit 2
+    capsys.readouterr()
+    assert edge.main(common + ["--seeds", "0", "1", "--pair", "0.5"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("error: ") and "--pair 0.3 (now 0.5)" in err and "seed0" in err
     assert voice_trust.main([str(tmp_path / "ens" / "bundle"), "--out", str(tmp_path / "ens_vt")]) == 0
     assert NativeHead.from_bundle(tmp_path / "ens_vt").members.__len__() == 2
 

@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import shlex
 import shutil
 import sys
 from pathlib import Path
@@ -146,6 +147,7 @@ def main(argv: list[str] | None = None) -> int:
         for seed in args.seeds:
             member = args.out / f"seed{seed}" / "bundle"
             if (member / MANIFEST).is_file():
+                check_member_recipe(load_bundle(member), args, seed)
                 log.info("seed %d: reusing %s", seed, member)
             else:
                 train_member(args, seed, extractor, encoder, text_bundle, words, member)
@@ -173,6 +175,26 @@ def command_for(words: list[str], seeds: list[int]) -> str:
         skipping = False
         kept.append(word)
     return " ".join(["python -m cmer_edge.training.edge", *kept, "--seeds", *map(str, seeds)])
+
+
+# arguments that do not change what a member learns: where it is written, the cache, the threads
+NOT_RECIPE = ("out", "cache", "threads", "seeds", "seed")
+
+
+def check_member_recipe(member: Bundle, args: argparse.Namespace, seed: int) -> None:
+    """A finished member is reused only if its recorded command trained what this one would."""
+    command = str(thaw(member.manifest.provenance.get("recipe", {})).get("command", ""))
+    marker = "cmer_edge.training.edge"
+    words = shlex.split(command.split("&&")[0])
+    if marker not in words:
+        raise UserError(f"{member.path} records no `{marker}` command: remove it to retrain seed {seed}")
+    recorded = vars(build_parser().parse_args(words[words.index(marker) + 1:]))
+    wanted = vars(args)
+    differ = sorted(k for k in wanted if k not in NOT_RECIPE and recorded.get(k) != wanted[k])
+    if recorded.get("seeds") != [seed] or differ:
+        what = ", ".join(f"--{k.replace('_', '-')} {recorded.get(k)!r} (now {wanted[k]!r})" for k in differ)
+        raise UserError(f"{member.path} was trained by another recipe ({what or 'another seed'}): remove it to "
+                        f"retrain seed {seed}, or rerun with its arguments")
 
 
 def train_member(args: argparse.Namespace, seed: int, extractor, encoder, text_bundle: Bundle, words: list[str],
