@@ -234,6 +234,9 @@ def test_ensemble_command_combines_alike_bundles_and_refuses_others(tmp_path, ca
     e3 = load_bundle(tmp_path / "e3")
     assert e3.manifest.head_members == 3 and e3.manifest.runtime.voice_weight == 0.0  # refitted, not inherited
     assert [m["heads"] for m in e3.manifest.provenance["ensemble"]["members"]] == [2, 1]
+    packed = pack_bundle(paths[2], tmp_path / "p2", [], half_head=True, int8_inputs=True)  # asks for int8
+    assert ensemble_bundle([paths[0], packed], tmp_path / "mixed").is_dir()
+    assert load_bundle(tmp_path / "mixed").manifest.runtime.head_precision == "fp32"  # not int8 for member 0
     x_a, x_t = _utterances(4, seed=7)
     got = NativeHead.from_bundle(e3).forward(x_a[None], x_t[None], np.array([4], np.int32))[0]
     np.testing.assert_allclose(np.exp(got), _mean_probs(models, x_a, x_t), atol=2e-6)

@@ -7,7 +7,8 @@ audio prior: byte for byte). The ensemble keeps member 0's descriptive fields an
 member (name, head sha256, metrics, recipe) under `ensemble`; its `metrics` are those of whoever
 scores it (`training.edge --seeds` writes the ensemble's own), empty here. A member that is itself
 an ensemble contributes all its heads. `runtime.voice_weight` is dropped: it was fitted for another
-model (`training.voice_trust` fits the ensemble's).
+model (`training.voice_trust` fits the ensemble's); `runtime.head_precision` is kept where every
+member asks for the same.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any
 from cmer_edge.bundle.errors import BundleError
 from cmer_edge.bundle.manifest import thaw
 from cmer_edge.bundle.pack import MANAGED
-from cmer_edge.bundle.store import Bundle, load_bundle, save_bundle
+from cmer_edge.bundle.store import Bundle, load_bundle, save_bundle, strip_absolute_paths
 
 SAME = ("head", "labels", "window_utts", "protocol", "audio_norm", "features")
 
@@ -61,6 +62,8 @@ def ensemble_bundle(members: list[str | Path | Bundle], out: str | Path, *, metr
     manifest = {k: v for k, v in first.manifest.to_dict().items() if k not in MANAGED}
     runtime = dict(manifest.pop("runtime", {}))
     runtime.pop("voice_weight", None)
+    if len({b.manifest.runtime.head_precision for b in bundles}) > 1:  # lossless for some members only
+        runtime.pop("head_precision", None)
     if runtime:
         manifest["runtime"] = runtime
     training = dict(manifest.get("training", {}))
@@ -69,8 +72,9 @@ def ensemble_bundle(members: list[str | Path | Bundle], out: str | Path, *, metr
     manifest["metrics"] = metrics or {}
     if recipe is not None:
         manifest["recipe"] = recipe
-    manifest["ensemble"] = {"members": [member_record(b) for b in bundles],
-                            "rule": "mean of the member heads' probabilities, then the voice pool"}
+    record = {"members": [member_record(b) for b in bundles],
+              "rule": "mean of the member heads' probabilities, then the voice pool"}
+    manifest["ensemble"] = record if local_paths else strip_absolute_paths(record)  # a portable bundle
     heads = [t for b in bundles for t in b.head_members()]
     extra = {role: first.file(role) for role in first.manifest.files if role != "head"}
     return save_bundle(out, head_config=first.head_config, head_tensors=heads, manifest=manifest,
