@@ -35,15 +35,17 @@ def test_speech_cv_fills_the_cache_then_scores_linear_and_head(tmp_path, capsys)
     from cmer_edge.training.edge_data import clip_cache_file
 
     clips, cache = _toy_ravdess(tmp_path / "clips"), tmp_path / "cache"
-    assert speech_cv.main(["--manifest", str(clips), "--cache", str(cache), "--folds", "0", "--seeds", "0",
+    assert speech_cv.main(["--manifest", str(clips), "--cache", str(cache), "--folds", "0", "--seeds", "0", "1",
                            "--edge-args", "--hidden 8 --epochs 2 --window 4", "--out", str(tmp_path / "cv")]) == 0
     assert clip_cache_file(cache, clips).is_file()
     (row,) = json.loads((tmp_path / "cv" / "summary.json").read_text())["rows"]
     assert row["plan"] == "fold0"
     for key in ("k0", "k10", "dev_k0", "dev_k10"):
         assert 0.0 <= row["linear"][key] <= 100.0
-    assert len(row["head"]["k0"]) == len(row["head"]["dev"]) == 1
-    assert "| fold0 |" in capsys.readouterr().out
+    assert len(row["head"]["k0"]) == len(row["head"]["dev"]) == 2
+    assert 0.0 <= row["ensemble"]["k0"] <= 100.0  # the two seeds' ensemble, scored as the default ships
+    out = capsys.readouterr().out
+    assert "| fold0 |" in out and "ensemble (a)" in out
 
 
 def test_speech_cv_refuses_columns_for_the_head_in_one_line(tmp_path, capsys):

@@ -7,8 +7,9 @@ Protocols (7 MELD classes, UAR):
 Two settings, each scored on the same test clips: (a) `k0`, a single utterance from a stranger
 (normalised with the training population's statistics only) and (b) `k10`, after the live
 normaliser heard 10 other clips of the same speaker (random order, the scored clip not among them).
-Per fold: the CM head (audio only; `training.edge` without MELD) over `--seeds`, and a logistic
-regression on the same normalised features (the linear baseline). Feature columns of the cached
+Per fold: the CM head (audio only; `training.edge` without MELD) over `--seeds` (with several, also
+their ensemble, probabilities averaged, as the default bundle ships), and a logistic regression on the
+same normalised features (the linear baseline). Feature columns of the cached
 chain can be picked with `--columns` (e.g. eGeMAPS only) to compare feature sets on the dev folds;
 head settings with `--edge-args` (e.g. "--hidden 32"), judged by the head's dev UAR, printed per fold.
 
@@ -168,33 +169,43 @@ def main(argv: list[str] | None = None) -> int:
     for name, test, dev, exclude in plans:
         row = {"plan": name, "linear": linear_baseline(args.cache, args.manifest, test, dev, columns, exclude, 0)}
         if not args.linear_only:
+            out = args.out / name
+            code = edge.main(["--manifest", *map(str, args.manifest), "--cache", str(args.cache), "--audio",
+                              *args.audio, "--holdout", *test, "--dev-speakers", *dev,
+                              "--seeds", *map(str, args.seeds), "--out", str(out), *shlex.split(args.edge_args)])
+            if code:
+                return code
+            several = len(args.seeds) > 1
+            members = [out / f"seed{seed}" / "bundle" for seed in args.seeds] if several else [out / "bundle"]
             head = {"k0": [], "k10": [], "dev": []}
-            for seed in args.seeds:
-                out = args.out / name / f"seed{seed}"
-                code = edge.main(["--manifest", *map(str, args.manifest), "--cache", str(args.cache), "--audio",
-                                  *args.audio, "--holdout", *test, "--dev-speakers", *dev, "--seed", str(seed),
-                                  "--out", str(out), *shlex.split(args.edge_args)])
-                if code:
-                    return code
-                metrics = json.loads((out / "bundle" / "manifest.json").read_text())["metrics"]
+            for member in members:
+                metrics = load_bundle(member).manifest.metrics
                 for k in ("k0", "k10"):
                     head[k].append(metrics[f"holdout_{k}_audio"]["uar"])
                 head["dev"].append(metrics["clips_dev_audio"]["uar"])  # the dev speakers, k = 0 and 10
             row["head"] = head
+            if several:  # the seeds' ensemble (probabilities averaged), as the default ships
+                metrics = load_bundle(out / "bundle").manifest.metrics
+                row["ensemble"] = {"k0": metrics["holdout_k0_audio"]["uar"], "k10": metrics["holdout_k10_audio"]["uar"],
+                                   "dev": metrics["clips_dev_audio"]["uar"]}
         rows.append(row)
         print(json.dumps(row), flush=True)
+    ensembles = bool(rows) and "ensemble" in rows[0]
     table = ["| plan | linear dev (a) | linear dev (b) | linear (a) | linear (b) | CM head dev (a+b) | CM head (a) "
-             "| CM head (b) |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+             "| CM head (b) |" + (" ensemble dev | ensemble (a) | ensemble (b) |" if ensembles else ""),
+             "| --- " * (8 + 3 * ensembles) + "|"]
     for r in rows:
         h = r.get("head")
         cells = [f"{r['linear'][k]:.1f}" for k in ("dev_k0", "dev_k10", "k0", "k10")]
-        cells += [f"{np.mean(h[k]):.1f} ± {np.std(h[k], ddof=1) if len(h[k]) > 1 else 0:.1f}" for k in ("dev", "k0", "k10")] \
-            if h else ["-", "-", "-"]
+        cells += [f"{np.mean(h[k]):.1f} ± {np.std(h[k], ddof=1) if len(h[k]) > 1 else 0:.1f}"
+                  for k in ("dev", "k0", "k10")] if h else ["-", "-", "-"]
+        cells += [f"{r['ensemble'][k]:.1f}" for k in ("dev", "k0", "k10")] if ensembles else []
         table.append(f"| {r['plan']} | " + " | ".join(cells) + " |")
     if len(rows) > 1:
-        mean = lambda key, k: np.mean([np.mean(r[key][k]) if key == "head" else r[key][k] for r in rows])  # noqa: E731
+        mean = lambda key, k: np.mean([np.mean(r[key][k]) for r in rows])  # noqa: E731
         cells = [f"{mean('linear', k):.1f}" for k in ("dev_k0", "dev_k10", "k0", "k10")]
         cells += [f"{mean('head', k):.1f}" for k in ("dev", "k0", "k10")] if rows[0].get("head") else ["-", "-", "-"]
+        cells += [f"{mean('ensemble', k):.1f}" for k in ("dev", "k0", "k10")] if ensembles else []
         table.append("| mean | " + " | ".join(cells) + " |")
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "summary.json").write_text(json.dumps({"args": vars(args) | {"manifest": [str(m) for m in args.manifest],
