@@ -6,6 +6,8 @@ feature columns, screened" were made, runnable from the repository root with the
     # the 8 plans of the earlier screens (RAVDESS folds + leave one corpus out) and the nested cross-corpus
     # plans, on some columns of the cached chain (eGeMAPS 0:88, Whisper layer 4 88:856, layer 2 856:1624):
     python docs/experiments/cross_corpus_screen.py --cache runs/edge_cache_s27 --columns 88:1624
+    # each clip's Whisper blocks standardised across their own dims (layer 4 and layer 2):
+    python docs/experiments/cross_corpus_screen.py --cache runs/edge_cache_s27 --row-norm 88:856,856:1624
     # the same with a nuisance attribute projection (the top K directions of the speakers' or corpora's
     # class-mean offsets in the training rows, removed before the classifier):
     python docs/experiments/cross_corpus_screen.py --cache runs/edge_cache_s27 --nap 8 --nuisance speaker
@@ -63,10 +65,16 @@ def main() -> None:
                    help="START:STOP[,START:STOP] of the cached chain (default all)")
     p.add_argument("--nap", type=int, default=0, help="nuisance directions removed (0: none)")
     p.add_argument("--nuisance", choices=("speaker", "corpus"), default="speaker")
+    p.add_argument("--row-norm", type=column_slices, default=None,
+                   help="START:STOP[,...]: each clip's values in each of these blocks standardised across the block "
+                        "(an utterance's own scale and offset removed; needs no statistics of anyone)")
     args = p.parse_args()
     clips = load_manifests(MANIFESTS, check_audio=False).clips
     data = load_cached_features(MANIFESTS, args.cache)
     raw = data["x_a"]
+    for block in args.row_norm or []:
+        part = raw[:, block]
+        raw[:, block] = (part - part.mean(1, keepdims=True)) / np.maximum(part.std(1, keepdims=True), 1e-6)
     if args.columns:
         raw = np.concatenate([raw[:, columns] for columns in args.columns], axis=1)
     speakers = np.array([c.speaker_key for c in clips])
