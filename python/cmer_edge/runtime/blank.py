@@ -10,7 +10,8 @@ The PyTorch model masks a missing modality by `present`; the native session mark
 modality by None but needs at least one modality per push. So a blank is pushed as the head's own
 normalisation mean for one modality (normalised: exactly zeros) and None for the other, which is
 the same input as present = [0, 0] (tests/test_live_inputs.py checks native == PyTorch on a dialogue
-with a blank turn). Nothing in csrc/ changes.
+with a blank turn). `Session.push_blank` does it, each member of an ensemble with its own mean
+(tests/test_ensemble.py). Nothing in csrc/ changes.
 """
 
 from __future__ import annotations
