@@ -22,7 +22,7 @@ from cmer_edge.bundle.ensemble import ensemble_bundle  # noqa: E402
 from cmer_edge.bundle.ensemble import main as ensemble_main  # noqa: E402
 from cmer_edge.bundle.pack import pack_bundle  # noqa: E402
 from cmer_edge.model.cm_roberta import HeadEnsemble  # noqa: E402
-from cmer_edge.model.config import HeadConfig  # noqa: E402
+from cmer_edge.model.config import EMOTIONS, HeadConfig  # noqa: E402
 from cmer_edge.model.voice_pool import pool_voice  # noqa: E402
 from cmer_edge.runtime.head import NativeHead  # noqa: E402
 from cmer_edge.training.dialogues import Dialogue  # noqa: E402
@@ -102,10 +102,11 @@ def test_native_sessions_average_members_like_the_reference(ensemble_dir):
     x_a, x_t = _utterances(6, seed=1)
     session = head.session(16)
     for i in range(6):
-        provisional = session.push(x_a[i], None, provisional=True)
-        np.testing.assert_allclose(provisional, _mean_probs(models, np.concatenate([x_a[:i], x_a[i:i + 1]]),
-                                                            np.concatenate([x_t[:i], x_t[i:i + 1]]),
-                                                            _present(i + 1, text_last=False))[-1], atol=2e-6)
+        provisional = session.push(x_a[i], None, provisional=True)  # the newest utterance's text not in yet
+        present = np.ones((i + 1, 2), np.float32)
+        present[-1, 1] = 0.0
+        np.testing.assert_allclose(provisional, _mean_probs(models, x_a[:i + 1], x_t[:i + 1], present)[-1],
+                                   atol=2e-6)
         final = session.replace_last(x_a[i], x_t[i])
         ref = _mean_probs(models, x_a[:i + 1], x_t[:i + 1])[-1]
         np.testing.assert_allclose(final, ref, atol=2e-6)
@@ -114,18 +115,12 @@ def test_native_sessions_average_members_like_the_reference(ensemble_dir):
     np.testing.assert_allclose(np.exp(offline), _mean_probs(models, x_a, x_t), atol=2e-6)
 
 
-def _present(n: int, text_last: bool) -> np.ndarray:
-    present = np.ones((n, 2), np.float32)
-    present[-1, 1] = 1.0 if text_last else 0.0
-    return present
-
-
 def test_the_voice_pool_works_on_the_members_mean(ensemble_dir):
     path, models = ensemble_dir
     pooled = NativeHead.from_bundle(path, voice_weight=0.7).session(4)
     plain = NativeHead.from_bundle(path, voice_weight=0.0).session(4)
     x_a, x_t = _utterances(3, seed=2)
-    neutral = CFG.num_classes - 3 if "neutral" not in pooled._head.labels else pooled._head.labels.index("neutral")
+    neutral = EMOTIONS.index("neutral")
     for i in range(3):
         voice = plain.push(x_a[i], None, provisional=True)
         fused = plain.replace_last(x_a[i], x_t[i])

@@ -53,6 +53,7 @@ from cmer_edge.training.trainer import TrainConfig, train_head
 
 log = logging.getLogger("cmer_edge")
 
+COMMAND = "cmer_edge.training.edge"  # how a bundle's recipe.command names this step
 DEFAULT_AUDIO = ("opensmile.eGeMAPSv02", "whisper.tiny.en", "whisper.tiny.en.l2")  # the live runtime's clip features
 
 LICENCES = {
@@ -174,22 +175,30 @@ def command_for(words: list[str], seeds: list[int]) -> str:
             continue
         skipping = False
         kept.append(word)
-    return " ".join(["python -m cmer_edge.training.edge", *kept, "--seeds", *map(str, seeds)])
+    return " ".join(["python -m", COMMAND, *kept, "--seeds", *map(str, seeds)])
 
 
 # arguments that do not change what a member learns: where it is written, the cache, the threads
 NOT_RECIPE = ("out", "cache", "threads", "seeds", "seed")
 
 
+def recorded_args(bundle: Bundle) -> argparse.Namespace | None:
+    """The `training.edge` arguments of the command the bundle records (`recipe.command`); None if it
+    records none."""
+    command = str(thaw(bundle.manifest.provenance.get("recipe", {})).get("command", ""))
+    part = next((p for p in command.split("&&") if COMMAND in p), None)
+    if part is None:
+        return None
+    words = shlex.split(part)
+    return build_parser().parse_args(words[words.index(COMMAND) + 1:])
+
+
 def check_member_recipe(member: Bundle, args: argparse.Namespace, seed: int) -> None:
     """A finished member is reused only if its recorded command trained what this one would."""
-    command = str(thaw(member.manifest.provenance.get("recipe", {})).get("command", ""))
-    marker = "cmer_edge.training.edge"
-    words = shlex.split(command.split("&&")[0])
-    if marker not in words:
-        raise UserError(f"{member.path} records no `{marker}` command: remove it to retrain seed {seed}")
-    recorded = vars(build_parser().parse_args(words[words.index(marker) + 1:]))
-    wanted = vars(args)
+    recorded = recorded_args(member)
+    if recorded is None:
+        raise UserError(f"{member.path} records no `{COMMAND}` command: remove it to retrain seed {seed}")
+    recorded, wanted = vars(recorded), vars(args)
     differ = sorted(k for k in wanted if k not in NOT_RECIPE and recorded.get(k) != wanted[k])
     if recorded.get("seeds") != [seed] or differ:
         what = ", ".join(f"--{k.replace('_', '-')} {recorded.get(k)!r} (now {wanted[k]!r})" for k in differ)

@@ -33,7 +33,6 @@ from pathlib import Path
 import numpy as np
 
 from cmer_edge.bundle import Bundle, load_bundle, save_bundle
-from cmer_edge.bundle.manifest import thaw
 from cmer_edge.cli_common import UserError, cli_entry
 from cmer_edge.model.config import EMOTIONS
 from cmer_edge.model.voice_pool import pool_voice
@@ -84,16 +83,12 @@ def choose(rows: list[dict]) -> dict:
 
 def recipe_args(bundle: Bundle, spoken_dev: list[Path], cache: Path | None) -> argparse.Namespace:
     """The `training.edge` arguments the bundle records, plus the spoken MELD dev manifests."""
-    from cmer_edge.training.edge import build_parser, seed_args
+    from cmer_edge.training.edge import COMMAND, recorded_args, seed_args
 
-    command = str(thaw(bundle.manifest.provenance.get("recipe", {})).get("command", ""))
-    marker = "cmer_edge.training.edge"
-    part = next((p for p in command.split("&&") if marker in p), None)
-    if part is None:
-        raise UserError(f"{bundle.path}: its manifest records no `{marker}` command (recipe.command); "
+    args = recorded_args(bundle)
+    if args is None:
+        raise UserError(f"{bundle.path}: its manifest records no `{COMMAND}` command (recipe.command); "
                         "voice_trust rebuilds its dev sets from that command")
-    words = shlex.split(part)
-    args = build_parser().parse_args(words[words.index(marker) + 1:])
     args.manifest = list(args.manifest) + [m for m in spoken_dev if m not in args.manifest]
     if cache is not None:
         args.cache = cache
