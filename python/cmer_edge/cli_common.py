@@ -125,7 +125,7 @@ def user_error_types() -> tuple[type[BaseException], ...]:
                          ("cmer_edge.audio.devices", "AudioDeviceError"), ("cmer_edge.bundle.errors", "BundleError"),
                          ("cmer_edge.features.store", "StoreError"), ("cmer_edge.data.meld", "MeldError"),
                          ("cmer_edge.data.emodb", "EmodbError"), ("cmer_edge.data.speech_manifest", "ManifestError"),
-                         ("cmer_edge.features.split_zip", "ModelAssemblyError"),
+                         ("cmer_edge.features.split_model", "ModelAssemblyError"),
                          ("cmer_edge.features.whisper_prefix", "PrefixError")):
         try:
             types.append(getattr(__import__(module, fromlist=[name]), name))

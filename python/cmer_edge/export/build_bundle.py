@@ -36,7 +36,7 @@ from cmer_edge.bundle.pack import MANAGED, pack_bundle
 from cmer_edge.export.bundle_export import export_bundle, onnx_role, verify_bundle
 from cmer_edge.export.parity import ParityResult
 from cmer_edge.export.variants import PRECISIONS
-from cmer_edge.features.split_zip import ModelAssemblyError
+from cmer_edge.features.split_model import ModelAssemblyError
 from cmer_edge.features.text import canonical_model_id
 
 log = logging.getLogger("cmer_edge")

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cmer_edge.features.split_zip import SPLIT_MODELS, ModelAssemblyError, assemble, find_pieces
+from cmer_edge.features.split_model import SPLIT_MODELS, ModelAssemblyError, assemble, find_pieces
 
 log = logging.getLogger("cmer_edge")
 

