@@ -8,6 +8,10 @@ linear model" were made, runnable from the repository root with the package impo
     python docs/experiments/front_end_screen.py features --speed 0.9 --out runs/speed09.npz
     # eGeMAPS next to the states after Whisper encoder layers 1, 2, 3 and 4 (one file per choice):
     python docs/experiments/front_end_screen.py features --whisper-layers 2 4 --out runs/layers24.npz
+    # Whisper base's states alone, after layer L of 6 (stop 30; --chain whisper.base / whisper.base.l2 are the
+    # registered layers 6 and 2, the same vectors):
+    python docs/experiments/front_end_screen.py features --whisper-model base --whisper-layers 3 --no-egemaps \
+        --out runs/base_l3.npz
     # the linear model trained without SAVEE: its confusions on SAVEE, setting (a):
     python docs/experiments/front_end_screen.py confusion --cache runs/edge_cache_l24 --corpus SAVEE
     # each corpus's active speech level per emotion (400 random clips, seed 0):
@@ -61,20 +65,21 @@ def active_level_db(x: np.ndarray, frame: int = 400) -> float:
     return float(np.percentile(10 * np.log10((frames ** 2).mean(1) + 1e-12), 90))
 
 
-def _layers(layers: list[int]):
-    """eGeMAPS next to the Whisper tiny.en states after each of `layers` (prefix copies of the encoder)."""
-    from cmer_edge.asr.whisper import resolve_whisper_model
+def _layers(layers: list[int], model_id: str = "tiny.en", egemaps: bool = True):
+    """eGeMAPS (unless not `egemaps`) next to the Whisper `model_id` states after each of `layers`
+    (prefix copies of the encoder)."""
     from cmer_edge.features.base import ChainExtractor
     from cmer_edge.features.registry import make_audio_extractor
-    from cmer_edge.features.whisper_encoder import WhisperEncoderExtractor, _model_sha256
+    from cmer_edge.features.whisper_encoder import WhisperEncoderExtractor, _local_model, _model_sha256
     from cmer_edge.features.whisper_prefix import encoder_prefix
 
-    source = Path(resolve_whisper_model("tiny.en"))
-    parts = [make_audio_extractor("opensmile.eGeMAPSv02")]
+    source = Path(_local_model(model_id))
+    depth = {"tiny.en": 4, "base": 6}[model_id]
+    parts = [make_audio_extractor("opensmile.eGeMAPSv02")] if egemaps else []
     for layer in layers:
-        model = source if layer == 4 else encoder_prefix(source, layer, _model_sha256(source))
-        part = WhisperEncoderExtractor("whisper.tiny.en", model=str(model))
-        part.name = f"whisper.tiny.en.layer{layer}"  # chain parts need distinct names
+        model = source if layer == depth else encoder_prefix(source, layer, _model_sha256(source))
+        part = WhisperEncoderExtractor(f"whisper.{model_id}", model=str(model))
+        part.name = f"whisper.{model_id}.layer{layer}"  # chain parts need distinct names
         parts.append(part)
     return ChainExtractor(parts)
 
@@ -127,7 +132,8 @@ def features(args) -> None:
 
     clips = load_manifests(MANIFESTS, check_audio=False).clips
     options = {"weights": str(args.l3_weights)} if args.l3_weights else {}
-    extractor = make_audio_extractor(args.chain, **options) if not args.whisper_layers else _layers(args.whisper_layers)
+    extractor = (make_audio_extractor(args.chain, **options) if not args.whisper_layers
+                 else _layers(args.whisper_layers, args.whisper_model, not args.no_egemaps))
     x = np.zeros((len(clips), extractor.dim), np.float32)
     ok = np.zeros(len(clips), bool)
     speed = Fraction(args.speed).limit_denominator(100)
@@ -227,6 +233,8 @@ def main() -> None:
     f.add_argument("--snr-db", type=float, default=None, help="white or brown noise at U(S, S + 15) dB SNR")
     f.add_argument("--seed", type=int, default=0)
     f.add_argument("--whisper-layers", type=int, nargs="*", default=[], help="eGeMAPS + these layers' states")
+    f.add_argument("--whisper-model", choices=("tiny.en", "base"), default="tiny.en", help="with --whisper-layers")
+    f.add_argument("--no-egemaps", action="store_true", help="with --whisper-layers: the states alone")
     f.add_argument("--chain", default="+".join(DEFAULT_AUDIO), help="the extractor chain (registry names joined by +)")
     f.add_argument("--l3-weights", type=Path, default=None, help="with an L3 --chain (alone): its Keras weights")
     f.add_argument("--out", type=Path, required=True)

@@ -1,5 +1,5 @@
-"""Per-utterance cost of the audio extractors: openSMILE sets, Whisper tiny.en encoder states (all 4
-layers, and the first 2: CTranslate2), EdgeL3 and OpenL3-6144 (PyTorch and ONNX Runtime) at several
+"""Per-utterance cost of the audio extractors: openSMILE sets, Whisper tiny.en and base encoder states
+(all 4 / 6 layers, and the first 2: CTranslate2), EdgeL3 and OpenL3-6144 (PyTorch and ONNX Runtime) at several
 window hops, on one utterance, with a fixed number of threads.
 
 Example (the table in docs/l3.md):
@@ -27,6 +27,7 @@ import numpy as np
 
 from cmer_edge.features.base import AudioExtractor
 from cmer_edge.features.registry import make_audio_extractor
+from cmer_edge.features.split_model import ModelAssemblyError
 from cmer_edge.testing.espeak import espeak_available, speak
 
 
@@ -101,10 +102,10 @@ def main(argv: list[str] | None = None) -> int:
             opts["config_path"] = conf
         ext = make_audio_extractor(f"opensmile.{feature_set}", **opts)
         rows.append((ext.name, "opensmile", None, None, *_time(ext, audio, args.repeats)))
-    for name in ("whisper.tiny.en", "whisper.tiny.en.l2"):
+    for name in ("whisper.tiny.en", "whisper.tiny.en.l2", "whisper.base", "whisper.base.l2"):
         try:
             ext = make_audio_extractor(name, threads=args.threads)
-        except (ImportError, FileNotFoundError) as exc:  # the `asr` extra is optional
+        except (ImportError, FileNotFoundError, ModelAssemblyError) as exc:  # the `asr` / `whisper-base` extras are optional
             print(f"{name} left out: {exc}")
             continue
         rows.append((ext.name, "ctranslate2", None, None, *_time(ext, audio, args.repeats)))
