@@ -15,7 +15,9 @@ Names (see `AUDIO_EXTRACTORS`):
   an OpenL3 Keras .h5[.gz], or "random" for a random-init network of the real shape),
   edgel3.sea.64/128/256/512 (EdgeL3 SEA students; `weights=` the EdgeL3 .h5[.gz]),
   whisper.tiny.en (768: Whisper encoder states, mean ⊕ std; CTranslate2, the `asr` extra),
-  whisper.tiny.en.l2 (768: the same after the encoder's layer 2 of 4).
+  whisper.tiny.en.l2 (768: the same after the encoder's layer 2 of 4),
+  whisper.base, whisper.base.l2 (1024 each: multilingual Whisper base after its layer 6 of 6 / 2 of 6;
+  the `whisper-base` extra, joined by features.split_model).
 An L3/EdgeL3 name with `onnx=path` runs an exported graph through ONNX Runtime without torch.
 Names joined by "+" build a `ChainExtractor` whose vector is the concatenation, e.g. the paper's
 x_a = "opensmile.emo_large+l3.mel256.6144" (6552 + 6144 = 12696); its options are given per part:
