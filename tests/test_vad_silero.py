@@ -8,7 +8,7 @@ import pytest
 
 from cmer_edge.audio.blocks import AudioBlock
 from cmer_edge.audio.convert import AudioError, load_audio
-from cmer_edge.audio.segmenter import Segmenter
+from cmer_edge.audio.segmenter import Segmenter, speech_span
 from cmer_edge.audio.sources import ArraySource, FileSource
 from cmer_edge.audio.vad import SileroVad
 from cmer_edge.testing.scenes import write_scene
@@ -88,3 +88,22 @@ def test_larger_blocks_and_bad_blocks(scene):
         seg.feed(AudioBlock(np.zeros(512, np.float32), 2, 0.064))
     with pytest.raises(AudioError, match="1024"):
         seg.feed(AudioBlock(np.zeros(1024, np.float32), 6, 0.192))
+
+
+def test_speech_span_of_a_whole_recording_is_what_the_segmenter_hands_on(scene):
+    """A clip with silence around and inside it: the span runs from the first utterance's start to the
+    last one's end, the same samples the live segmenter cuts; silence alone gives the whole clip and
+    found=False; a reused VAD gives the same span."""
+    paths, truth = scene
+    x = load_audio(paths[16_000, 1])
+    utts = list(Segmenter().run(FileSource(paths[16_000, 1])))
+    start, end, found = speech_span(x)
+    assert found and (start, end) == (round(utts[0].start_s * 16_000), round(utts[-1].end_s * 16_000))
+    assert truth[0].start_s - 0.5 <= start / 16_000 <= truth[0].start_s
+    assert truth[-1].end_s <= end / 16_000 <= truth[-1].end_s + 0.8 and end <= len(x)
+    np.testing.assert_array_equal(x[start:end][:len(utts[0].audio)], utts[0].audio)
+    vad = SileroVad()
+    speech_span(np.zeros(8000, np.float32), vad=vad)
+    assert speech_span(x, vad=vad) == (start, end, True)
+    quiet = (0.001 * np.random.default_rng(1).standard_normal(20_000)).astype(np.float32)
+    assert speech_span(quiet, vad=vad) == (0, 20_000, False)

@@ -32,13 +32,19 @@ linear model" were made, runnable from the repository root with the package impo
         --l3-weights ../shared/weights/edgel3/edgel3_sea_ust_audio_emb_64.h5.gz --out runs/edgel3.npz
     python docs/experiments/front_end_screen.py linear --features runs/emo_large.npz \
         [--with-cache --cache runs/edge_cache_l24]
+    # the span of each clip the live segmenter (Silero VAD + endpointer, runtime defaults) would hand on,
+    # and the features of only that span (stop 32):
+    python docs/experiments/front_end_screen.py spans --out runs/spans.npz
+    python docs/experiments/front_end_screen.py features --trim runs/spans.npz --out runs/trimmed.npz
     # the normaliser's prior from the training speakers of the clip's gender (known, or predicted):
     python docs/experiments/front_end_screen.py linear --cache runs/edge_cache_l24 --gender-prior predicted
 
 `--level-db`: every clip scaled so that its active speech level (90th percentile of 25-ms frame
 energies) is that many dBFS; `--speed`: resampled as if played `speed` times as fast (pitch and
 tempo together, as Kaldi's speed perturbation); `--pitch`, `--eq-db`, `--reverb`, `--snr-db`: a random
-speaker / microphone / room / noise variant per clip. `--augment` adds the changed copies of the training
+speaker / microphone / room / noise variant per clip; `--trim`: only the span `spans` found (from the
+first utterance's start to the last one's end, pre- and post-roll included; the whole clip where the
+VAD finds no speech; the features of `training.edge` since stop 32). `--augment` adds the changed copies of the training
 clips (each as its own speaker for the normaliser) to the training set only.
 """
 
@@ -58,6 +64,7 @@ from cmer_edge.training.edge_data import load_cached_features
 from cmer_edge.training.speech_cv import LOCO, linear_predictions, linear_scores, ravdess_folds
 
 MANIFESTS = [Path("../shared/data") / c for c in ("ravdess", "savee", "emodb")]
+CORPORA = ("RAVDESS", "SAVEE", "EmoDB")
 
 
 def active_level_db(x: np.ndarray, frame: int = 400) -> float:
@@ -137,8 +144,11 @@ def features(args) -> None:
     x = np.zeros((len(clips), extractor.dim), np.float32)
     ok = np.zeros(len(clips), bool)
     speed = Fraction(args.speed).limit_denominator(100)
+    spans = np.load(args.trim)["spans"] if args.trim else None
     for i, clip in enumerate(clips):
         audio = load_audio(clip.path)
+        if spans is not None and spans[i, 2] > 0:
+            audio = audio[int(round(spans[i, 0] * 16000)):int(round(spans[i, 1] * 16000))]
         if args.level_db is not None:
             audio = audio * 10 ** ((args.level_db - active_level_db(audio)) / 20)
         if speed != 1:
@@ -209,6 +219,27 @@ def confusion(args) -> None:
     print(confusion_matrix(y[rows], pred[rows], labels=range(len(EMOTIONS))))
 
 
+def spans(args) -> None:
+    """Per clip: (start_s, end_s, speech found) of what the runtime's Segmenter hands on from it
+    (`speech_span`), and the clip's duration; then each corpus's mean lead / trailing silence."""
+    from cmer_edge.audio.segmenter import speech_span
+
+    clips = load_manifests(MANIFESTS, check_audio=False).clips
+    out, duration = np.zeros((len(clips), 3)), np.zeros(len(clips))
+    for i, clip in enumerate(clips):
+        audio = load_audio(clip.path)
+        duration[i] = len(audio) / 16000
+        start, end, found = speech_span(audio)
+        out[i] = start / 16000, end / 16000, found
+    np.savez(args.out, spans=out, duration=duration)
+    corpus = np.array([c.corpus for c in clips])
+    for name in CORPORA:
+        m = corpus == name
+        print(f"{name}: {m.sum()} clips, {duration[m].mean():.2f} s, lead {out[m, 0].mean():.2f} s, trailing "
+              f"{(duration[m] - out[m, 1]).mean():.2f} s, speech span {((out[m, 1] - out[m, 0]) / duration[m]).mean():.0%}"
+              f" of the clip; no speech found in {(out[m, 2] == 0).sum()}")
+
+
 def levels(args) -> None:
     from cmer_edge.model.config import EMOTIONS
 
@@ -216,7 +247,7 @@ def levels(args) -> None:
     by_class: dict[tuple[str, int], list[float]] = {}
     for i in np.random.default_rng(0).permutation(len(clips))[:400]:
         by_class.setdefault((clips[i].corpus, clips[i].meld_label), []).append(active_level_db(load_audio(clips[i].path)))
-    for corpus in ("RAVDESS", "SAVEE", "EmoDB"):
+    for corpus in CORPORA:
         print(corpus, " ".join(f"{EMOTIONS[label]} {np.mean(v):.1f}" for (c, label), v in sorted(by_class.items())
                                 if c == corpus))
 
@@ -237,8 +268,11 @@ def main() -> None:
     f.add_argument("--no-egemaps", action="store_true", help="with --whisper-layers: the states alone")
     f.add_argument("--chain", default="+".join(DEFAULT_AUDIO), help="the extractor chain (registry names joined by +)")
     f.add_argument("--l3-weights", type=Path, default=None, help="with an L3 --chain (alone): its Keras weights")
+    f.add_argument("--trim", type=Path, default=None, help="an npz from `spans`: each clip cut to its speech span")
     f.add_argument("--out", type=Path, required=True)
     sub.add_parser("levels")
+    sp = sub.add_parser("spans")
+    sp.add_argument("--out", type=Path, required=True)
     conf = sub.add_parser("confusion")
     conf.add_argument("--cache", type=Path, default=Path("runs/edge_cache_l24"))
     conf.add_argument("--corpus", default="SAVEE", choices=("RAVDESS", "SAVEE", "EmoDB"))
@@ -253,7 +287,7 @@ def main() -> None:
     lin.add_argument("--gender-prior", choices=("none", "oracle", "predicted"), default="none",
                      help="the normaliser's prior from the training speakers of the clip's (known / predicted) gender")
     args = p.parse_args()
-    {"features": features, "levels": levels, "linear": linear, "confusion": confusion}[args.command](args)
+    {"features": features, "spans": spans, "levels": levels, "linear": linear, "confusion": confusion}[args.command](args)
 
 
 if __name__ == "__main__":

@@ -179,7 +179,8 @@ def evaluate_manifest(args) -> int:
               for k, name in enumerate(labels)}
     listed = len(manifest.clips) + len(manifest.skipped)
     counts = {"listed": listed, "selected": len(clips), "scored": len(result.scored),
-              "skipped_rows": len(manifest.skipped), "unscored": len(result.unscored)}
+              "skipped_rows": len(manifest.skipped), "unscored": len(result.unscored),
+              "whole_clip_no_speech_found": len(result.whole_clip)}
     if args.predictions:
         with open(args.predictions, "w", newline="") as fh:
             writer = csv.writer(fh)
@@ -200,7 +201,8 @@ def evaluate_manifest(args) -> int:
                           "skipped": manifest.skipped, **scores.to_dict()}, indent=2))
         return 0
     print(f"{title}: scored {counts['scored']} of {counts['selected']} clips selected "
-          f"({listed} listed, {counts['skipped_rows']} bad rows skipped, {counts['unscored']} unscored)")
+          f"({listed} listed, {counts['skipped_rows']} bad rows skipped, {counts['unscored']} unscored); "
+          f"{counts['whole_clip_no_speech_found']} scored on the whole clip (the VAD found no speech in it)")
     print(f"UAR {scores.uar:.2f}  accuracy {scores.accuracy:.2f}  weighted F1 {scores.weighted_f1:.2f}")
     print("per-class recall: " + ", ".join(f"{k} {'-' if v is None else f'{v:.1f}'}" for k, v in recall.items()))
     print("confusion (rows true, columns predicted: " + " ".join(labels) + ")")

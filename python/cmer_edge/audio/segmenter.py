@@ -8,12 +8,18 @@
 Blocks must be a whole number of VAD frames (512 samples at 16 kHz: the default 32 ms block is
 one frame). A jump in block indices (blocks dropped upstream) resets the VAD's recurrent state
 and reaches the endpointer as missing frames, so utterance times stay on the stream clock.
+
+`speech_span(audio)` applies the same segmenter to one whole recording (a corpus clip) and returns
+where the stretch of it lies that the live runtime would hand on, so that clips are featurised, trained on and
+scored as `listen` featurises a stream (docs/results.md: the corpora's silence, stop 32).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Iterator
+
+import numpy as np
 
 from cmer_edge.audio.blocks import AudioBlock
 from cmer_edge.audio.convert import PIPELINE_RATE_HZ, AudioError
@@ -77,3 +83,28 @@ class Segmenter:
         for block in blocks:
             yield from self.feed(block)
         yield from self.flush()
+
+
+def speech_span(audio: np.ndarray, config: EndpointerConfig = EndpointerConfig(),
+                vad: Vad | None = None) -> tuple[int, int, bool]:
+    """(start, end, found): the samples [start, end) of one whole recording that the live segmenter
+    hands on, and whether it found speech.
+
+    `audio`: float32 mono 16 kHz. The span runs from the start of the first utterance to the end of
+    the last one (pre- and post-roll included; pauses between utterances kept, so one clip stays one
+    utterance). Where the segmenter finds no speech: (0, len(audio), False), the whole recording, for
+    the caller to count. `vad` (reset here) may be passed in to reuse one model over many clips."""
+    x = np.asarray(audio, np.float32)
+    if vad is not None:
+        vad.reset()
+    segmenter = Segmenter(config, vad)
+    frame = segmenter.frame_samples
+    padded = np.pad(x, (0, -len(x) % frame))
+    utterances = []
+    for b in range(len(padded) // frame):
+        utterances += segmenter.feed(AudioBlock(padded[b * frame:(b + 1) * frame], b, b * frame / PIPELINE_RATE_HZ))
+    utterances += segmenter.flush()
+    if not utterances:
+        return 0, len(x), False
+    start = int(round(utterances[0].start_s * PIPELINE_RATE_HZ))
+    return start, min(len(x), int(round(utterances[-1].end_s * PIPELINE_RATE_HZ))), True

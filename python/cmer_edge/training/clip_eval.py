@@ -2,7 +2,9 @@
 
 Every clip goes through the same `Recognizer` that `listen` runs (the bundle's runtime encoders,
 its per-session audio normaliser, the native head), with the manifest transcript as the text (or
-Whisper's, `asr="whisper"`); a clip with an empty transcript is audio-only. Two settings:
+Whisper's, `asr="whisper"`); a clip with an empty transcript is audio-only. Its audio is what the
+live segmenter hands on from it (`audio.segmenter.speech_span`; where the VAD finds no speech, the
+whole clip, counted in `whole_clip`). Two settings:
 - `warmup_clips=0` (setting a, "a stranger"): the clip is the conversation's first utterance, so
   the normaliser has only the training population's statistics;
 - `warmup_clips=N` (setting b): the normaliser first sees N other clips of the same speaker (random
@@ -17,7 +19,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from cmer_edge.audio.convert import load_audio
+from cmer_edge.audio.segmenter import speech_span
 from cmer_edge.audio.utterance import Utterance
+from cmer_edge.audio.vad import SileroVad
 from cmer_edge.data.speech_manifest import Clip
 from cmer_edge.model.config import EMOTIONS
 
@@ -33,9 +37,11 @@ class ClipEvaluation:
     texts: list[str]            # the text the head saw ("" for audio-only)
     scored: list[int]           # indices into `clips`
     unscored: list[tuple[int, str]] = field(default_factory=list)  # (clip index, why)
+    whole_clip: list[int] = field(default_factory=list)  # scored clips in which the VAD found no speech
 
     def summary(self) -> str:
-        return f"scored {len(self.scored)} of {len(self.clips)} clips ({len(self.unscored)} unscored)"
+        return (f"scored {len(self.scored)} of {len(self.clips)} clips ({len(self.unscored)} unscored, "
+                f"{len(self.whole_clip)} whole: no speech found)")
 
 
 def evaluate_clips(clips: list[Clip], recognizer, *, asr: str = "none", modalities: str = "both",
@@ -52,16 +58,22 @@ def evaluate_clips(clips: list[Clip], recognizer, *, asr: str = "none", modaliti
     for i, clip in enumerate(clips):
         by_speaker.setdefault(clip.speaker_key, []).append(i)
     extractor = recognizer.stages.audio_extractor
+    vad = SileroVad()
+
+    def speech_of(i: int) -> tuple[np.ndarray, bool]:
+        audio = load_audio(clips[i].path)
+        start, end, found = speech_span(audio, vad=vad)
+        return audio[start:end], found
 
     def raw_features(i: int) -> np.ndarray:
         if i not in raw_audio_features:
-            raw_audio_features[i] = extractor(load_audio(clips[i].path))
+            raw_audio_features[i] = extractor(speech_of(i)[0])
         return raw_audio_features[i]
 
-    y_true, y_pred, probs, texts, scored, unscored = [], [], [], [], [], []
+    y_true, y_pred, probs, texts, scored, unscored, whole_clip = [], [], [], [], [], [], []
     for i, clip in enumerate(clips):
         try:
-            audio = load_audio(clip.path)
+            audio, speech_found = speech_of(i)
         except ValueError as exc:
             unscored.append((i, f"unreadable audio: {exc}"))
             continue
@@ -81,5 +93,8 @@ def evaluate_clips(clips: list[Clip], recognizer, *, asr: str = "none", modaliti
         probs.append([event.probs[name] for name in EMOTIONS])
         texts.append(event.text or "")
         scored.append(i)
+        if not speech_found:
+            whole_clip.append(i)
     return ClipEvaluation(clips, np.array(y_true, np.int64), np.array(y_pred, np.int64),
-                          np.array(probs, np.float32).reshape(-1, len(EMOTIONS)), texts, scored, unscored)
+                          np.array(probs, np.float32).reshape(-1, len(EMOTIONS)), texts, scored, unscored,
+                          whole_clip)

@@ -4,7 +4,9 @@
   what `listen` runs), audio missing (no MELD audio here);
 - speech clips from manifests (RAVDESS, SAVEE, EmoDB): audio features from the runtime extractors,
   text features of their real transcripts (English only; empty -> audio-only), each clip a
-  one-utterance dialogue.
+  one-utterance dialogue. The audio of a clip is what the live segmenter hands on from it
+  (`audio.segmenter.speech_span`): the corpora's own silence before and after the speech is not
+  what a kiosk hears.
 Each stage is cached in OUT/cache/*.npz, keyed by its inputs, so an interrupted build resumes.
 
 Audio normalisation as it runs live: the runtime z-scores audio with per-session running statistics
@@ -23,6 +25,8 @@ from pathlib import Path
 import numpy as np
 
 from cmer_edge.audio.convert import load_audio
+from cmer_edge.audio.segmenter import speech_span
+from cmer_edge.audio.vad import SileroVad
 from cmer_edge.data.meld import load_meld_split
 from cmer_edge.data.speech_manifest import Clip, load_manifest
 from cmer_edge.features.normalise import OnlineZScore
@@ -49,6 +53,10 @@ def cached(path: Path, key: str, compute):
     tmp.replace(path)
     return data
 
+
+# Bumped when the audio features of a cache would change: 2 = each clip's speech span (speech_span),
+# as live; 1 = the whole file, the corpus's silence included.
+CLIP_AUDIO = 2
 
 # Bumped when the text features of a cache would change: 2 = one line per encoder run, as live
 # (runtime.encoders.TextEncoder.encode); 1 = padded 32-line batches (int8: batch-dependent).
@@ -101,14 +109,21 @@ def clip_features(extractor, encoder, clips: list[Clip], names: str, cache_file:
     def audio():
         x_a = np.zeros((len(clips), extractor.dim), np.float32)
         audio_ok = np.zeros(len(clips), bool)
+        speech_found = np.zeros(len(clips), bool)
+        vad = SileroVad()
         for i, clip in enumerate(clips):
             try:
-                x_a[i], audio_ok[i] = extractor(load_audio(clip.path)), True
+                audio = load_audio(clip.path)
+                start, end, speech_found[i] = speech_span(audio, vad=vad)
+                x_a[i], audio_ok[i] = extractor(audio[start:end]), True
             except ValueError as exc:
                 log.warning("no audio features for %s: %s", clip.path, exc)
             if i % 200 == 0:
                 log.info("clip audio features %d/%d (%s)", i, len(clips), cache_file.name)
-        return {"x_a": x_a, "audio_ok": audio_ok}
+        if (audio_ok & ~speech_found).any():
+            log.warning("%s: the VAD found no speech in %d of %d clips; their whole recordings were used",
+                        cache_file.name, (audio_ok & ~speech_found).sum(), len(clips))
+        return {"x_a": x_a, "audio_ok": audio_ok, "speech_found": speech_found}
 
     texts = [c.transcript if c.language in ("", "en") else "" for c in clips]
 
@@ -119,7 +134,7 @@ def clip_features(extractor, encoder, clips: list[Clip], names: str, cache_file:
 
     paths = [str(c.path) for c in clips]
     dim = getattr(encoder, "dim", 0)
-    return {**cached(cache_file, _key("clip-audio", names, paths), audio),
+    return {**cached(cache_file, _key("clip-audio", names, paths, CLIP_AUDIO), audio),
             **cached(_text_cache_file(cache_file), _key("clip-text", paths, texts, dim, TEXT_FEATURES), text)}
 
 
