@@ -93,7 +93,8 @@ def test_shared_corpora_load(shared_dir):
 
 
 def test_evaluate_manifest_through_the_runtime(tmp_path, speech_clips, capsys):
-    """evaluate --manifest on generated speech: every clip scored through the live runtime, counts reported."""
+    """evaluate --manifest on generated speech: every clip scored through the live runtime, counts reported;
+    a clip in which the VAD finds no speech is scored on the whole clip and counted."""
     from cmer_edge.audio.convert import load_audio
     from cmer_edge.evaluate import main
 
@@ -104,22 +105,26 @@ def test_evaluate_manifest_through_the_runtime(tmp_path, speech_clips, capsys):
         sf.write(folder / f"g{i}.wav", load_audio(clip.path), 16000)
         text = clip.text.replace(",", "") if i != 1 else ""  # one audio-only clip
         lines.append(f"g{i}.wav,{EMOTIONS[i]},{EMOTIONS[i]},{text},en,GEN,s{i % 2},male,16000,,\n")
+    hiss = 0.001 * np.random.default_rng(0).standard_normal(24_000)
+    sf.write(folder / "g3.wav", hiss.astype(np.float32), 16000)
+    lines.append(f"g3.wav,{EMOTIONS[3]},{EMOTIONS[3]},,en,GEN,s1,male,16000,,\n")
     (folder / "manifest.csv").write_text("".join(lines))
     predictions = tmp_path / "predictions.csv"
     assert main(["--manifest", str(folder), "--json", "--predictions", str(predictions)]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert report["counts"] == {"listed": 3, "selected": 3, "scored": 3, "skipped_rows": 0, "unscored": 0}
+    assert report["counts"] == {"listed": 4, "selected": 4, "scored": 4, "skipped_rows": 0, "unscored": 0,
+                                "whole_clip_no_speech_found": 1}
     from cmer_edge.bundle import default_bundle_path, load_bundle
 
     assert report["voice_weight"] == load_bundle(default_bundle_path()).manifest.runtime.voice_weight > 0
-    assert sum(sum(row) for row in report["confusion"]) == 3
+    assert sum(sum(row) for row in report["confusion"]) == 4
     rows = list(csv.DictReader(open(predictions)))
-    assert [Path(r["path"]).name for r in rows] == ["g0.wav", "g1.wav", "g2.wav"] and rows[1]["text"] == ""
+    assert [Path(r["path"]).name for r in rows] == ["g0.wav", "g1.wav", "g2.wav", "g3.wav"] and rows[1]["text"] == ""
     probs = np.array([[float(r[f"p_{name}"]) for name in EMOTIONS] for r in rows])
     assert np.allclose(probs.sum(1), 1.0, atol=1e-3)
     assert [EMOTIONS[k] for k in probs.argmax(1)] == [r["pred"] for r in rows]
     assert main(["--manifest", str(folder), "--warmup-clips", "1", "--modalities", "audio"]) == 0
     out = capsys.readouterr().out
-    assert "scored 3 of 3 clips" in out and "per-class recall" in out
+    assert "scored 4 of 4 clips" in out and "1 scored on the whole clip" in out and "per-class recall" in out
     assert main(["--manifest", str(folder), "--voice-weight", "0", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["voice_weight"] == 0.0

@@ -10,9 +10,11 @@ Features come from a feature store (`--store`, as trained), or straight from a M
 what the deployed model sees. Without `--bundle` the embedded default bundle is evaluated.
 
 `--manifest CSV` scores labelled speech clips (RAVDESS, SAVEE, EmoDB or your own; see
-cmer_edge.data.speech_manifest) through the live runtime itself, each clip its own fresh conversation:
-UAR, accuracy, weighted F1, per-class recall and the confusion matrix, and how many clips were
-scored of how many listed. `--warmup-clips N`: the per-speaker normaliser first hears N other clips
+cmer_edge.data.speech_manifest) through the live runtime itself, each clip its own fresh conversation
+and cut as the live segmenter cuts it (its speech span: a corpus's silence around the speech is not
+what a microphone stream hands on): UAR, accuracy, weighted F1, per-class recall and the confusion
+matrix, and how many clips were scored of how many listed (and how many on the whole clip, where the
+VAD found no speech). `--warmup-clips N`: the per-speaker normaliser first hears N other clips
 of the same speaker.
 """
 
@@ -54,8 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--meld-dir", type=Path, help="MELD CSV directory or MELD.Raw: features computed with the "
                                                       "bundle's runtime encoders")
     source.add_argument("--manifest", type=Path, nargs="+",
-                        help="labelled speech manifest(s) (CSV or folder with manifest.csv): each clip through "
-                             "the live runtime as its own conversation")
+                        help="labelled speech manifest(s) (CSV or folder with manifest.csv): each clip's speech span "
+                             "through the live runtime as its own conversation")
     p.add_argument("--asr", choices=("none", "whisper"), default="none",
                    help="with --manifest: text from the manifest transcript (none) or from Whisper tiny.en")
     p.add_argument("--warmup-clips", type=int, default=0,
