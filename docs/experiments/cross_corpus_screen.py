@@ -11,6 +11,11 @@ feature columns, screened" were made, runnable from the repository root with the
     # the same with a nuisance attribute projection (the top K directions of the speakers' or corpora's
     # class-mean offsets in the training rows, removed before the classifier):
     python docs/experiments/cross_corpus_screen.py --cache runs/edge_cache_s27 --nap 8 --nuisance speaker
+    # trained on whole clips, the dev and test speakers scored on their speech spans (stop 32); and trained
+    # on both (each clip's span an extra training copy):
+    python docs/experiments/cross_corpus_screen.py --features runs/shipped.npz --scored-on runs/trimmed.npz
+    python docs/experiments/cross_corpus_screen.py --features runs/shipped.npz --scored-on runs/trimmed.npz \
+        --augment runs/trimmed.npz
 
 Nested plans ("nest_T:A->B"): for a corpus T left out, train on one of the two other corpora (A) and
 test on the third (B): a cross-corpus dev score that never touches T (the mean of nest_SAVEE:* is the
@@ -70,12 +75,19 @@ def main() -> None:
     p.add_argument("--row-norm", type=column_slices, default=None,
                    help="START:STOP[,...]: each clip's values in each of these blocks standardised across the block "
                         "(an utterance's own scale and offset removed; needs no statistics of anyone)")
+    p.add_argument("--scored-on", type=Path, default=None,
+                   help="a feature file (as --features) whose rows replace the dev and test speakers' rows")
+    p.add_argument("--augment", type=Path, nargs="*", default=[], help="feature files added as training copies")
     args = p.parse_args()
     clips = load_manifests(MANIFESTS, check_audio=False).clips
     parts = [dict(np.load(f)) for f in args.features] or [load_cached_features(MANIFESTS, args.cache)]
     data = {"x_a": np.concatenate([d["x_a"] for d in parts], axis=1),
             "audio_ok": np.logical_and.reduce([d["audio_ok"] for d in parts])}
     raw = data["x_a"]
+    if (args.scored_on or args.augment) and (args.columns or args.row_norm):
+        p.error("--scored-on / --augment take whole feature files: not with --columns / --row-norm")
+    scored_on = dict(np.load(args.scored_on)) if args.scored_on else None
+    extra = [(d["x_a"], d["audio_ok"]) for d in map(np.load, args.augment)]
     for block in args.row_norm or []:
         part = raw[:, block]
         raw[:, block] = (part - part.mean(1, keepdims=True)) / np.maximum(part.std(1, keepdims=True), 1e-6)
@@ -94,7 +106,12 @@ def main() -> None:
     transform = nuisance_projection(y, speakers if args.nuisance == "speaker" else corpus, args.nap) if args.nap else None
     scores = {}
     for name, test, dev, trainable in plans:
-        scores[name] = linear_scores(raw, data["audio_ok"], list(speakers), y, test, dev, trainable, 0,
+        x, usable = raw, data["audio_ok"]
+        if scored_on is not None:
+            held = np.isin(speakers, list(test) + list(dev))
+            x, usable = raw.copy(), usable & scored_on["audio_ok"]
+            x[held] = scored_on["x_a"][held]
+        scores[name] = linear_scores(x, usable, list(speakers), y, test, dev, trainable, 0, extra,
                                      transform=transform)
         shown = ("k0", "k10") if name.startswith("nest") else ("dev_k0", "dev_k10", "k0", "k10")
         print(name, " ".join(f"{k} {scores[name][k]:.1f}" for k in shown), flush=True)

@@ -22,7 +22,7 @@ from collections.abc import Iterable, Iterator
 import numpy as np
 
 from cmer_edge.audio.blocks import AudioBlock
-from cmer_edge.audio.convert import PIPELINE_RATE_HZ, AudioError
+from cmer_edge.audio.convert import PIPELINE_RATE_HZ, AudioError, load_audio
 from cmer_edge.audio.endpointer import Endpointer, EndpointerConfig
 from cmer_edge.audio.utterance import Utterance
 from cmer_edge.audio.vad import SileroVad, Vad
@@ -108,3 +108,11 @@ def speech_span(audio: np.ndarray, config: EndpointerConfig = EndpointerConfig()
         return 0, len(x), False
     start = int(round(utterances[0].start_s * PIPELINE_RATE_HZ))
     return start, min(len(x), int(round(utterances[-1].end_s * PIPELINE_RATE_HZ))), True
+
+
+def clip_speech(path, vad: Vad | None = None) -> tuple[np.ndarray, bool]:
+    """(the speech span of the audio file at `path`, whether speech was found): a corpus clip as
+    `listen` would hear it (`speech_span`); ValueError (AudioError) for unreadable audio."""
+    audio = load_audio(path)
+    start, end, found = speech_span(audio, vad=vad)
+    return audio[start:end], found

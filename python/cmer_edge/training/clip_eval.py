@@ -18,8 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from cmer_edge.audio.convert import load_audio
-from cmer_edge.audio.segmenter import speech_span
+from cmer_edge.audio.segmenter import clip_speech
 from cmer_edge.audio.utterance import Utterance
 from cmer_edge.audio.vad import SileroVad
 from cmer_edge.data.speech_manifest import Clip
@@ -60,20 +59,15 @@ def evaluate_clips(clips: list[Clip], recognizer, *, asr: str = "none", modaliti
     extractor = recognizer.stages.audio_extractor
     vad = SileroVad()
 
-    def speech_of(i: int) -> tuple[np.ndarray, bool]:
-        audio = load_audio(clips[i].path)
-        start, end, found = speech_span(audio, vad=vad)
-        return audio[start:end], found
-
     def raw_features(i: int) -> np.ndarray:
         if i not in raw_audio_features:
-            raw_audio_features[i] = extractor(speech_of(i)[0])
+            raw_audio_features[i] = extractor(clip_speech(clips[i].path, vad)[0])
         return raw_audio_features[i]
 
     y_true, y_pred, probs, texts, scored, unscored, whole_clip = [], [], [], [], [], [], []
     for i, clip in enumerate(clips):
         try:
-            audio, speech_found = speech_of(i)
+            audio, speech_found = clip_speech(clip.path, vad)
         except ValueError as exc:
             unscored.append((i, f"unreadable audio: {exc}"))
             continue

@@ -24,8 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cmer_edge.audio.convert import load_audio
-from cmer_edge.audio.segmenter import speech_span
+from cmer_edge.audio.segmenter import clip_speech
 from cmer_edge.audio.vad import SileroVad
 from cmer_edge.data.meld import load_meld_split
 from cmer_edge.data.speech_manifest import Clip, load_manifest
@@ -113,9 +112,8 @@ def clip_features(extractor, encoder, clips: list[Clip], names: str, cache_file:
         vad = SileroVad()
         for i, clip in enumerate(clips):
             try:
-                audio = load_audio(clip.path)
-                start, end, speech_found[i] = speech_span(audio, vad=vad)
-                x_a[i], audio_ok[i] = extractor(audio[start:end]), True
+                speech, speech_found[i] = clip_speech(clip.path, vad)
+                x_a[i], audio_ok[i] = extractor(speech), True
             except ValueError as exc:
                 log.warning("no audio features for %s: %s", clip.path, exc)
             if i % 200 == 0:
@@ -123,7 +121,7 @@ def clip_features(extractor, encoder, clips: list[Clip], names: str, cache_file:
         if (audio_ok & ~speech_found).any():
             log.warning("%s: the VAD found no speech in %d of %d clips; their whole recordings were used",
                         cache_file.name, (audio_ok & ~speech_found).sum(), len(clips))
-        return {"x_a": x_a, "audio_ok": audio_ok, "speech_found": speech_found}
+        return {"x_a": x_a, "audio_ok": audio_ok}
 
     texts = [c.transcript if c.language in ("", "en") else "" for c in clips]
 
