@@ -278,3 +278,12 @@ def test_evaluate_missing_store(tiny_bundle, tmp_path, capsys):
 
     assert main(["--bundle", str(tiny_bundle), "--store", str(tmp_path / "none")]) == 2
     assert "error:" in capsys.readouterr().err and np is not None
+
+
+def test_evaluate_negative_warmup_clips_is_a_usage_error(capsys):
+    """One line naming the value, exit 2 (it was a traceback from clip_eval)."""
+    from cmer_edge.evaluate import main
+
+    assert main(["--manifest", "m.csv", "--warmup-clips", "-1"]) == 2
+    err = capsys.readouterr().err
+    assert "--warmup-clips must be in 0..1000, got -1" in err and "Traceback" not in err

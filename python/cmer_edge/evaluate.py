@@ -27,7 +27,7 @@ import logging
 from pathlib import Path
 
 from cmer_edge.bundle import default_bundle_path, load_bundle
-from cmer_edge.cli_common import UserError, cli_entry, fraction, window_arg
+from cmer_edge.cli_common import UserError, cli_entry, fraction, int_in_range, window_arg
 from cmer_edge.data.speech_manifest import load_manifests
 from cmer_edge.features.store import FeatureStore
 from cmer_edge.runtime.recognizer import Recognizer, RecognizerConfig
@@ -60,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
                              "through the live runtime as its own conversation")
     p.add_argument("--asr", choices=("none", "whisper"), default="none",
                    help="with --manifest: text from the manifest transcript (none) or from Whisper tiny.en")
-    p.add_argument("--warmup-clips", type=int, default=0,
+    p.add_argument("--warmup-clips", type=int_in_range(0, 1000, "--warmup-clips"), default=0,
                    help="with --manifest: other clips of the same speaker the normaliser hears first")
     p.add_argument("--speakers", nargs="*", default=None, help="with --manifest: only these speaker ids")
     p.add_argument("--skip-bad", action="store_true", help="with --manifest: skip (and count) bad rows")
