@@ -181,7 +181,7 @@ def test_cli_events_default_all_for_json_and_terminals_else_final():
 
 
 @pytest.mark.parametrize("case", ["missing_file", "empty_file", "corrupt_bundle", "missing_bundle", "nan_audio",
-                                  "bad_voice_weight"])
+                                  "bad_voice_weight", "bad_text_weight"])
 def test_cli_bad_inputs_exit_2_with_a_message(case, tiny_bundle, tmp_path):
     import shutil
 
@@ -202,11 +202,12 @@ def test_cli_bad_inputs_exit_2_with_a_message(case, tiny_bundle, tmp_path):
         bundle = str(broken)
     elif case == "missing_bundle":
         bundle = str(tmp_path / "no_bundle")
-    extra = ["--voice-weight", "1.5"] if case == "bad_voice_weight" else []
+    extra = {"bad_voice_weight": ["--voice-weight", "1.5"], "bad_text_weight": ["--text-weight", "-0.1"]}.get(case, [])
     done = _listen("--input", str(wav), "--bundle", bundle, "--asr", "none", *extra)
     expected = {"missing_file": "not found", "empty_file": "", "corrupt_bundle": "corrupt",
                 "missing_bundle": "not a bundle", "nan_audio": "non-finite",
-                "bad_voice_weight": "--voice-weight must be in 0..1"}[case]
+                "bad_voice_weight": "--voice-weight must be in 0..1",
+                "bad_text_weight": "--text-weight must be in 0..1"}[case]
     if case == "nan_audio":  # NaN samples are replaced by zeros and counted, not fatal
         assert done.returncode == 0, done.stderr
         assert '"source_nonfinite_samples": 16000' in done.stderr or "nonfinite_samples': 16000" in done.stderr

@@ -126,5 +126,6 @@ def test_evaluate_manifest_through_the_runtime(tmp_path, speech_clips, capsys):
     assert main(["--manifest", str(folder), "--warmup-clips", "1", "--modalities", "audio"]) == 0
     out = capsys.readouterr().out
     assert "scored 4 of 4 clips" in out and "1 scored on the whole clip" in out and "per-class recall" in out
-    assert main(["--manifest", str(folder), "--voice-weight", "0", "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["voice_weight"] == 0.0
+    assert main(["--manifest", str(folder), "--voice-weight", "0", "--text-weight", "0.5", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert (report["voice_weight"], report["text_weight"]) == (0.0, 0.5)

@@ -177,10 +177,14 @@ def test_edge_recipe_builds_a_bimodal_bundle_from_meld_and_speech(tmp_path, synt
                              "--json", str(tmp_path / "vt.json")]) == 0
     fit = json.loads((tmp_path / "vt.json").read_text())
     assert fit["sizes"] == {"neutral_words": 12, "emotional_words": 12, "spoken_meld": 3}
-    assert [row["weight"] for row in fit["grid"]] == list(voice_trust.GRID)
+    assert [(row["voice_weight"], row["text_weight"]) for row in fit["grid"]] == [
+        (w, u) for w in voice_trust.GRID for u in voice_trust.GRID]
     weighted = load_bundle(tmp_path / "vt")
-    assert weighted.manifest.runtime.voice_weight == fit["chosen"]["weight"]
-    assert NativeHead.from_bundle(weighted).voice_weight == fit["chosen"]["weight"]
+    chosen = fit["chosen"]
+    runtime, head = weighted.manifest.runtime, NativeHead.from_bundle(weighted)
+    assert (runtime.voice_weight, runtime.text_weight) == (chosen["voice_weight"], chosen["text_weight"])
+    assert (head.voice_weight, head.text_weight) == (chosen["voice_weight"], chosen["text_weight"])
+    assert "grid" not in weighted.manifest.provenance["training"]["voice_trust"]  # the grid is in --json only
     steps = weighted.manifest.provenance["recipe"]["command"].split(" && ")
     assert steps[0].startswith("python -m cmer_edge.training.edge ") and steps[1].startswith(
         "python -m cmer_edge.training.voice_trust ")

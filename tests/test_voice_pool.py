@@ -1,5 +1,5 @@
 """The voice pool (model/voice_pool.py), the head session that applies it (runtime/head.py), the
-manifest field that carries its weight, and the fit on dev (training/voice_trust.py)."""
+manifest fields that carry its weights, and the fit on dev (training/voice_trust.py)."""
 
 from __future__ import annotations
 
@@ -39,6 +39,26 @@ def test_pool_is_geometric_with_a_weight_that_follows_the_voices_emotion():
             pool_voice(both, voice, bad)
 
 
+def test_text_gate_gives_the_words_alone_the_say_a_neutral_voice_leaves():
+    rng = np.random.default_rng(1)
+    both, voice, text = _probs(rng, 50), _probs(rng, 50), _probs(rng, 50)
+    np.testing.assert_allclose(pool_voice(both, voice, 0.4, 0, text, 0.0), pool_voice(both, voice, 0.4), rtol=1e-6)
+    pooled = pool_voice(both, voice, 0.4, 0, text, 0.6)
+    g, h = 0.4 * (1 - voice[:, :1]), 0.6 * voice[:, :1]  # by hand
+    expect = both ** (1 - g - h) * voice ** g * text ** h
+    np.testing.assert_allclose(pooled, expect / expect.sum(-1, keepdims=True), rtol=1e-5)
+    # a voice sure it is neutral, at w_t = 1: the words alone decide; an emotional voice: the gate is shut
+    neutral_voice = np.eye(7)[[0]]
+    np.testing.assert_allclose(pool_voice(both[:1], neutral_voice, 0.0, 0, text[:1], 1.0), text[:1], rtol=1e-5)
+    sure_angry = np.eye(7)[[6]]
+    np.testing.assert_allclose(pool_voice(both[:1], sure_angry, 0.0, 0, text[:1], 1.0), both[:1], rtol=1e-5)
+    for bad in (-0.1, 1.5, float("nan")):
+        with pytest.raises(ValueError, match="text weight"):
+            pool_voice(both, voice, 0.2, 0, text, bad)
+    with pytest.raises(ValueError, match="needs the words-alone view"):
+        pool_voice(both, voice, 0.2, 0, None, 0.3)
+
+
 def test_manifest_voice_weight_is_checked_and_kept():
     assert RuntimeSection.from_dict({}).voice_weight == 0.0
     section = RuntimeSection.from_dict({"voice_weight": 0.35, "onnx_precision": {"text_encoder": "int8"}})
@@ -46,21 +66,36 @@ def test_manifest_voice_weight_is_checked_and_kept():
     for bad in (1.2, -1, "0.5", True, None, float("nan")):
         with pytest.raises(BundleError, match="runtime.voice_weight"):
             RuntimeSection.from_dict({"voice_weight": bad})
+        with pytest.raises(BundleError, match="runtime.text_weight"):
+            RuntimeSection.from_dict({"text_weight": bad})
+    section = RuntimeSection.from_dict({"voice_weight": 0.5, "text_weight": 0.25})
+    assert (section.voice_weight, section.text_weight) == (0.5, 0.25)
+    again = RuntimeSection.from_dict(section.to_dict())
+    assert (again.voice_weight, again.text_weight) == (0.5, 0.25) and RuntimeSection.from_dict({}).text_weight == 0.0
+    assert "text_weight" not in RuntimeSection.from_dict({"voice_weight": 0.5, "text_weight": 0}).to_dict()
 
 
-def test_session_pools_the_fused_and_the_voice_views_and_keeps_the_window():
-    """A pooled session gives exactly pool(fused, voice-only view of the same window) and leaves its
-    window as a plain session does (every later fused step identical), through provisional pushes,
-    replacements, audio-only and text-only utterances and a push that raises."""
+@pytest.mark.parametrize("voice_weight,text_weight", [(0.6, 0.0), (0.6, 0.3), (0.0, 0.5)])
+def test_session_pools_the_fused_and_the_voice_views_and_keeps_the_window(voice_weight, text_weight):
+    """A pooled session gives exactly pool(fused, voice-only view, words-only view of the same window)
+    and leaves its window as a plain session does (every later fused step identical), through
+    provisional pushes, replacements, audio-only and text-only utterances and a push that raises."""
     from helpers.head import SMALL, HeadConfig, make_model, state_dict
 
     from cmer_edge.runtime.head import NativeHead
 
     cfg = HeadConfig(**SMALL)
     tensors = state_dict(make_model(cfg, seed=3))
-    pooled_head = NativeHead.from_state_dict(cfg, tensors, voice_weight=0.6)
+    pooled_head = NativeHead.from_state_dict(cfg, tensors, voice_weight=voice_weight, text_weight=text_weight)
     plain_head = NativeHead.from_state_dict(cfg, tensors)
     pooled, plain, voice_view = pooled_head.session(4), plain_head.session(4), plain_head.session(4)
+    text_view = plain_head.session(4)
+
+    def expect(fused, voice, x_a, x_t):  # the text view's newest utterance is a provisional push
+        text = text_view.replace_last(None, x_t, provisional=True)  # the words alone, same window
+        text_view.replace_last(x_a, x_t)  # and back to the fused inputs, as the pooled session's window
+        return pool_voice(fused, voice, voice_weight, 0, text, text_weight)
+
     rng = np.random.default_rng(1)
     for i in range(9):
         x_a = rng.standard_normal(cfg.audio_dim).astype(np.float32)
@@ -68,10 +103,12 @@ def test_session_pools_the_fused_and_the_voice_views_and_keeps_the_window():
         if i == 4:  # audio only: nothing to pool
             np.testing.assert_allclose(pooled.push(x_a, None), plain.push(x_a, None), rtol=1e-6)
             voice_view.push(x_a, None)
+            text_view.push(x_a, None)
             continue
         if i == 6:  # text only
             np.testing.assert_allclose(pooled.push(None, x_t), plain.push(None, x_t), rtol=1e-6)
             voice_view.push(None, x_t)
+            text_view.push(None, x_t)
             continue
         if i % 2:  # the recognizer's way: the audio first (provisional), the words later
             np.testing.assert_allclose(pooled.push(x_a, None, provisional=True),
@@ -82,7 +119,8 @@ def test_session_pools_the_fused_and_the_voice_views_and_keeps_the_window():
             got, fused = pooled.push(x_a, x_t), plain.push(x_a, x_t)
         voice = voice_view.push(x_a, None, provisional=True)
         voice_view.replace_last(x_a, x_t)  # the voice view's window holds the fused inputs, as the session's
-        np.testing.assert_allclose(got, pool_voice(fused, voice, 0.6), rtol=1e-5, atol=1e-7)
+        text_view.push(x_a, x_t, provisional=True)
+        np.testing.assert_allclose(got, expect(fused, voice, x_a, x_t), rtol=1e-5, atol=1e-7)
         np.testing.assert_allclose(pooled.last_logits, plain.last_logits, rtol=1e-6)
         assert (pooled.size, pooled.pushed, pooled.provisional) == (plain.size, plain.pushed, plain.provisional)
     # a replacement whose audio differs from the provisional push's: that push is not its voice view
@@ -90,10 +128,11 @@ def test_session_pools_the_fused_and_the_voice_views_and_keeps_the_window():
     pooled.push(x_a, None, provisional=True)
     plain.push(x_a, None, provisional=True)
     voice_view.push(x_a, None, provisional=True)
+    text_view.push(x_a, None, provisional=True)
     got, fused = pooled.replace_last(other, x_t), plain.replace_last(other, x_t)
     voice = voice_view.replace_last(other, None, provisional=True)
     voice_view.replace_last(other, x_t)
-    np.testing.assert_allclose(got, pool_voice(fused, voice, 0.6), rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(got, expect(fused, voice, other, x_t), rtol=1e-5, atol=1e-7)
     bad = np.full(cfg.text_dim, np.nan, np.float32)
     with pytest.raises(ValueError):
         pooled.push(rng.standard_normal(cfg.audio_dim).astype(np.float32), bad)
@@ -130,11 +169,22 @@ def test_a_voice_weight_needs_a_bimodal_head_with_a_neutral_class(tmp_path):
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         cfg = HeadConfig(**SMALL)
         NativeHead.from_state_dict(cfg, state_dict(make_model(cfg, seed=0)), voice_weight=2.0)
+    # a text weight needs the same: the API, an override, a manifest
+    audio = HeadConfig(**dict(SMALL, modalities="audio"))
+    with pytest.raises(ValueError, match="a text weight .* bimodal head"):
+        NativeHead.from_state_dict(audio, tensors, text_weight=0.5)
+    with pytest.raises(BundleError, match="a text weight .* bimodal head"):
+        NativeHead.from_bundle(tmp_path / "audio", text_weight=0.5)
+    with pytest.raises(BundleError, match="runtime.text_weight: a text weight"):
+        save_bundle(tmp_path / "bad_t", head_config=audio, head_tensors=tensors,
+                    manifest={"name": "a", "runtime": {"text_weight": 0.5}})
 
 
-def test_fit_takes_the_best_worst_gap_and_the_smaller_weight_among_equals():
-    """Three dev sets built so that the pool helps the voice-decides sets and, past a point, costs
-    the words-decide set: the chosen weight is where the worst of the three gaps is best."""
+def test_fit_takes_the_best_worst_gap_then_the_next_worst_then_the_smaller_weights():
+    """Three dev sets built so that the voice gate is needed where an emotional voice meets other
+    words and the text gate where a flat voice meets emotional words: the chosen pair is the one
+    whose worst gap (then next-worst) is best, the smallest weights among equals, and it beats every
+    pair without a text gate."""
     rng = np.random.default_rng(0)
     n = 300
     labels = rng.integers(1, 7, n)
@@ -144,21 +194,31 @@ def test_fit_takes_the_best_worst_gap_and_the_smaller_weight_among_equals():
     both = np.full((n, 7), 0.05)
     both[np.arange(n), words] = 0.45
     both[np.arange(n), labels] = 0.25    # the fused head leans to the words
-    text_labels = rng.integers(0, 7, n)
-    flat = np.full((n, 7), 0.1)
-    flat[np.arange(n), (text_labels + 1) % 7] = 0.4  # a flat voice with an (emotional, wrong) opinion
+    text_labels = rng.integers(1, 7, n)
+    flat = np.full((n, 7), 0.1 / 6)
+    flat[:, 0] = 0.9                     # a flat voice, heard as neutral
     text = np.full((n, 7), 0.02)
     text[np.arange(n), text_labels] = 0.88
-    views = {"neutral_words": {"labels": labels, "both": both, "voice": voice, "text": text},
-             "emotional_words": {"labels": labels, "both": both, "voice": voice, "text": text},
-             "spoken_meld": {"labels": text_labels, "both": text, "voice": flat, "text": text}}
+    pulled = np.full((n, 7), 0.04)
+    pulled[:, 0] = 0.5
+    pulled[np.arange(n), text_labels] = 0.3  # the fused head pulled to neutral by the flat voice
+    views = {"neutral_words": {"labels": labels, "both": both, "voice": voice, "text": both},
+             "emotional_words": {"labels": labels, "both": both, "voice": voice, "text": both},
+             "spoken_meld": {"labels": text_labels, "both": pulled, "voice": flat, "text": text}}
     rows = voice_trust.gap_table(views)
-    assert [r["weight"] for r in rows] == list(voice_trust.GRID)
-    assert rows[0]["neutral_words"]["gap"] < -50 and rows[0]["spoken_meld"]["gap"] == 0
+    assert [(r["voice_weight"], r["text_weight"]) for r in rows] == [
+        (w, u) for w in voice_trust.GRID for u in voice_trust.GRID]
+    assert rows[0]["neutral_words"]["gap"] < -50 and rows[0]["spoken_meld"]["gap"] < -50
     chosen = voice_trust.choose(rows)
-    assert chosen["worst_gap"] == max(r["worst_gap"] for r in rows) and chosen["worst_gap"] > rows[0]["worst_gap"]
-    assert all(r["weight"] >= chosen["weight"] for r in rows if r["worst_gap"] == chosen["worst_gap"])
-    assert 0 < chosen["weight"] < 1
+    assert chosen["worst_gap"] == max(r["worst_gap"] for r in rows)
+    assert chosen["worst_gap"] > max(r["worst_gap"] for r in rows if r["text_weight"] == 0)
+    equals = [r for r in rows if r["gaps"] == chosen["gaps"]]
+    assert all(r["voice_weight"] + r["text_weight"] >= chosen["voice_weight"] + chosen["text_weight"] for r in equals)
+    assert 0 < chosen["voice_weight"] < 1 and 0 < chosen["text_weight"] < 1
+    # ties on the worst gap go to the better next-worst gap
+    tied = [{"voice_weight": 0.1, "text_weight": 0.0, "gaps": [-1.0, -0.5, 0.0]},
+            {"voice_weight": 0.5, "text_weight": 0.5, "gaps": [-1.0, 0.2, 0.3]}]
+    assert voice_trust.choose(tied) is tied[1]
 
 
 def test_voice_trust_refuses_bad_bundles_in_one_line(tmp_path, capsys):
@@ -180,6 +240,10 @@ def test_recognizer_config_checks_the_voice_weight():
     from cmer_edge.runtime.recognizer import RecognizerConfig
 
     assert RecognizerConfig(voice_weight=0.4).voice_weight == 0.4 and RecognizerConfig().voice_weight is None
+    assert RecognizerConfig(text_weight=0.3).text_weight == 0.3 and RecognizerConfig().text_weight is None
+    for bad in (-0.1, 1.01, float("nan"), "0.5", True):
+        with pytest.raises(ValueError, match="text_weight"):
+            RecognizerConfig(text_weight=bad)
     for bad in (-0.1, 1.01, float("nan"), "0.5", True):
         with pytest.raises(ValueError, match="voice_weight"):
             RecognizerConfig(voice_weight=bad)

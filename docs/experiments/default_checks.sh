@@ -31,10 +31,10 @@ ev() {  # NAME ARGS...: one evaluate run, its JSON and predictions kept
 checks=(
   "i_audio --manifest $SHARED/data/savee --modalities audio"
   "i_both --manifest $SHARED/data/savee --modalities both --asr whisper"
-  "i_both_nopool --manifest $SHARED/data/savee --modalities both --asr whisper --voice-weight 0"
+  "i_both_nopool --manifest $SHARED/data/savee --modalities both --asr whisper --voice-weight 0 --text-weight 0"
   "ii_text --manifest $SPOKEN --modalities text"
   "ii_both --manifest $SPOKEN --modalities both"
-  "ii_both_nopool --manifest $SPOKEN --modalities both --voice-weight 0"
+  "ii_both_nopool --manifest $SPOKEN --modalities both --voice-weight 0 --text-weight 0"
   "r1920_both --manifest $SHARED/data/ravdess --speakers 19 20 --modalities both"
   "r1920_audio_a --manifest $SHARED/data/ravdess --speakers 19 20 --modalities audio"
   "r1920_audio_b --manifest $SHARED/data/ravdess --speakers 19 20 --modalities audio --warmup-clips 10"

@@ -7,13 +7,14 @@ dev" were made, runnable from the repository root with the package importable.
     # rebuilt once from the first bundle's recorded command (~4 min per bundle on one core):
     python docs/experiments/pool_screen.py views --out runs/s28/views01.npz \\
         runs/s27/pack_FVA1L_s0 runs/s27/pack_FVA1L_s1 --spoken-dev runs/spoken_meld_dev_all --cache runs/edge_cache_s27
-    # each bundle and the seed ensemble (their mean probabilities) fitted by voice_trust's rule, each
-    # with the symmetric pool's grid:
+    # each bundle and the seed ensemble (their mean probabilities) fitted by voice_trust's rule, with
+    # the voice gate only (text weight 0) and with both gates:
     python docs/experiments/pool_screen.py report runs/s28/views01.npz [runs/s28/views02.npz]
 
-The symmetric pool adds the words alone where the voice sounds flat:
-p ∝ p_both^(1-g-h) · p_voice^g · p_text^h, g = w (1 - p_voice[neutral]) as in voice_trust, h = u p_voice[neutral]
-(u = 0 is the shipped pool).
+The symmetric pool ("both gates", cmer_edge.model.voice_pool since stop 33) adds the words alone where
+the voice sounds flat: p ∝ p_both^(1-g-h) · p_voice^g · p_text^h, g = w_v (1 - p_voice[neutral]),
+h = w_t p_voice[neutral] (w_t = 0: the voice gate only). Stop 28's table listed the best w_v for a few
+fixed w_t (the script of that stop); this one prints voice_trust's fit of both.
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ import numpy as np
 
 from cmer_edge.bundle import load_bundle
 from cmer_edge.model.config import EMOTIONS
-from cmer_edge.model.voice_pool import FLOOR
 from cmer_edge.training import voice_trust
 from cmer_edge.training.metrics import score
 
@@ -52,40 +52,23 @@ def views(args) -> None:
     np.savez(args.out, **arrays)
 
 
-def symmetric(v: dict[str, np.ndarray], w: float, u: float) -> np.ndarray:
-    flat = v["voice"][:, NEUTRAL:NEUTRAL + 1]
-    g, h = w * (1 - flat), u * flat
-    log = lambda p: np.log(np.maximum(p, FLOOR))  # noqa: E731
-    return (1 - g - h) * log(v["both"]) + g * log(v["voice"]) + h * log(v["text"])
-
-
-def gaps(dev: dict[str, dict[str, np.ndarray]], reference: dict[str, float], w: float, u: float) -> list[float]:
-    """Each dev set's gap (points) of the symmetric pool with weights w, u against its reference score."""
-    return [getattr(score(v["labels"], symmetric(v, w, u).argmax(-1), EMOTIONS), voice_trust.GAPS[s][0]) - reference[s]
-            for s, v in dev.items()]
-
-
 def report(args) -> None:
     z = {k: v for f in args.views for k, v in np.load(f).items()}  # several files: one set of dev sets
     members = sorted({k.split("|")[0] for k in z})
     sets = sorted({k.split("|")[1] for k in z})
     runs = {m: {s: {view: z[f"{m}|{s}|{view}"] for view in VIEWS} for s in sets} for m in members}
-    runs["ensemble"] = {s: {"labels": runs[members[0]][s]["labels"],
-                            **{view: np.mean([runs[m][s][view] for m in members], 0) for view in VIEWS[1:]}}
-                        for s in sets}
+    if len(members) > 1:
+        runs["ensemble"] = {s: {"labels": runs[members[0]][s]["labels"],
+                                **{view: np.mean([runs[m][s][view] for m in members], 0) for view in VIEWS[1:]}}
+                            for s in sets}
     for name, dev in runs.items():
-        chosen = voice_trust.choose(voice_trust.gap_table(dev))
+        rows = voice_trust.gap_table(dev)
         voice = score(dev["neutral_words"]["labels"], dev["neutral_words"]["voice"].argmax(-1), EMOTIONS).uar
-        print(f"{name}: voice_trust w {chosen['weight']:.2f}, gaps "
-              + ", ".join(f"{s} {chosen[s]['gap']:+.2f}" for s in sets)
-              + f", worst {chosen['worst_gap']:+.2f}; voice alone UAR {voice:.2f}")
-        reference = {s: getattr(score(v["labels"], v[voice_trust.GAPS[s][1]].argmax(-1), EMOTIONS),
-                                voice_trust.GAPS[s][0]) for s, v in dev.items()}
-        for u in (0.0, 0.1, 0.2, 0.3, 0.5):
-            rows = [(gaps(dev, reference, w, u), w) for w in voice_trust.GRID if w + u <= 1]
-            best, w = max(rows, key=lambda row: (min(row[0]), -row[1]))  # ties: the smaller w, as voice_trust
-            print(f"  symmetric u {u:.1f}: best worst gap {min(best):+.2f} at w {w:.2f} ("
-                  + ", ".join(f"{s} {g:+.2f}" for s, g in zip(dev, best)) + ")")
+        print(f"{name}: voice alone UAR {voice:.2f}")
+        for gates, chosen in (("voice gate only", voice_trust.choose([r for r in rows if r["text_weight"] == 0])),
+                              ("both gates", voice_trust.choose(rows))):
+            print(f"  {gates}: w_v {chosen['voice_weight']:.2f}, w_t {chosen['text_weight']:.2f}, gaps "
+                  + ", ".join(f"{s} {chosen[s]['gap']:+.2f}" for s in sets) + f", worst {chosen['worst_gap']:+.2f}")
 
 
 def main() -> None:

@@ -34,6 +34,9 @@ def add_recognizer_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=threads_arg, default=2, help="CPU threads, 1-64")
     p.add_argument("--voice-weight", type=fraction("--voice-weight"), default=None,
                    help="how far an emotional voice outweighs the words, 0-1 (default: the bundle's; 0: off)")
+    p.add_argument("--text-weight", type=fraction("--text-weight"), default=None,
+                   help="how far the words alone decide when the voice sounds neutral, 0-1 (default: the bundle's; "
+                        "0: off)")
     p.add_argument("--max-seconds", type=seconds_arg, default=None, help="stop after this much audio")
     p.add_argument("-v", "--verbose", action="store_true")
 
@@ -78,7 +81,8 @@ def open_recognizer(args):
     try:
         config = RecognizerConfig(bundle=str(args.bundle) if args.bundle else None, asr=args.asr,
                                   asr_model=args.asr_model, window_utts=args.window, device=args.device,
-                                  backend=args.backend, threads=args.threads, voice_weight=args.voice_weight)
+                                  backend=args.backend, threads=args.threads, voice_weight=args.voice_weight,
+                                  text_weight=args.text_weight)
     except ValueError as exc:
         raise UserError(str(exc)) from exc
     where = f"bundle {args.bundle}" if args.bundle else "the embedded bundle"

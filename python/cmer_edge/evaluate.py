@@ -80,6 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--voice-weight", type=fraction("--voice-weight"), default=None,
                    help="the voice pool's weight, 0-1 (default: the bundle's runtime.voice_weight; 0: off); "
                         "applied by the live native head, as in listen")
+    p.add_argument("--text-weight", type=fraction("--text-weight"), default=None,
+                   help="the pool's words-alone weight under a neutral voice, 0-1 (default: the bundle's "
+                        "runtime.text_weight; 0: off); applied by the live native head, as in listen")
     p.add_argument("--json", action="store_true", help="print the scores as JSON")
     p.add_argument("--predictions", type=Path, default=None, help="write a CSV: Dialogue_ID,Utterance_ID (or path,speaker),label,pred, the "
                    "class probabilities p_<class> (and the clip's text)")
@@ -117,11 +120,14 @@ def main(argv: list[str] | None = None) -> int:
             d.present[:, 1] = 0
     protocol = args.protocol or bundle.manifest.protocol or "paper"
     window = args.window or bundle.window_utts
-    weight = bundle.manifest.runtime.voice_weight if args.voice_weight is None else args.voice_weight
-    if weight and modalities == "both" and (args.engine != "native" or protocol != "live"):
-        log.warning("the voice pool (weight %g) is applied by the live native head only; these are the fused "
-                    "head's scores (--engine native --protocol live applies it)", weight)
-    probs = make_predictor(bundle, args.engine, args.precision, voice_weight=weight)(dialogues, protocol, window)
+    runtime = bundle.manifest.runtime
+    weight = runtime.voice_weight if args.voice_weight is None else args.voice_weight
+    text_weight = runtime.text_weight if args.text_weight is None else args.text_weight
+    if (weight or text_weight) and modalities == "both" and (args.engine != "native" or protocol != "live"):
+        log.warning("the voice pool (weights %g / %g) is applied by the live native head only; these are the "
+                    "fused head's scores (--engine native --protocol live applies it)", weight, text_weight)
+    probs = make_predictor(bundle, args.engine, args.precision, voice_weight=weight,
+                           text_weight=text_weight)(dialogues, protocol, window)
     y_true = np.concatenate([d.labels for d in dialogues])
     y_pred = np.concatenate([p.argmax(-1) for p in probs])
     scores = score(y_true, y_pred, bundle.labels)
@@ -168,7 +174,7 @@ def evaluate_manifest(args) -> int:
     asr = "whisper" if args.asr == "whisper" else ("none" if modalities == "audio" else "external")
     recognizer = Recognizer(RecognizerConfig(bundle=str(args.bundle) if args.bundle else None, asr=asr,
                                              modalities=modalities, threads=args.threads, text_timeout_s=0.0,
-                                             voice_weight=args.voice_weight))
+                                             voice_weight=args.voice_weight, text_weight=args.text_weight))
     try:
         result = evaluate_clips(clips, recognizer, asr=args.asr, modalities=modalities,
                                 warmup_clips=args.warmup_clips, seed=args.seed)
@@ -190,14 +196,16 @@ def evaluate_manifest(args) -> int:
             for k, i in enumerate(result.scored):
                 writer.writerow([clips[i].path, clips[i].speaker_key, labels[result.y_true[k]],
                                  labels[result.y_pred[k]], result.texts[k], *probability_values(result.probs[k])])
-    weight = recognizer.head.voice_weight
+    weight, text_weight = recognizer.head.voice_weight, recognizer.head.text_weight
     title = (f"{recognizer.bundle.manifest.name or 'bundle'} [{modalities}, asr {args.asr}"
-             + (f", voice weight {weight:g}" if weight and modalities == "both" else "") + "]")
+             + (f", voice weight {weight:g}" if weight and modalities == "both" else "")
+             + (f", text weight {text_weight:g}" if text_weight and modalities == "both" else "") + "]")
     if args.confusion:
         plot_confusion(scores, str(args.confusion), f"{title}: UAR {scores.uar:.2f}")
     if args.json:
         print(json.dumps({"manifest": [str(m) for m in args.manifest], "modalities": modalities, "asr": args.asr,
-                          "warmup_clips": args.warmup_clips, "voice_weight": weight, "counts": counts,
+                          "warmup_clips": args.warmup_clips, "voice_weight": weight,
+                          "text_weight": text_weight, "counts": counts,
                           "per_class_recall": recall,
                           "unscored": [(str(clips[i].path), why) for i, why in result.unscored],
                           "skipped": manifest.skipped, **scores.to_dict()}, indent=2))

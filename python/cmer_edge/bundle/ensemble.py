@@ -6,7 +6,7 @@ protocol, feature specs and audio normalisation, and the same other files (encod
 audio prior: byte for byte). The ensemble keeps member 0's descriptive fields and records every
 member (name, head sha256, metrics, recipe) under `ensemble`; its `metrics` are those of whoever
 scores it (`training.edge --seeds` writes the ensemble's own), empty here. A member that is itself
-an ensemble contributes all its heads. `runtime.voice_weight` is dropped: it was fitted for another
+an ensemble contributes all its heads. `runtime.voice_weight` and `text_weight` are dropped: fitted for another
 model (`training.voice_trust` fits the ensemble's); `runtime.head_precision` is kept where every
 member asks for the same.
 """
@@ -62,6 +62,7 @@ def ensemble_bundle(members: list[str | Path | Bundle], out: str | Path, *, metr
     manifest = {k: v for k, v in first.manifest.to_dict().items() if k not in MANAGED}
     runtime = dict(manifest.pop("runtime", {}))
     runtime.pop("voice_weight", None)
+    runtime.pop("text_weight", None)
     if len({b.manifest.runtime.head_precision for b in bundles}) > 1:  # lossless for some members only
         runtime.pop("head_precision", None)
     if runtime:

@@ -172,11 +172,13 @@ class Features:
 class RuntimeSection:
     """What the runtime should pick by default: the ONNX precision per model, the native head's
     precision (`head_precision`: int8 where the stored input projections are int8 already, so it
-    changes no value) and the weight of the voice pool (cmer_edge.model.voice_pool; 0 = the fused
+    changes no value) and the weights of the voice pool (cmer_edge.model.voice_pool: how far an
+    emotional voice, and how far the words alone under a neutral voice, count; 0 and 0 = the fused
     head as trained)."""
 
     onnx_precision: Mapping[str, str] = field(default_factory=lambda: freeze({}))
     voice_weight: float = 0.0
+    text_weight: float = 0.0
     head_precision: str = "fp32"
     raw: Mapping[str, Any] = field(default_factory=lambda: freeze({}), repr=False)
 
@@ -187,16 +189,21 @@ class RuntimeSection:
         precision = _mapping(raw, "onnx_precision", "runtime.")
         for model, value in precision.items():
             _str(precision, model, "runtime.onnx_precision.", choices=ONNX_PRECISIONS)
-        weight = raw.get("voice_weight", 0.0)
-        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0.0 <= weight <= 1.0:
-            raise BundleError(f"manifest field runtime.voice_weight must be a number in [0, 1], got {weight!r}")
+        weights = {}
+        for key in ("voice_weight", "text_weight"):
+            weights[key] = weight = raw.get(key, 0.0)
+            if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0.0 <= weight <= 1.0:
+                raise BundleError(f"manifest field runtime.{key} must be a number in [0, 1], got {weight!r}")
         head_precision = _str(raw, "head_precision", "runtime.", default="fp32", choices=HEAD_PRECISIONS)
-        return cls(freeze(precision), float(weight), head_precision, freeze(raw))
+        return cls(onnx_precision=freeze(precision), voice_weight=float(weights["voice_weight"]),
+                   text_weight=float(weights["text_weight"]), head_precision=head_precision, raw=freeze(raw))
 
     def to_dict(self) -> dict:
         out = dict(thaw(self.raw), onnx_precision=thaw(self.onnx_precision))
-        if self.voice_weight:
-            out["voice_weight"] = self.voice_weight
+        for key in ("voice_weight", "text_weight"):
+            out.pop(key, None)
+            if getattr(self, key):
+                out[key] = getattr(self, key)
         return out
 
 
@@ -249,9 +256,10 @@ class Manifest:
             raise BundleError("manifest field files.head is missing")
         features = Features.from_dict(raw.get("features", {}))
         runtime = RuntimeSection.from_dict(raw.get("runtime", {}))
-        problem = pool_problem(runtime.voice_weight, head.modalities, labels)
+        problem = pool_problem(runtime.voice_weight, head.modalities, labels, runtime.text_weight)
         if problem:
-            raise BundleError(f"manifest field runtime.voice_weight: {problem}")
+            field_name = "voice_weight" if runtime.voice_weight else "text_weight"
+            raise BundleError(f"manifest field runtime.{field_name}: {problem}")
         # feature dims vs the head are checked where the encoders are opened (their messages say which)
         return cls(
             head=head, head_members=_int(raw, "head_members", "", default=1),

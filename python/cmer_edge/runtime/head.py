@@ -13,12 +13,15 @@ An ensemble bundle (``manifest.head_members`` > 1) builds one native head per me
 runs on each and returns their mean probabilities (``last_logits``: the log of that mean), and the
 voice pool below works on that mean; ``push_blank`` gives each member its own blank turn.
 
-``voice_weight`` (the bundle's ``runtime.voice_weight``, fitted on dev by
-cmer_edge.training.voice_trust; 0 = off): a push with both modalities pools the fused head's
-probabilities with the same window's view of the voice alone (the utterance's words hidden),
-cmer_edge.model.voice_pool: the voice counts as much as it sounds emotional. A push with both costs
-two more head steps; replacing a provisional audio-only push (the recognizer's way) costs none, since
-that push is the voice view. ``last_logits`` stay the fused head's.
+``voice_weight`` and ``text_weight`` (the bundle's ``runtime.voice_weight`` / ``runtime.text_weight``,
+fitted on dev by cmer_edge.training.voice_trust; 0 = off): a push with both modalities pools the fused
+head's probabilities with the same window's view of the voice alone (the utterance's words hidden) and,
+with a text weight, of the words alone (its audio hidden), cmer_edge.model.voice_pool: the voice counts
+as much as it sounds emotional, the words alone as much as it sounds neutral. A push with both costs
+two more head steps (three with a text weight); replacing a provisional audio-only push (the
+recognizer's way) costs none more (one with a text weight: the words alone), since that push is the
+voice view.
+``last_logits`` stay the fused head's.
 
 ``device``: "cpu", "cuda" or "auto" (CUDA when this build and machine have it, else CPU). A CUDA
 head checks itself against the CPU head at start-up (two pushes, relative logit error <=
@@ -181,26 +184,31 @@ class Session:
                              f"(modalities={cfg.modalities!r}), got x_a={_describe(x_a)}, x_t={_describe(x_t)}")
 
     def _step(self, replace: bool, x_a: Any, x_t: Any, provisional: bool) -> np.ndarray:
-        """One push or replacement, with the voice pool (module doc) when the head has a voice weight
+        """One push or replacement, with the voice pool (module doc) when the head has a pool weight
         and both modalities came in. Replacing a provisional push of the same audio alone (the
-        recognizer's way) reuses that push as the voice view: one step, as without the pool.
-        Otherwise the fused step first (it checks every input), then the voice view in its place,
-        then the fused inputs back with the caller's `provisional`, so the window ends exactly as
-        after a plain push."""
+        recognizer's way) reuses that push as the voice view: one step, as without the pool (with a
+        text weight, the words alone first, in its place). Otherwise the fused step first (it checks
+        every input), then the voice view (and the words alone) in its place, then the fused inputs
+        back with the caller's `provisional`, so the window ends exactly as after a plain push."""
         head = self._head
         voice_view, self._voice_view = (self._voice_view if replace else None), None
-        if head.voice_weight == 0.0 or x_a is None or x_t is None:
+        pooling = bool(head.voice_weight or head.text_weight)
+        if not pooling or x_a is None or x_t is None:
             probs = self._run(replace, x_a, x_t, provisional)
-            if head.voice_weight and x_a is not None and x_t is None and provisional:
+            if pooling and x_a is not None and x_t is None and provisional:
                 self._voice_view = (np.array(x_a, np.float32), probs)  # the voice view, if the words follow
             return probs
         neutral = head.labels.index("neutral")
         if voice_view is not None and np.array_equal(voice_view[0], np.asarray(x_a, np.float32)):
-            return pool_voice(self._run(True, x_a, x_t, provisional), voice_view[1], head.voice_weight, neutral)
+            # the provisional push was the voice view (its audio checked then); the words alone in its place
+            text = self._run(True, None, x_t, True) if head.text_weight else None
+            fused = self._run(True, x_a, x_t, provisional)
+            return pool_voice(fused, voice_view[1], head.voice_weight, neutral, text, head.text_weight)
         fused = self._run(replace, x_a, x_t, True)
         voice = self._run(True, x_a, None, True)
+        text = self._run(True, None, x_t, True) if head.text_weight else None
         self._run(True, x_a, x_t, provisional)  # the same inputs again: last_logits are the fused step's
-        return pool_voice(fused, voice, head.voice_weight, neutral)
+        return pool_voice(fused, voice, head.voice_weight, neutral, text, head.text_weight)
 
     def _run(self, replace: bool, x_a: Any, x_t: Any, provisional: bool, blank: bool = False) -> np.ndarray:
         """One push (or replacement) on every member; their mean probabilities. A CUDA error moves the
@@ -277,18 +285,20 @@ class NativeHead:
 
     def __init__(self, members: Sequence[Any], config: HeadConfig, labels: tuple[str, ...] = EMOTIONS,
                  window_utts: int = DEFAULT_WINDOW_UTTS, fallback: Sequence[Mapping[str, np.ndarray]] | None = None,
-                 voice_weight: float = 0.0, blanks: Sequence[tuple] | None = None) -> None:
+                 voice_weight: float = 0.0, blanks: Sequence[tuple] | None = None, text_weight: float = 0.0) -> None:
         if len(labels) != config.num_classes:
             raise ValueError(f"{len(labels)} labels for a head with {config.num_classes} classes")
-        if not 0.0 <= float(voice_weight) <= 1.0:
-            raise ValueError(f"voice_weight must be in [0, 1], got {voice_weight!r}")
-        problem = pool_problem(float(voice_weight), config.modalities, labels)
+        for name, value in (("voice_weight", voice_weight), ("text_weight", text_weight)):
+            if not 0.0 <= float(value) <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {value!r}")
+        problem = pool_problem(float(voice_weight), config.modalities, labels, float(text_weight))
         if problem:
             raise ValueError(problem)
         self.members = tuple(members)  # the native heads; several: an ensemble, probabilities averaged
         if not self.members:
             raise ValueError("a head needs at least one native head")
         self.voice_weight = float(voice_weight)
+        self.text_weight = float(text_weight)
         self.config = config
         self.labels = tuple(labels)
         self.window_utts = int(window_utts)
@@ -303,7 +313,7 @@ class NativeHead:
     def from_state_dict(cls, config: HeadConfig, tensors: Mapping[str, Any] | Sequence[Mapping[str, Any]],
                         device: str = "cpu", precision: str = "fp32", num_threads: int | None = None, *,
                         labels: tuple[str, ...] = EMOTIONS, window_utts: int = DEFAULT_WINDOW_UTTS,
-                        self_check: bool = True, voice_weight: float = 0.0) -> NativeHead:
+                        self_check: bool = True, voice_weight: float = 0.0, text_weight: float = 0.0) -> NativeHead:
         """Build from PyTorch state-dict tensors (numpy arrays, or torch tensors) of CMRoberta(config),
         or a sequence of them (an ensemble). device "auto" picks CUDA when available; a CUDA head runs
         the start-up self-check unless self_check=False (see the module docstring)."""
@@ -327,7 +337,7 @@ class NativeHead:
                      natives[0].num_threads, f", an ensemble of {len(natives)}" if len(natives) > 1 else "")
             head = cls(natives, config, labels, window_utts,
                        fallback=arrays if device == "auto" and on == "cuda" else None, voice_weight=voice_weight,
-                       blanks=blanks)
+                       blanks=blanks, text_weight=text_weight)
             head._fallback_threads = num_threads or 0
             return head
 
@@ -385,18 +395,22 @@ class NativeHead:
 
     @classmethod
     def from_bundle(cls, bundle_or_path: Bundle | str | Path, device: str = "cpu", precision: str | None = None,
-                    num_threads: int | None = None, voice_weight: float | None = None) -> NativeHead:
+                    num_threads: int | None = None, voice_weight: float | None = None,
+                    text_weight: float | None = None) -> NativeHead:
         """Build from a bundle directory (or a loaded Bundle): its head weights, labels, window, precision
-        and voice weight (`precision` overrides the bundle's runtime.head_precision; `voice_weight` its
-        runtime.voice_weight, 0 turns the pool off)."""
+        and pool weights (`precision` overrides the bundle's runtime.head_precision; `voice_weight` and
+        `text_weight` its runtime.voice_weight / runtime.text_weight, both 0 turn the pool off)."""
         bundle = bundle_or_path if isinstance(bundle_or_path, Bundle) else load_bundle(bundle_or_path)
-        weight = bundle.manifest.runtime.voice_weight if voice_weight is None else voice_weight
-        problem = pool_problem(float(weight), bundle.head_config.modalities, bundle.labels)
+        runtime = bundle.manifest.runtime
+        weight = runtime.voice_weight if voice_weight is None else voice_weight
+        text = runtime.text_weight if text_weight is None else text_weight
+        problem = pool_problem(float(weight), bundle.head_config.modalities, bundle.labels, float(text))
         if problem:  # an override that does not fit this bundle: bad input, named
             raise BundleError(f"{bundle.path}: {problem}")
         precision = bundle.manifest.runtime.head_precision if precision is None else precision
         return cls.from_state_dict(bundle.head_config, bundle.head_members(), device, precision, num_threads,
-                                   labels=bundle.labels, window_utts=bundle.window_utts, voice_weight=weight)
+                                   labels=bundle.labels, window_utts=bundle.window_utts, voice_weight=weight,
+                                   text_weight=text)
 
     @property
     def device(self) -> str:

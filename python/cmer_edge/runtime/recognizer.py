@@ -71,6 +71,7 @@ class RecognizerConfig:
     new_dialogue_after_s: float = 30.0
     speculate: bool = True               # live sources: start features in the pause before the close
     voice_weight: float | None = None    # the voice pool's weight (model/voice_pool.py); None: the bundle's
+    text_weight: float | None = None     # the pool's words-alone weight under a neutral voice; None: the bundle's
     endpointer: EndpointerConfig = field(default_factory=EndpointerConfig)
 
     def __post_init__(self) -> None:
@@ -107,7 +108,7 @@ class Recognizer:
         manifest = self.bundle.manifest
         head_cfg = manifest.head
         self.head = NativeHead.from_bundle(self.bundle, device=config.device,  # auto: CUDA, CPU fallback
-                                           voice_weight=config.voice_weight)
+                                           voice_weight=config.voice_weight, text_weight=config.text_weight)
         self.session = self.head.session(config.window_utts or manifest.window_utts)
         backends = BackendConfig.from_env(backend=None if config.backend == "auto" else config.backend,
                                           threads=config.threads)

@@ -44,10 +44,12 @@ def check_config(config) -> None:
     _int_in(config.max_queued_utterances, 1, 1024, "max_queued_utterances")
     if config.window_utts is not None:
         _int_in(config.window_utts, *WINDOW_RANGE, "window_utts")
-    if config.voice_weight is not None:
-        _finite_number(config.voice_weight, 0.0, "voice_weight")
-        if config.voice_weight > 1.0:
-            raise ValueError(f"voice_weight must be in [0, 1], got {config.voice_weight!r}")
+    for name in ("voice_weight", "text_weight"):
+        value = getattr(config, name)
+        if value is not None:
+            _finite_number(value, 0.0, name)
+            if value > 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {value!r}")
 
 
 def prepare_utterance(utt: Utterance) -> tuple[Utterance, list[str]]:

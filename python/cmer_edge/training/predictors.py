@@ -19,11 +19,13 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
     return z / z.sum(axis=-1, keepdims=True)
 
 
-def native_predictor(bundle: Bundle, precision: str | None = None, voice_weight: float | None = None) -> Predictor:
+def native_predictor(bundle: Bundle, precision: str | None = None, voice_weight: float | None = None,
+                     text_weight: float | None = None) -> Predictor:
     """Live protocol: an utterance with no modality enters the window as a blank turn
     (cmer_edge.runtime.blank), as present = [0, 0] does in the PyTorch reference; the head's sessions
-    apply the voice pool (`voice_weight`, default the bundle's). The paper protocol runs the fused head."""
-    head = NativeHead.from_bundle(bundle, precision=precision, voice_weight=voice_weight)
+    apply the voice pool (`voice_weight`, `text_weight`, default the bundle's). The paper protocol runs the
+    fused head."""
+    head = NativeHead.from_bundle(bundle, precision=precision, voice_weight=voice_weight, text_weight=text_weight)
     cfg = head.config
 
     def run(dialogues: list[Dialogue], protocol: str, window_utts: int) -> list[np.ndarray]:
@@ -56,10 +58,11 @@ def torch_predictor(bundle: Bundle) -> Predictor:
 
 
 def make_predictor(bundle: Bundle, engine: str, precision: str | None = None,
-                   voice_weight: float | None = None) -> Predictor:
-    """`voice_weight`: the native head's voice pool (None: the bundle's); the torch engine runs the fused head."""
+                   voice_weight: float | None = None, text_weight: float | None = None) -> Predictor:
+    """`voice_weight`, `text_weight`: the native head's voice pool (None: the bundle's); the torch engine runs
+    the fused head."""
     if engine == "native":
-        return native_predictor(bundle, precision, voice_weight)
+        return native_predictor(bundle, precision, voice_weight, text_weight)
     if engine == "torch":
         if precision not in (None, "fp32"):
             raise ValueError(f"the torch engine runs fp32 only, got precision={precision!r}")

@@ -1,11 +1,13 @@
-"""`python -m cmer_edge.training.voice_trust`: how much the voice alone weighs against the fused head, fitted on dev.
+"""`python -m cmer_edge.training.voice_trust`: how much the voice alone and the words alone weigh against the fused head, fitted on dev.
 
 Words can pull the fused head off an emotional voice (an angry "the noise grows more annoying each
-day" heard as disgust), and how far they do is settled differently by every training seed. The
-runtime can pool the fused output with the same head's view of the voice alone (the utterance's
-words hidden), log-linearly, with a weight that grows with how emotional the voice sounds:
-p ∝ p_both^(1-g) · p_voice^g, g = w · (1 - p_voice[neutral]) (cmer_edge.model.voice_pool; w is the
-bundle's `runtime.voice_weight`, 0 = the fused head as trained). w is fitted here on the dev analogues of the
+day" heard as disgust), a flat voice can pull it off the words (a synthetic reader heard as neutral),
+and how far they do is settled differently by every training seed. The runtime can pool the fused
+output with the same head's views of the voice alone (the utterance's words hidden) and of the words
+alone (its audio hidden), log-linearly, with weights that follow how emotional the voice sounds:
+p ∝ p_both^(1-g-h) · p_voice^g · p_text^h, g = w_v · (1 - p_voice[neutral]), h = w_t · p_voice[neutral]
+(cmer_edge.model.voice_pool; w_v, w_t are the bundle's `runtime.voice_weight` / `runtime.text_weight`,
+0 and 0 = the fused head as trained). Both are fitted here, together, on the dev analogues of the
 fusion checks, never on their test material; each is a gap in points against the single modality
 that should decide:
 - neutral_words: the dev speakers' clips saying random neutral MELD dev lines, UAR pooled - voice alone;
@@ -13,7 +15,8 @@ that should decide:
   (its neutral clips are the neutral voices reading emotional words);
 - spoken_meld: MELD dev lines spoken in a flat synthetic voice (`--spoken-dev`, a manifest of
   `python -m cmer_edge.testing.spoken_meld --split dev`), weighted F1 pooled - text alone.
-The rule: the w of the grid with the best worst gap (ties: the smaller w). The dev sets are rebuilt
+The rule: the (w_v, w_t) of the grid with the best worst gap (ties: the better next-worst gap, then the
+smaller w_v + w_t, then the smaller w_v). The dev sets are rebuilt
 from the command the bundle records (`recipe.command`, a `training.edge` run), with its seed; their
 words are encoded as the live runtime encodes them (one line per encoder run: TextEncoder.encode).
 
@@ -43,6 +46,7 @@ from cmer_edge.training.metrics import score
 log = logging.getLogger("cmer_edge")
 NEUTRAL = EMOTIONS.index("neutral")
 GRID = tuple(float(w) for w in np.round(np.arange(0.0, 1.001, 0.05), 2))
+SHOWN = 10  # rows of the printed table
 # dev set -> (the metric, the view it is compared with)
 GAPS = {"neutral_words": ("uar", "voice"), "emotional_words": ("uar", "voice"), "spoken_meld": ("weighted_f1", "text")}
 
@@ -57,28 +61,34 @@ def views(model, dialogues: list[Dialogue], window_utts: int) -> dict[str, np.nd
     return out
 
 
-def gap_table(dev_views: dict[str, dict[str, np.ndarray]], grid=GRID) -> list[dict]:
-    """For each w: every dev set's pooled score, its reference score and the gap (points)."""
+def gap_table(dev_views: dict[str, dict[str, np.ndarray]], grid=GRID, text_grid=GRID) -> list[dict]:
+    """For each (w_v, w_t): every dev set's pooled score, its reference score and the gap (points)."""
     alone = {name: getattr(score(v["labels"], v[GAPS[name][1]].argmax(-1), EMOTIONS), GAPS[name][0])
              for name, v in dev_views.items()}
     rows = []
     for w in grid:
-        row = {"weight": w}
-        for name, v in dev_views.items():
-            metric, reference = GAPS[name]
-            pooled = getattr(score(v["labels"], pool_voice(v["both"], v["voice"], w, NEUTRAL).argmax(-1), EMOTIONS),
-                             metric)
-            row[name] = {"pooled": round(pooled, 2), reference: round(alone[name], 2),
-                         "gap": round(pooled - alone[name], 2)}
-        row["worst_gap"] = min(row[name]["gap"] for name in dev_views)
-        rows.append(row)
+        for w_t in text_grid:
+            row = {"voice_weight": w, "text_weight": w_t}
+            for name, v in dev_views.items():
+                metric, reference = GAPS[name]
+                pooled = pool_voice(v["both"], v["voice"], w, NEUTRAL, v["text"], w_t).argmax(-1)
+                pooled = getattr(score(v["labels"], pooled, EMOTIONS), metric)
+                row[name] = {"pooled": round(pooled, 2), reference: round(alone[name], 2),
+                             "gap": round(pooled - alone[name], 2)}
+            row["gaps"] = sorted(row[name]["gap"] for name in dev_views)
+            row["worst_gap"] = row["gaps"][0]
+            rows.append(row)
     return rows
 
 
+def rank(row: dict) -> tuple:
+    """Sort key, best first: the worst gap, then the next-worst..., then the smaller weights."""
+    return tuple(-g for g in row["gaps"]) + (row["voice_weight"] + row["text_weight"], row["voice_weight"])
+
+
 def choose(rows: list[dict]) -> dict:
-    """The row with the best worst gap; the smallest weight among equals."""
-    best = max(r["worst_gap"] for r in rows)
-    return min((r for r in rows if r["worst_gap"] == best), key=lambda r: r["weight"])
+    """The row with the best worst gap (ties: module doc)."""
+    return min(rows, key=rank)
 
 
 def recipe_args(bundle: Bundle, spoken_dev: list[Path], cache: Path | None) -> argparse.Namespace:
@@ -139,8 +149,11 @@ def write_weighted(bundle: Bundle, out_dir: Path, fit: dict, command: str) -> Pa
     (this step) to recipe.command."""
     manifest = {k: v for k, v in bundle.manifest.to_dict().items()
                 if k not in ("format", "format_version", "head", "files", "sha256")}
-    manifest["runtime"] = dict(manifest.get("runtime", {}), voice_weight=fit["chosen"]["weight"])
-    manifest["training"] = dict(manifest.get("training", {}), voice_trust=fit)
+    chosen = fit["chosen"]
+    manifest["runtime"] = dict(manifest.get("runtime", {}), voice_weight=chosen["voice_weight"],
+                               text_weight=chosen["text_weight"])
+    manifest["training"] = dict(manifest.get("training", {}),
+                                voice_trust={k: v for k, v in fit.items() if k != "grid"})  # the grid: --json
     recipe = dict(manifest.get("recipe", {}))
     recipe["command"] = " && ".join(c for c in (recipe.get("command"), command) if c)
     manifest["recipe"] = recipe
@@ -177,21 +190,26 @@ def main(argv: list[str] | None = None) -> int:
     dev_views = dev_views_for(bundle, recipe_args(bundle, args.spoken_dev, args.cache), args.threads)
     rows = gap_table(dev_views)
     chosen = choose(rows)
-    fit = {"chosen": chosen, "rule": "the grid weight with the best worst dev gap (ties: the smaller)",
+    fit = {"chosen": chosen, "rule": "the grid (voice, text) weights with the best worst dev gap (ties: the better "
+                                     "next-worst gap, then the smaller sum, then the smaller voice weight)",
            "sizes": {name: int(len(v["labels"])) for name, v in dev_views.items()}, "grid": rows}
     names = list(dev_views)
-    print("| voice weight | " + " | ".join(f"{n} gap" for n in names) + " | worst |")
-    print("| --- " * (len(names) + 2) + "|")
-    for r in rows:
+    best = sorted(rows, key=rank)[:SHOWN]
+    off = next(r for r in rows if r["voice_weight"] == 0 and r["text_weight"] == 0)
+    print(f"the {SHOWN} best of {len(rows)} weight pairs (all in --json), and the pool off:")
+    print("| voice weight | text weight | " + " | ".join(f"{n} gap" for n in names) + " | worst |")
+    print("| --- " * (len(names) + 3) + "|")
+    for r in best + ([] if off in best else [off]):
         mark = " (chosen)" if r is chosen else ""
-        print(f"| {r['weight']:.2f}{mark} | " + " | ".join(f"{r[n]['gap']:+.2f}" for n in names)
-              + f" | {r['worst_gap']:+.2f} |")
+        print(f"| {r['voice_weight']:.2f}{mark} | {r['text_weight']:.2f} | "
+              + " | ".join(f"{r[n]['gap']:+.2f}" for n in names) + f" | {r['worst_gap']:+.2f} |")
     if args.json:
         args.json.write_text(json.dumps(fit, indent=1) + "\n")
     if args.out:
         command = "python -m cmer_edge.training.voice_trust " + " ".join(
             shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
-        print(f"wrote {write_weighted(bundle, args.out, fit, command)} (runtime.voice_weight {chosen['weight']})")
+        print(f"wrote {write_weighted(bundle, args.out, fit, command)} (runtime.voice_weight "
+              f"{chosen['voice_weight']}, runtime.text_weight {chosen['text_weight']})")
     return 0
 
 
