@@ -95,3 +95,11 @@ def test_evaluate_straight_from_meld_with_runtime_encoders(tiny_bundle, syntheti
     result = json.loads(capsys.readouterr().out)
     n = sum(len(d.utterances) for d in load_meld_split(synthetic_meld.root, "dev"))
     assert sum(result["support"].values()) == n and result["modalities"] == "both"
+
+
+def test_store_records_the_clip_cut(store):
+    from cmer_edge.features.store import FeatureStore
+
+    report = json.loads((store / "extract_report.json").read_text())
+    assert FeatureStore.open(store).manifest["clip_cut"] == "speech_span"
+    assert "whole_clip_no_speech_found" in report["train/opensmile.eGeMAPSv02"]

@@ -1,8 +1,10 @@
 """`python -m cmer_edge.extract`: a corpus -> a feature store (openSMILE / L3 audio, text encoder).
 
 Resumable: re-running the same command continues where an interrupted one stopped; a changed
-feature spec under the same name is refused. Broken or missing clips are reported and stored as
-"unusable" rows (the trainer treats that modality as missing), never a crash.
+feature spec under the same name is refused. Every clip's audio features are computed on its speech
+span, as `listen` hears it (features/extraction.py; clips where the VAD finds no speech are used
+whole and counted). Broken or missing clips are reported and stored as "unusable" rows (the trainer
+treats that modality as missing), never a crash.
 """
 
 from __future__ import annotations

@@ -110,6 +110,11 @@ def speech_span(audio: np.ndarray, config: EndpointerConfig = EndpointerConfig()
     return start, min(len(x), int(round(utterances[-1].end_s * PIPELINE_RATE_HZ))), True
 
 
+# What a corpus clip is cut to before its features are computed (feature stores record it): the span
+# `clip_speech` returns, as `listen` hears the clip.
+CLIP_CUT = "speech_span"
+
+
 def clip_speech(path, vad: Vad | None = None) -> tuple[np.ndarray, bool]:
     """(the speech span of the audio file at `path`, whether speech was found): a corpus clip as
     `listen` would hear it (`speech_span`); ValueError (AudioError) for unreadable audio."""

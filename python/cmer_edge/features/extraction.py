@@ -1,5 +1,10 @@
 """Fill a feature store: audio extractors over WAV files (parallel, resumable), text encoders over
-transcripts (batched), with progress bars. Used by `python -m cmer_edge.extract`."""
+transcripts (batched), with progress bars. Used by `python -m cmer_edge.extract`.
+
+Every clip's audio features are computed on what the live segmenter hands on from it
+(`audio.segmenter.clip_speech`: its speech span; the whole file where the VAD finds no speech, counted
+in the report), so a model trained on a store hears clips as `listen` does; the store records the cut
+(`FeatureStore.require_clip_cut`)."""
 
 from __future__ import annotations
 
@@ -10,7 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from cmer_edge.audio.convert import load_audio
+from cmer_edge.audio.segmenter import CLIP_CUT, clip_speech
+from cmer_edge.audio.vad import SileroVad
 from cmer_edge.features.registry import make_audio_extractor
 from cmer_edge.features.store import FeatureStore
 from cmer_edge.features.text import encode_texts, load_text_encoder
@@ -19,6 +25,7 @@ log = logging.getLogger("cmer_edge")
 FLUSH_EVERY = 200
 
 _worker_extractor = None
+_worker_vad = None
 
 
 def _progress(total: int, desc: str):
@@ -43,37 +50,42 @@ def _progress(total: int, desc: str):
 
 
 def _init_worker(name: str, options: dict) -> None:
-    global _worker_extractor
+    global _worker_extractor, _worker_vad
     os.environ.setdefault("OMP_NUM_THREADS", "1")
 
     _worker_extractor = make_audio_extractor(name, **options)
+    _worker_vad = SileroVad()
 
 
-def _extract_one(job: tuple[int, str | None]) -> tuple[int, np.ndarray | None, str]:
-    """(row, vector or None, error message) for one WAV; a bad file is reported, never raised."""
+def _extract_one(job: tuple[int, str | None]) -> tuple[int, np.ndarray | None, str, bool]:
+    """(row, vector or None, error message, speech found) for one WAV, its features computed on its
+    speech span; a bad file is reported, never raised."""
     row, path = job
     if path is None:
-        return row, None, "no audio"
-
+        return row, None, "no audio", True
     try:
-        return row, _worker_extractor(load_audio(path)), ""
+        audio, found = clip_speech(path, _worker_vad)
+        return row, _worker_extractor(audio), "", found
     except ValueError as exc:  # AudioError and extractor input errors are ValueErrors
-        return row, None, str(exc)
+        return row, None, str(exc), True
 
 
 def fill_audio_feature(store: FeatureStore, split: str, name: str, options: dict,
                        wavs: list[Path | None], workers: int = 2) -> dict:
     """Extract feature `name` for every pending row of `split` from `wavs` (None: no audio)."""
+    store.require_clip_cut(CLIP_CUT)  # refuses a store whose clips were featurised otherwise
     store.declare(name, make_audio_extractor(name, **options).spec())  # refuses a changed spec
     writer = store.writer(split, name)
     pending = writer.pending()
     jobs = [(int(i), str(wavs[i]) if wavs[i] is not None else None) for i in pending]
     failures: dict[str, int] = {}
+    no_speech = 0
     bar = _progress(len(jobs), f"{split}/{name}")
     with ProcessPoolExecutor(max_workers=max(1, workers), initializer=_init_worker,
                              initargs=(name, options)) as pool:
-        for done, (row, value, error) in enumerate(pool.map(_extract_one, jobs, chunksize=8), 1):
+        for done, (row, value, error, found) in enumerate(pool.map(_extract_one, jobs, chunksize=8), 1):
             writer.put(row, value)
+            no_speech += value is not None and not found
             if error:
                 failures[error.split(":")[0]] = failures.get(error.split(":")[0], 0) + 1
                 log.debug("row %d: %s", row, error)
@@ -83,7 +95,7 @@ def fill_audio_feature(store: FeatureStore, split: str, name: str, options: dict
     writer.flush()
     bar.close()
     return {"extracted": len(jobs) - sum(failures.values()), "unusable": sum(failures.values()),
-            "reasons": failures}
+            "reasons": failures, "whole_clip_no_speech_found": no_speech}
 
 
 def fill_text_feature(store: FeatureStore, split: str, name: str, spec, texts: list[str],

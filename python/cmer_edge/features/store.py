@@ -1,7 +1,8 @@
 """On-disk feature store: per split, an index of utterances and one float32 matrix per feature.
 
 Layout:
-  manifest.json            format, corpus, feature specs {name: spec with "dim"}, package versions
+  manifest.json            format, corpus, feature specs {name: spec with "dim"}, package versions,
+                           clip_cut (what each clip's audio was cut to before its features: "speech_span")
   <split>/index.json       rows: [{dialogue_id, utterance_id, label, speaker, ...}] in store order
   <split>/<feature>.npy    [rows, dim] float32 (memory-mapped while writing)
   <split>/<feature>.done.npy  [rows] bool: rows written; extraction resumes from the missing rows
@@ -100,6 +101,19 @@ class FeatureStore:
             raise StoreError(f"feature {name!r} already stored with another spec:\n{known}\nvs\n{spec}")
         self.manifest["features"][name] = spec
         self._save_manifest()
+
+    def require_clip_cut(self, cut: str) -> None:
+        """Record that audio features are computed on clips cut to `cut`; a store whose audio features were
+        computed otherwise (a store from before clips were cut: no clip_cut) is refused."""
+        known = self.manifest.get("clip_cut")
+        audio_stored = any("kind" in spec for spec in self.manifest["features"].values())  # text specs: no kind
+        if known != cut and (known is not None or audio_stored):
+            raise StoreError(f"{self.root} holds audio features of clips cut to {known or 'the whole file'!r}, "
+                             f"this cmer_edge cuts every clip to its {cut!r} (as listen hears it); use a new "
+                             "store directory")
+        if known != cut:
+            self.manifest["clip_cut"] = cut
+            self._save_manifest()
 
     def dim(self, name: str) -> int:
         if name not in self.manifest["features"]:
