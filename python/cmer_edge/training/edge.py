@@ -20,6 +20,8 @@ The head learns fusion from speech and text that were spoken together:
   `--neutral-voice` of MELD training utterances get the audio of a neutral clip (the words decide),
   a fraction `--pair` the audio of a same-label clip (the words and the voice agree), and a fraction
   `--flat-voice-alone` of the spoken MELD lines come again as their flat voice alone, labelled neutral;
+  with `--words-consistency`, where the words decide and a voice is present the fused answer is also
+  pulled towards the same head's words-alone answer (trainer.TrainConfig.words_consistency);
 - modality dropout, so either modality alone works.
 Audio is normalised as it is live (per-session running statistics with the training population as
 prior), simulated after k = 0, 3 and 10 other clips of the same speaker. Speakers in `--holdout` are
@@ -98,6 +100,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--flat-voice-alone", type=fraction("--flat-voice-alone"), default=0.0,
                    help="fraction of spoken MELD training lines also given as their flat voice alone, labelled "
                         "neutral (what a flat reader's voice says without its words)")
+    p.add_argument("--words-consistency", type=positive_float("--words-consistency", allow_zero=True), default=0.0,
+                   help="weight of the term that pulls the fused answer to the same head's words-alone answer where "
+                        "the words decide and a voice is present (the spoken MELD lines; 0: off)")
     p.add_argument("--neutral-min-words", type=int, default=4, help="shortest neutral line used as such words")
     p.add_argument("--modality-dropout", type=fraction("--modality-dropout", below_one=True), default=0.3)
     p.add_argument("--hidden", type=int, default=64)
@@ -225,7 +230,7 @@ def train_member(args: argparse.Namespace, seed: int, extractor, encoder, text_b
                           dropout=args.dropout, modalities="both" if trains_text else "audio")
     cfg = TrainConfig(protocol="live", window_utts=args.window, max_epochs=args.epochs, patience=args.patience,
                       modality_dropout=args.modality_dropout, class_weighting=args.class_weighting, seed=seed,
-                      weight_decay=args.weight_decay, ema=args.ema)
+                      weight_decay=args.weight_decay, ema=args.ema, words_consistency=args.words_consistency)
     log.info("seed %d: training on %d MELD dialogues (paired: %s) + %d clip copies; "
              "dev %d MELD + %d clips x%d; held out %d clips", seed, len(meld.get("train", [])), sets.paired,
              len(clip_train), len(meld.get("dev", [])), len(clip_dev_all), repeat, len(sets.clip_test[0]))

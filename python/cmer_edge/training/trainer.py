@@ -43,6 +43,10 @@ class TrainConfig:
     modality_dropout: float = 0.0  # chance, per bimodal utterance, to hide one modality while training
     seed: int = 0
     ema: float = 0.0              # decay of the weights' moving average scored on dev and kept (0: off)
+    # Weight of the words-decide consistency term: where an utterance's words decide (Batch.keep marks
+    # the text only) and its voice is present, the KL from the same head's words-alone answer (its
+    # audio hidden, no gradient) to its fused answer; a voice that carries no label should not move it.
+    words_consistency: float = 0.0
 
     def __post_init__(self) -> None:
         if self.protocol not in ("paper", "live"):
@@ -51,6 +55,8 @@ class TrainConfig:
             raise ValueError(f"modality_dropout must be in [0, 1), got {self.modality_dropout}")
         if not 0.0 <= self.ema < 1.0:
             raise ValueError(f"ema must be in [0, 1), got {self.ema}")
+        if not self.words_consistency >= 0.0:
+            raise ValueError(f"words_consistency must be >= 0, got {self.words_consistency}")
 
 
 @dataclass
@@ -177,6 +183,10 @@ def train_head(head_cfg: HeadConfig, cfg: TrainConfig, train: list[Dialogue], de
             if len(rows):
                 logits = trained(x_a[rows], x_t[rows], lengths[rows], present[rows])
                 loss_sum = loss_fn(logits.reshape(-1, logits.shape[-1]), labels[rows].reshape(-1))
+                if cfg.words_consistency and batch.keep is not None:
+                    loss_sum = loss_sum + cfg.words_consistency * _words_consistency(
+                        model, logits, x_a[rows], x_t[rows], lengths[rows], present[rows], labels[rows],
+                        torch.as_tensor(batch.keep)[rows])
             else:  # a rank past this batch's end still runs DDP's forward and joins the all-reduce
                 loss_sum = trained(x_a[:1], x_t[:1], lengths[:1], present[:1]).sum() * 0.0
             loss = loss_sum * (dist.world / global_weight)
@@ -201,6 +211,29 @@ def train_head(head_cfg: HeadConfig, cfg: TrainConfig, train: list[Dialogue], de
     model.load_state_dict(best_state)
     model.eval()
     return result
+
+
+def _words_consistency(model, logits, x_a, x_t, lengths, present, labels, keep):
+    """Sum over the labelled cells whose words decide (keep: text only) and whose voice is present of
+    KL(words alone || fused): the words-alone answer is the same model's (`model`: the unwrapped module,
+    in eval mode for this forward) with those cells' audio hidden (the rest of each window as it is, as
+    the runtime's words-alone view), without gradient."""
+    import torch
+
+    cells = (labels >= 0) & keep[..., 1] & ~keep[..., 0] & (present[..., 0] > 0) & (present[..., 1] > 0)
+    if not bool(cells.any()):
+        return logits.sum() * 0.0
+    rows = cells.any(dim=1)  # only the windows that have such a cell run again
+    words_only = present[rows].clone()
+    words_only[..., 0][cells[rows]] = 0.0
+    model.eval()
+    try:
+        with torch.no_grad():
+            target = torch.log_softmax(model(x_a[rows], x_t[rows], lengths[rows], words_only)[cells[rows]], dim=-1)
+    finally:
+        model.train()
+    fused = torch.log_softmax(logits[cells], dim=-1)
+    return (target.exp() * (target - fused)).sum()
 
 
 MODALITY_COLUMN = {"audio": 0, "text": 1}  # columns of Dialogue.present
