@@ -20,8 +20,7 @@ with a text weight, of the words alone (its audio hidden), cmer_edge.model.voice
 as much as it sounds emotional, the words alone as much as it sounds neutral. A push with both costs
 two more head steps (three with a text weight); replacing a provisional audio-only push (the
 recognizer's way) costs none more (one with a text weight: the words alone), since that push is the
-voice view.
-``last_logits`` stay the fused head's.
+voice view. ``last_logits`` stay the fused head's.
 
 ``device``: "cpu", "cuda" or "auto" (CUDA when this build and machine have it, else CPU). A CUDA
 head checks itself against the CPU head at start-up (two pushes, relative logit error <=
