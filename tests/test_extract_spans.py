@@ -32,13 +32,15 @@ def test_audio_features_are_the_speech_spans(shared_dir, tmp_path):
     import soundfile as sf
 
     sf.write(silence, np.zeros(16000, np.float32), 16000)
+    # the reference first: this process has run ONNX Runtime (the VAD) before the extraction's workers
+    # start, as in a longer session (a forked worker then hung in its first VAD call)
+    span, found = clip_speech(clip, SileroVad())
     store = FeatureStore.open(tmp_path / "store", create=True, corpus="manifest")
     store.set_index("all", [{"dialogue_id": "a", "utterance_id": 0}, {"dialogue_id": "b", "utterance_id": 0}])
     report = fill_audio_feature(store, "all", FEATURE, {}, [clip, silence], workers=1)
     values, ok = store.load("all", FEATURE)
     assert ok.all() and report["whole_clip_no_speech_found"] == 1  # the silent file: scored whole, counted
     extractor = make_audio_extractor(FEATURE)
-    span, found = clip_speech(clip, SileroVad())
     whole = load_audio(clip)
     assert found and len(span) < 0.9 * len(whole)
     np.testing.assert_allclose(values[0], extractor(span), rtol=1e-4, atol=1e-4)

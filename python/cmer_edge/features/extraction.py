@@ -9,6 +9,7 @@ in the report), so a model trained on a store hears clips as `listen` does; the 
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -81,8 +82,10 @@ def fill_audio_feature(store: FeatureStore, split: str, name: str, options: dict
     failures: dict[str, int] = {}
     no_speech = 0
     bar = _progress(len(jobs), f"{split}/{name}")
-    with ProcessPoolExecutor(max_workers=max(1, workers), initializer=_init_worker,
-                             initargs=(name, options)) as pool:
+    # spawned, not forked: a fork of a process that has run ONNX Runtime (the VAD, an encoder) can hang
+    # in the child's first ONNX Runtime call
+    with ProcessPoolExecutor(max_workers=max(1, workers), mp_context=multiprocessing.get_context("spawn"),
+                             initializer=_init_worker, initargs=(name, options)) as pool:
         for done, (row, value, error, found) in enumerate(pool.map(_extract_one, jobs, chunksize=8), 1):
             writer.put(row, value)
             no_speech += value is not None and not found
