@@ -64,7 +64,9 @@ def report(args) -> None:
     for name, dev in runs.items():
         rows = voice_trust.gap_table(dev)
         voice = score(dev["neutral_words"]["labels"], dev["neutral_words"]["voice"].argmax(-1), EMOTIONS).uar
-        print(f"{name}: voice alone UAR {voice:.2f}")
+        off = next(r for r in rows if r["voice_weight"] == 0 and r["text_weight"] == 0)
+        print(f"{name}: voice alone UAR {voice:.2f}; pool off: "
+              + ", ".join(f"{s} {off[s]['gap']:+.2f}" for s in sets))
         for gates, chosen in (("voice gate only", voice_trust.choose([r for r in rows if r["text_weight"] == 0])),
                               ("both gates", voice_trust.choose(rows))):
             print(f"  {gates}: w_v {chosen['voice_weight']:.2f}, w_t {chosen['text_weight']:.2f}, gaps "
