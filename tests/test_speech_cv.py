@@ -110,3 +110,23 @@ def test_the_clip_cache_keeps_audio_when_only_the_text_features_change(tmp_path,
     assert calls == {"audio": 3, "text": 6}  # the words again, the audio from the cache
     np.testing.assert_array_equal(again["x_a"], first["x_a"])
     np.testing.assert_array_equal(again["x_t"], first["x_t"])
+
+
+def test_each_protocol_holds_out_what_it_names_and_never_tests_on_dev():
+    from cmer_edge.data.speech_manifest import load_manifests
+    from cmer_edge.training.speech_cv import protocol_plans
+    from helpers.ci import SHARED, need
+
+    manifests = [SHARED / "data" / c for c in ("ravdess", "savee", "emodb")]
+    need(all((m / "manifest.csv").is_file() for m in manifests), "../shared/data: RAVDESS, SAVEE, EmoDB manifests")
+    clips = load_manifests(manifests, check_audio=False).clips
+    known = {c.speaker_key for c in clips}
+    savee = protocol_plans("savee", clips)
+    assert [(name, test) for name, test, _ in savee] == [("without_SAVEE/DC", ["SAVEE/DC"]),
+                                                          ("without_SAVEE/JE", ["SAVEE/JE"]),
+                                                          ("without_SAVEE/JK", ["SAVEE/JK"])]
+    loco = protocol_plans("loco", clips)
+    assert [name for name, _, _ in loco] == ["without_RAVDESS", "without_SAVEE", "without_EmoDB"]
+    assert len(protocol_plans("ravdess", clips)) == 5 and len(protocol_plans("ravdess", clips, [1, 3])) == 2
+    for _, test, dev in savee + loco + protocol_plans("ravdess", clips):
+        assert set(test) <= known and set(dev) <= known and not set(test) & set(dev)
