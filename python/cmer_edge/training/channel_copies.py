@@ -1,0 +1,83 @@
+"""`python -m cmer_edge.training.channel_copies`: the training clips again, through other microphones and rooms.
+
+A kiosk hears its speakers through a far microphone, in a room, at an unknown gain, with noise; the
+corpora were recorded close up in quiet studios. This writes a copy of every clip of the given
+manifests (FLAC + a manifest.csv in the same format, for `training.edge --manifest`), each *speaker*
+through one random channel (`audio.channel.Channel.drawn`: their microphone, room and gain), the
+noise drawn per clip. A copied speaker is a new speaker (`<id>~ch<k>`), so the live normaliser's
+statistics never mix two channels. Speakers named in `--exclude-speakers` (held-out and dev
+speakers) are not copied.
+
+    python -m cmer_edge.training.channel_copies --manifest ../shared/data/ravdess ../shared/data/savee \\
+        ../shared/data/emodb --exclude-speakers RAVDESS/17 RAVDESS/18 RAVDESS/19 RAVDESS/20 EmoDB/03 \\
+        EmoDB/08 --out runs/channel_train
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import zlib
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from cmer_edge.audio.channel import SR, Channel
+from cmer_edge.audio.convert import load_audio
+from cmer_edge.cli_common import UserError, cli_entry
+from cmer_edge.data.speech_manifest import load_manifests
+from cmer_edge.model.config import EMOTIONS
+
+FIELDS = ("path", "label", "meld_label", "transcript", "language", "corpus", "speaker", "gender", "sr",
+          "duration_s", "transcript_note")
+
+
+def write_channel_copies(manifests: list[Path], out: Path, exclude: set[str], copies: int = 1,
+                         seed: int = 0) -> Path:
+    """Write `copies` channel copies of every clip of speakers not in `exclude`; returns the manifest.
+    Resumable: a clip file already written is kept."""
+    clips = [c for c in load_manifests(manifests).clips if c.speaker_key not in exclude]
+    if not clips:
+        raise UserError("channel_copies: no clips left to copy (every speaker excluded?)")
+    out.mkdir(parents=True, exist_ok=True)
+    rows, channels = [], {}
+    for k in range(copies):
+        for clip in clips:
+            key = f"{clip.speaker_key}~ch{k}"
+            if key not in channels:  # one channel per copied speaker, the same on every machine
+                channels[key] = Channel.drawn(np.random.default_rng([seed, k, zlib.crc32(key.encode())]))
+            name = f"{clip.corpus}_{clip.speaker}_ch{k}_{clip.path.stem}.flac"
+            if not (out / name).is_file():
+                rng = np.random.default_rng([seed, k, zlib.crc32(str(clip.path.name).encode()), clip.line])
+                audio = channels[key](load_audio(clip.path), rng)
+                sf.write(str(out / f".{name}"), audio.astype(np.float32), SR, format="FLAC")
+                (out / f".{name}").rename(out / name)  # never a half-written clip
+            rows.append({"path": name, "label": clip.label, "meld_label": EMOTIONS[clip.meld_label],
+                         "transcript": clip.transcript, "language": clip.language, "corpus": clip.corpus,
+                         "speaker": f"{clip.speaker}~ch{k}", "gender": clip.gender, "sr": SR,
+                         "duration_s": clip.duration_s or "", "transcript_note": f"channel copy of {clip.path.name}"})
+    with open(out / "manifest.csv", "w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=FIELDS)
+        writer.writeheader()
+        writer.writerows(rows)
+    (out / "channels.json").write_text(json.dumps({k: c.describe() for k, c in channels.items()}, indent=1) + "\n")
+    return out / "manifest.csv"
+
+
+@cli_entry
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m cmer_edge.training.channel_copies", description=__doc__.splitlines()[0])
+    p.add_argument("--manifest", type=Path, nargs="+", required=True)
+    p.add_argument("--exclude-speakers", nargs="*", default=[], help="corpus/speaker keys not to copy (RAVDESS/19)")
+    p.add_argument("--copies", type=int, choices=range(1, 9), default=1, metavar="1..8")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, required=True)
+    args = p.parse_args(argv)
+    print(write_channel_copies(args.manifest, args.out, set(args.exclude_speakers), args.copies, args.seed))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
