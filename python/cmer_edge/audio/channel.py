@@ -79,7 +79,10 @@ class Channel:
         return apply_gain(x, self.gain_db)
 
     def describe(self) -> dict:
-        return {k: v for k, v in asdict(self).items() if v is not None}
+        """The stages this channel applies, with their settings."""
+        used = {"gain_db": True, "rt60_s": bool(self.rt60_s), "drr_db": bool(self.rt60_s),
+                "band_hz": bool(self.band_hz), "noise_colour": bool(self.noise_colour), "snr_db": bool(self.noise_colour)}
+        return {k: v for k, v in asdict(self).items() if used[k]}
 
     @staticmethod
     def drawn(rng: np.random.Generator) -> Channel:
