@@ -130,3 +130,24 @@ def test_each_protocol_holds_out_what_it_names_and_never_tests_on_dev():
     assert len(protocol_plans("ravdess", clips)) == 5 and len(protocol_plans("ravdess", clips, [1, 3])) == 2
     for _, test, dev in savee + loco + protocol_plans("ravdess", clips):
         assert set(test) <= known and set(dev) <= known and not set(test) & set(dev)
+
+
+def test_a_cache_file_with_an_older_extra_array_still_concatenates_with_a_new_one(tmp_path):
+    """A clip cache written before `speech_found` was dropped (same key) next to one written after:
+    both give exactly the declared arrays, so several manifests' features concatenate (this crashed
+    training.edge with KeyError when one manifest's cache was new)."""
+    import numpy as np
+
+    from cmer_edge.training.edge_data import AUDIO_FIELDS, cached
+
+    old = tmp_path / "old.npz"
+    np.savez(old, _key=np.array("k"), x_a=np.ones((2, 3), np.float32), audio_ok=np.ones(2, bool),
+             speech_found=np.ones(2, bool))
+    computed = []
+    new = lambda: computed.append(1) or {"x_a": np.zeros((1, 3), np.float32), "audio_ok": np.zeros(1, bool)}  # noqa: E731
+    parts = [cached(old, "k", AUDIO_FIELDS, new), cached(tmp_path / "new.npz", "k", AUDIO_FIELDS, new)]
+    assert computed == [1] and all(sorted(p) == sorted(AUDIO_FIELDS) for p in parts)
+    assert {k: np.concatenate([p[k] for p in parts]).shape for k in AUDIO_FIELDS} == {"x_a": (3, 3), "audio_ok": (3,)}
+    assert cached(tmp_path / "new.npz", "k", AUDIO_FIELDS, new)["x_a"].shape == (1, 3) and computed == [1]
+    np.savez(old, _key=np.array("k"), x_a=np.ones((2, 3), np.float32))  # a declared array missing: recomputed
+    assert cached(old, "k", AUDIO_FIELDS, new)["x_a"].shape == (1, 3) and computed == [1, 1]

@@ -38,14 +38,18 @@ def _key(*parts) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def cached(path: Path, key: str, compute):
-    """np.load(path) when it holds `key`, else compute() -> dict of arrays, saved with the key."""
+def cached(path: Path, key: str, fields: tuple[str, ...], compute):
+    """The arrays `fields` of np.load(path) when it holds `key` and them, else compute() -> a dict of
+    exactly those arrays, saved with the key. Only `fields` come back, so a file written by an older
+    version with more arrays under the same key still concatenates with a new one."""
     if path.is_file():
         data = dict(np.load(path, allow_pickle=False))
-        if str(data.pop("_key", "")) == key:
+        if str(data.get("_key", "")) == key and all(f in data for f in fields):
             log.info("cached: %s", path)
-            return data
+            return {f: data[f] for f in fields}
     data = compute()
+    if sorted(data) != sorted(fields):
+        raise AssertionError(f"{path.name}: computed {sorted(data)}, declared {sorted(fields)}")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp.npz")
     np.savez(tmp, _key=np.array(key), **data)
@@ -56,6 +60,9 @@ def cached(path: Path, key: str, compute):
 # Bumped when the audio features of a cache would change: 2 = each clip's speech span (speech_span),
 # as live; 1 = the whole file, the corpus's silence included.
 CLIP_AUDIO = 2
+
+# what a clip cache file holds (the audio file, and its text file beside it)
+AUDIO_FIELDS, TEXT_FIELDS = ("x_a", "audio_ok"), ("x_t", "text_ok")
 
 # Bumped when the text features of a cache would change: 2 = one line per encoder run, as live
 # (runtime.encoders.TextEncoder.encode); 1 = padded 32-line batches (int8: batch-dependent).
@@ -81,7 +88,7 @@ def meld_split(encoder, meld_dir: Path, split: str, cache: Path) -> list[Dialogu
         return {"x_t": x_t, "ok": ok}
 
     key = _key("meld", str(meld_dir), split, len(utts), encoder.dim, TEXT_FEATURES)
-    data = cached(cache / f"meld_{split}.npz", key, compute)
+    data = cached(cache / f"meld_{split}.npz", key, ("x_t", "ok"), compute)
     out, row = [], 0
     for d in dialogues:
         n = len(d.utterances)
@@ -132,8 +139,9 @@ def clip_features(extractor, encoder, clips: list[Clip], names: str, cache_file:
 
     paths = [str(c.path) for c in clips]
     dim = getattr(encoder, "dim", 0)
-    return {**cached(cache_file, _key("clip-audio", names, paths, CLIP_AUDIO), audio),
-            **cached(_text_cache_file(cache_file), _key("clip-text", paths, texts, dim, TEXT_FEATURES), text)}
+    return {**cached(cache_file, _key("clip-audio", names, paths, CLIP_AUDIO), AUDIO_FIELDS, audio),
+            **cached(_text_cache_file(cache_file), _key("clip-text", paths, texts, dim, TEXT_FEATURES),
+                     TEXT_FIELDS, text)}
 
 
 def manifests_features(extractor, encoder, manifest_paths, cache: Path) -> tuple[list[Clip], dict[str, np.ndarray]]:
@@ -151,9 +159,8 @@ def load_cached_features(manifest_paths, cache: Path) -> dict[str, np.ndarray]:
     parts = []
     for path in manifest_paths:
         audio_file = clip_cache_file(cache, path)
-        data = {**dict(np.load(audio_file)), **dict(np.load(_text_cache_file(audio_file)))}
-        data.pop("_key", None)
-        parts.append(data)
+        audio, text = np.load(audio_file), np.load(_text_cache_file(audio_file))
+        parts.append({**{f: audio[f] for f in AUDIO_FIELDS}, **{f: text[f] for f in TEXT_FIELDS}})
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
