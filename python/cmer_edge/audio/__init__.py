@@ -9,5 +9,7 @@
 - `resampler`: StreamResampler (stateful, equal to scipy's resample_poly over the whole stream)
 - `vad`: SileroVad (per-frame speech probability); `endpointer`: EndpointerConfig, Endpointer
 - `segmenter`: Segmenter (VAD + endpointer over blocks); `utterance`: Utterance
+- `channel`: Channel (gain, noise, room, band limit: a clip heard through another microphone and room;
+  for training copies and robustness measurements, never in the live path)
 See docs/live_audio.md. Submodules are imported on use, so `import cmer_edge.audio` stays cheap.
 """
