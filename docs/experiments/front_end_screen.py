@@ -56,6 +56,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cmer_edge.audio.channel import active_level_db
 from cmer_edge.audio.convert import load_audio
 from cmer_edge.data.emodb import SPEAKER_GENDER
 from cmer_edge.data.speech_manifest import load_manifests
@@ -65,11 +66,6 @@ from cmer_edge.training.speech_cv import LOCO, linear_predictions, linear_scores
 
 MANIFESTS = [Path("../shared/data") / c for c in ("ravdess", "savee", "emodb")]
 CORPORA = ("RAVDESS", "SAVEE", "EmoDB")
-
-
-def active_level_db(x: np.ndarray, frame: int = 400) -> float:
-    frames = x[: len(x) // frame * frame].reshape(-1, frame).astype(np.float64)
-    return float(np.percentile(10 * np.log10((frames ** 2).mean(1) + 1e-12), 90))
 
 
 def _layers(layers: list[int], model_id: str = "tiny.en", egemaps: bool = True):

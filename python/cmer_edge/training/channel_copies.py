@@ -50,7 +50,7 @@ def write_channel_copies(manifests: list[Path], out: Path, exclude: set[str], co
                 channels[key] = Channel.drawn(np.random.default_rng([seed, k, zlib.crc32(key.encode())]))
             name = f"{clip.corpus}_{clip.speaker}_ch{k}_{clip.path.stem}.flac"
             if not (out / name).is_file():
-                rng = np.random.default_rng([seed, k, zlib.crc32(str(clip.path.name).encode()), clip.line])
+                rng = np.random.default_rng([seed, k, zlib.crc32(clip.path.name.encode()), clip.line])
                 audio = channels[key](load_audio(clip.path), rng)
                 sf.write(str(out / f".{name}"), audio.astype(np.float32), SR, format="FLAC")
                 (out / f".{name}").rename(out / name)  # never a half-written clip
