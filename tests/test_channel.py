@@ -4,6 +4,7 @@ writing a copied manifest that the manifest loader reads back."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -60,6 +61,15 @@ def test_drawn_channels_are_reproducible_and_never_a_telephone():
     assert 0.5 < np.mean([c.noise_colour is not None for c in draws]) < 0.8
 
 
+def test_band_limits_are_drawn_last_and_never_a_telephone():
+    plain = [Channel.drawn(np.random.default_rng(k)) for k in range(200)]
+    banded = [Channel.drawn(np.random.default_rng(k), band_limits=True) for k in range(200)]
+    assert all(b.band_hz is None or b == replace(p, band_hz=b.band_hz) for p, b in zip(plain, banded))
+    bands = [b.band_hz for b in banded if b.band_hz]
+    assert 0.2 < len(bands) / 200 < 0.45
+    assert all(100 <= low <= 250 and 4000 <= high <= 7000 for low, high in bands)  # wider than 300-3400
+
+
 def _toy_manifest(folder):
     import soundfile as sf
 
@@ -79,6 +89,7 @@ def _toy_manifest(folder):
 def test_copies_are_new_speakers_one_channel_each_and_resumable(tmp_path):
     from cmer_edge.audio.convert import load_audio
     from cmer_edge.data.speech_manifest import load_manifest
+    from cmer_edge.cli_common import UserError
     from cmer_edge.training.channel_copies import write_channel_copies
 
     source = _toy_manifest(tmp_path / "toy")
@@ -96,6 +107,8 @@ def test_copies_are_new_speakers_one_channel_each_and_resumable(tmp_path):
     stamps = {p.name: p.stat().st_mtime_ns for p in out.glob("*.flac")}
     write_channel_copies([source], out, exclude={"TOY/03"}, copies=2)  # resumed: nothing rewritten
     assert {p.name: p.stat().st_mtime_ns for p in out.glob("*.flac")} == stamps
+    with pytest.raises(UserError, match="other channels"):  # never resumed into copies of another draw
+        write_channel_copies([source], out, exclude={"TOY/03"}, copies=2, seed=1)
 
 
 def test_excluding_every_speaker_is_one_line(tmp_path, capsys):

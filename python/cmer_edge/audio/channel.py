@@ -8,7 +8,7 @@ microphone and room); only the noise itself is drawn per clip.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 from scipy.signal import butter, fftconvolve, sosfilt
@@ -85,14 +85,19 @@ class Channel:
         return {k: v for k, v in asdict(self).items() if used[k]}
 
     @staticmethod
-    def drawn(rng: np.random.Generator) -> Channel:
+    def drawn(rng: np.random.Generator, *, band_limits: bool = False) -> Channel:
         """A random everyday channel: gain -15..+10 dB; a room (RT60 0.2-0.8 s, 0-10 dB DRR) half
-        the time; noise (white or brown, 5-30 dB SNR) two times in three; never a telephone band
-        (kept unseen, to measure a channel the copies never showed)."""
+        the time; noise (white or brown, 5-30 dB SNR) two times in three; with `band_limits`, a
+        small or cheap microphone's band (100-250 Hz to 4-7 kHz) one time in three (drawn last, so
+        the other draws are the same either way). Never a telephone band (300-3400 Hz: kept unseen,
+        to measure a channel the copies never showed)."""
         room = rng.random() < 0.5
         noisy = rng.random() < 2 / 3
-        return Channel(gain_db=float(rng.uniform(-15, 10)),
-                       rt60_s=float(rng.uniform(0.2, 0.8)) if room else None,
-                       drr_db=float(rng.uniform(0, 10)),
-                       noise_colour=str(rng.choice(["white", "brown"])) if noisy else None,
-                       snr_db=float(rng.uniform(5, 30)))
+        channel = Channel(gain_db=float(rng.uniform(-15, 10)),
+                          rt60_s=float(rng.uniform(0.2, 0.8)) if room else None,
+                          drr_db=float(rng.uniform(0, 10)),
+                          noise_colour=str(rng.choice(["white", "brown"])) if noisy else None,
+                          snr_db=float(rng.uniform(5, 30)))
+        if band_limits and rng.random() < 1 / 3:
+            channel = replace(channel, band_hz=(float(rng.uniform(100, 250)), float(rng.uniform(4000, 7000))))
+        return channel

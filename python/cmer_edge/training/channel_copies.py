@@ -30,24 +30,38 @@ from cmer_edge.cli_common import UserError, cli_entry
 from cmer_edge.data.speech_manifest import load_manifests
 from cmer_edge.model.config import EMOTIONS
 
+COPY_MARK = "~ch"  # a copied speaker's id: "<speaker>~ch<k>"
 FIELDS = ("path", "label", "meld_label", "transcript", "language", "corpus", "speaker", "gender", "sr",
           "duration_s", "transcript_note")
 
 
+def is_channel_copy(speaker: str) -> bool:
+    """Whether a manifest speaker id names a channel copy written here."""
+    return COPY_MARK in speaker
+
+
 def write_channel_copies(manifests: list[Path], out: Path, exclude: set[str], copies: int = 1,
-                         seed: int = 0) -> Path:
+                         seed: int = 0, band_limits: bool = False) -> Path:
     """Write `copies` channel copies of every clip of speakers not in `exclude`; returns the manifest.
     Resumable: a clip file already written is kept."""
     clips = [c for c in load_manifests(manifests).clips if c.speaker_key not in exclude]
     if not clips:
         raise UserError("channel_copies: no clips left to copy (every speaker excluded?)")
+    channels = {}  # one channel per copied speaker, the same on every machine
+    for k in range(copies):
+        for key in sorted({f"{clip.speaker_key}{COPY_MARK}{k}" for clip in clips}):
+            channels[key] = Channel.drawn(np.random.default_rng([seed, k, zlib.crc32(key.encode())]),
+                                          band_limits=band_limits)
+    described = {k: c.describe() for k, c in channels.items()}
+    if (out / "channels.json").is_file() and json.loads((out / "channels.json").read_text()) != described:
+        raise UserError(f"channel_copies: {out} holds copies through other channels (another --seed or "
+                        "--band-limits); write to a new --out")
     out.mkdir(parents=True, exist_ok=True)
-    rows, channels = [], {}
+    (out / "channels.json").write_text(json.dumps(described, indent=1) + "\n")
+    rows = []
     for k in range(copies):
         for clip in clips:
-            key = f"{clip.speaker_key}~ch{k}"
-            if key not in channels:  # one channel per copied speaker, the same on every machine
-                channels[key] = Channel.drawn(np.random.default_rng([seed, k, zlib.crc32(key.encode())]))
+            key = f"{clip.speaker_key}{COPY_MARK}{k}"
             name = f"{clip.corpus}_{clip.speaker}_ch{k}_{clip.path.stem}.flac"
             if not (out / name).is_file():
                 rng = np.random.default_rng([seed, k, zlib.crc32(clip.path.name.encode()), clip.line])
@@ -56,13 +70,12 @@ def write_channel_copies(manifests: list[Path], out: Path, exclude: set[str], co
                 (out / f".{name}").rename(out / name)  # never a half-written clip
             rows.append({"path": name, "label": clip.label, "meld_label": EMOTIONS[clip.meld_label],
                          "transcript": clip.transcript, "language": clip.language, "corpus": clip.corpus,
-                         "speaker": f"{clip.speaker}~ch{k}", "gender": clip.gender, "sr": SR,
+                         "speaker": f"{clip.speaker}{COPY_MARK}{k}", "gender": clip.gender, "sr": SR,
                          "duration_s": clip.duration_s or "", "transcript_note": f"channel copy of {clip.path.name}"})
     with open(out / "manifest.csv", "w", newline="", encoding="utf-8") as fh:
         writer = csv.DictWriter(fh, fieldnames=FIELDS)
         writer.writeheader()
         writer.writerows(rows)
-    (out / "channels.json").write_text(json.dumps({k: c.describe() for k, c in channels.items()}, indent=1) + "\n")
     return out / "manifest.csv"
 
 
@@ -73,9 +86,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--exclude-speakers", nargs="*", default=[], help="corpus/speaker keys not to copy (RAVDESS/19)")
     p.add_argument("--copies", type=int, choices=range(1, 9), default=1, metavar="1..8")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--band-limits", action="store_true",
+                   help="also draw small microphones' bands (100-250 Hz to 4-7 kHz), one speaker in three")
     p.add_argument("--out", type=Path, required=True)
     args = p.parse_args(argv)
-    print(write_channel_copies(args.manifest, args.out, set(args.exclude_speakers), args.copies, args.seed))
+    print(write_channel_copies(args.manifest, args.out, set(args.exclude_speakers), args.copies, args.seed,
+                               args.band_limits))
     return 0
 
 
