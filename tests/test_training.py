@@ -143,6 +143,9 @@ def test_edge_recipe_builds_a_bimodal_bundle_from_meld_and_speech(tmp_path, synt
             sf.write(clips / name, speak("Kids are talking by the door", voice=voice, speed_wpm=speed,
                                          pitch=pitch + 5 * k), 16000)
             lines.append(f"{name},{label},{label},Kids are talking by the door,en,TOY,{spk},,16000,,\n")
+            if spk == "a":  # a channel copy of speaker a (training.channel_copies): a voice, never word twins
+                sf.write(clips / f"copy_{name}", 0.5 * sf.read(clips / name)[0], 16000)
+                lines.append(f"copy_{name},{label},{label},Kids are talking by the door,en,TOY,a~ch0,,16000,,\n")
     # spoken MELD lines follow their MELD split: dev ones select, test ones are never used
     for split, n in (("dev", 3), ("test", 2)):
         for k in range(n):
@@ -164,7 +167,8 @@ def test_edge_recipe_builds_a_bimodal_bundle_from_meld_and_speech(tmp_path, synt
     recipe = bundle.manifest.provenance["recipe"]
     assert list(recipe["holdout_speakers"]) == ["TOY/d"] and list(recipe["training_corpora"]) == ["MELD", "TOY"]
     assert {"same_label", "neutral_voice", "neutral_text_clips"} <= set(recipe["fusion_pairs"])
-    # every neutral training clip copy (TOY/a, TOY/b: 2 x 2 clips x 3 normaliser states) gets emotional words
+    # every neutral training clip copy (TOY/a, TOY/b: 2 x 2 clips x 3 normaliser states) gets emotional words;
+    # the channel copy TOY/a~ch0 gets none
     assert recipe["fusion_pairs"]["emotional_text_clips"] == 12
     assert recipe["fusion_pairs"]["spoken_meld_dev_lines"] == 3
     assert set(bundle.manifest.licences) == {"MELD", "TOY"}

@@ -16,6 +16,7 @@ import numpy as np
 from cmer_edge.data.meld import load_meld_split
 from cmer_edge.data.speech_manifest import Clip
 from cmer_edge.training import edge_data, fusion_pairs
+from cmer_edge.training.channel_copies import is_channel_copy
 from cmer_edge.training.dialogues import Dialogue
 
 
@@ -89,7 +90,9 @@ def build(args: argparse.Namespace, extractor, encoder, cache: Path) -> EdgeSets
     sets.meld_texts = texts
     sets.lines = {(s, neutral): fusion_pairs.meld_lines(meld[s], texts[s], args.neutral_min_words, neutral=neutral)
                   for s in ("train", "dev") for neutral in (True, False)}
-    clips_alone = list(clip_train)
+    # twins (words, a flat voice) only of the clips themselves: a channel copy would repeat its original's pairs
+    rows = np.tile(np.flatnonzero(train), len(args.online_k))
+    clips_alone = [d for d, i in zip(clip_train, rows, strict=True) if not is_channel_copy(clips[i].speaker)]
     clip_train += fusion_pairs.give_words(clips_alone, sets.lines["train", True], args.neutral_text, rng)
     sets.clip_dev_neutral = fusion_pairs.give_words(clip_dev, sets.lines["dev", True], 1.0, rng)
     # drawn after the neutral-words twins, so --emotional-text 0 trains exactly what it did before
