@@ -107,6 +107,8 @@ def test_copies_are_new_speakers_one_channel_each_and_resumable(tmp_path):
     stamps = {p.name: p.stat().st_mtime_ns for p in out.glob("*.flac")}
     write_channel_copies([source], out, exclude={"TOY/03"}, copies=2)  # resumed: nothing rewritten
     assert {p.name: p.stat().st_mtime_ns for p in out.glob("*.flac")} == stamps
+    voices = load_manifest(write_channel_copies([source], tmp_path / "voices", exclude=set(), voice_only=True)).clips
+    assert len(voices) == 6 and all(c.transcript == "" for c in voices)
     with pytest.raises(UserError, match="other channels"):  # never resumed into copies of another draw
         write_channel_copies([source], out, exclude={"TOY/03"}, copies=2, seed=1)
 

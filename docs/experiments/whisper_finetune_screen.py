@@ -101,7 +101,8 @@ class Encoder(nn.Module):
                 for lin, n in ((blk.qkv, "self_attention/linear_0"), (blk.proj, "self_attention/linear_1"),
                                (blk.fc1, "ffn/linear_0"), (blk.fc2, "ffn/linear_1")):
                     lin.weight.copy_(t(p + n + "/weight")), lin.bias.copy_(t(p + n + "/bias"))
-            self.ln_post.weight.copy_(t("encoder/layer_norm/gamma")), self.ln_post.bias.copy_(t("encoder/layer_norm/beta"))
+            self.ln_post.weight.copy_(t("encoder/layer_norm/gamma"))
+            self.ln_post.bias.copy_(t("encoder/layer_norm/beta"))
 
     def forward(self, mel: torch.Tensor, keep: torch.Tensor) -> list[torch.Tensor]:
         x = F.gelu(self.conv2(F.gelu(self.conv1(mel)))).transpose(1, 2)

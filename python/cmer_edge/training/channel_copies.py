@@ -41,9 +41,10 @@ def is_channel_copy(speaker: str) -> bool:
 
 
 def write_channel_copies(manifests: list[Path], out: Path, exclude: set[str], copies: int = 1,
-                         seed: int = 0, band_limits: bool = False) -> Path:
+                         seed: int = 0, band_limits: bool = False, voice_only: bool = False) -> Path:
     """Write `copies` channel copies of every clip of speakers not in `exclude`; returns the manifest.
-    Resumable: a clip file already written is kept."""
+    With `voice_only` the copies carry no transcript (audio-only clips: the words stay their
+    originals'). Resumable: a clip file already written is kept."""
     clips = [c for c in load_manifests(manifests).clips if c.speaker_key not in exclude]
     if not clips:
         raise UserError("channel_copies: no clips left to copy (every speaker excluded?)")
@@ -69,7 +70,8 @@ def write_channel_copies(manifests: list[Path], out: Path, exclude: set[str], co
                 sf.write(str(out / f".{name}"), audio.astype(np.float32), SR, format="FLAC")
                 (out / f".{name}").rename(out / name)  # never a half-written clip
             rows.append({"path": name, "label": clip.label, "meld_label": EMOTIONS[clip.meld_label],
-                         "transcript": clip.transcript, "language": clip.language, "corpus": clip.corpus,
+                         "transcript": "" if voice_only else clip.transcript, "language": clip.language,
+                         "corpus": clip.corpus,
                          "speaker": f"{clip.speaker}{COPY_MARK}{k}", "gender": clip.gender, "sr": SR,
                          "duration_s": clip.duration_s or "", "transcript_note": f"channel copy of {clip.path.name}"})
     with open(out / "manifest.csv", "w", newline="", encoding="utf-8") as fh:
@@ -88,10 +90,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--band-limits", action="store_true",
                    help="also draw small microphones' bands (100-250 Hz to 4-7 kHz), one speaker in three")
+    p.add_argument("--voice-only", action="store_true", help="copies without transcripts (audio-only clips)")
     p.add_argument("--out", type=Path, required=True)
     args = p.parse_args(argv)
     print(write_channel_copies(args.manifest, args.out, set(args.exclude_speakers), args.copies, args.seed,
-                               args.band_limits))
+                               args.band_limits, args.voice_only))
     return 0
 
 
