@@ -22,8 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import re
-import struct
 import time
 from pathlib import Path
 
@@ -33,8 +31,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from cmer_edge.asr.whisper import resolve_whisper_model
-from cmer_edge.data.speech_manifest import load_manifests
 from cmer_edge.audio.convert import load_audio
+from cmer_edge.data.speech_manifest import load_manifests
+from cmer_edge.features.whisper_prefix import ENCODER_LAYER, read_model_bin
 from cmer_edge.model.config import EMOTIONS
 
 PLANS = {"nest_SAVEE:RAVDESS->EmoDB": (["RAVDESS"], "EmoDB"), "nest_SAVEE:EmoDB->RAVDESS": (["EmoDB"], "RAVDESS"),
@@ -43,23 +42,10 @@ CT2_DTYPES = {0: np.float32, 4: np.float16}
 
 
 def read_ct2_encoder(model_bin: Path) -> dict[str, np.ndarray]:
-    """The encoder's float variables of a CTranslate2 model.bin (format >= 4), as float32 arrays."""
-    def u32(f):
-        return struct.unpack("<I", f.read(4))[0]
-
-    def string(f):
-        return f.read(struct.unpack("<H", f.read(2))[0]).rstrip(b"\0").decode()
-
-    out = {}
-    with model_bin.open("rb") as f:
-        u32(f), string(f), u32(f)
-        for _ in range(u32(f)):
-            name, rank = string(f), f.read(1)[0]
-            dims = struct.unpack(f"<{rank}I", f.read(4 * rank))
-            dtype, data = f.read(1)[0], f.read(u32(f))
-            if name.startswith("encoder/") and dtype in CT2_DTYPES:
-                out[name] = np.frombuffer(data, dtype=CT2_DTYPES[dtype]).reshape(dims).astype(np.float32)
-    return out
+    """The encoder's float variables of a CTranslate2 model.bin, as float32 arrays."""
+    _, _, _, variables, _ = read_model_bin(model_bin)
+    return {name: np.frombuffer(data, dtype=CT2_DTYPES[dtype]).reshape(dims).astype(np.float32)
+            for name, dims, dtype, data in variables if name.startswith("encoder/") and dtype in CT2_DTYPES}
 
 
 class Block(nn.Module):
@@ -84,7 +70,7 @@ class Encoder(nn.Module):
     def __init__(self, w: dict[str, np.ndarray]):
         super().__init__()
         d = w["encoder/conv1/bias"].shape[0]
-        depth = 1 + max(int(m.group(1)) for n in w if (m := re.match(r"encoder/layer_(\d+)/", n)))
+        depth = 1 + max(int(m.group(1)) for n in w if (m := ENCODER_LAYER.match(n)))
         self.conv1, self.conv2 = nn.Conv1d(80, d, 3, padding=1), nn.Conv1d(d, d, 3, stride=2, padding=1)
         self.blocks = nn.ModuleList(Block(d, d // 64) for _ in range(depth))
         self.ln_post = nn.LayerNorm(d)

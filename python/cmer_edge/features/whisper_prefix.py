@@ -64,9 +64,11 @@ def encoder_prefix(model_dir: Path, layers: int, source_sha256: str) -> Path:
     return target
 
 
-def _write_prefix(src: Path, dst: Path, layers: int) -> tuple[int, int]:
-    """Copy a model.bin without the variables of encoder layers >= `layers`; (variables kept, layers in src)."""
-    with src.open("rb") as f, dst.open("wb") as out:
+def read_model_bin(src: Path) -> tuple[int, str, int, list[tuple[str, tuple[int, ...], int, bytes]],
+                                        list[tuple[str, str]]]:
+    """A CTranslate2 model.bin: (format version, spec, revision, [(name, dims, dtype code, raw bytes)],
+    [(alias, name)])."""
+    with src.open("rb") as f:
         version = _u32(f)
         if version < MIN_FORMAT:
             raise ValueError(f"{src}: CTranslate2 model format {version} is older than {MIN_FORMAT}")
@@ -79,11 +81,18 @@ def _write_prefix(src: Path, dst: Path, layers: int) -> tuple[int, int]:
             dtype = f.read(1)[0]
             variables.append((name, dims, dtype, f.read(_u32(f))))
         aliases = [(_string(f), _string(f)) for _ in range(_u32(f))]
-        layer_of = {n: int(m.group(1)) for n, *_ in variables if (m := ENCODER_LAYER.match(n))}
-        depth = 1 + max(layer_of.values(), default=-1)
-        if not 0 < layers <= depth:
-            raise ValueError(f"{src}: the encoder has {depth} layers; cannot keep the first {layers}")
-        kept = [v for v in variables if layer_of.get(v[0], -1) < layers]
+    return version, spec, revision, variables, aliases
+
+
+def _write_prefix(src: Path, dst: Path, layers: int) -> tuple[int, int]:
+    """Copy a model.bin without the variables of encoder layers >= `layers`; (variables kept, layers in src)."""
+    version, spec, revision, variables, aliases = read_model_bin(src)
+    layer_of = {n: int(m.group(1)) for n, *_ in variables if (m := ENCODER_LAYER.match(n))}
+    depth = 1 + max(layer_of.values(), default=-1)
+    if not 0 < layers <= depth:
+        raise ValueError(f"{src}: the encoder has {depth} layers; cannot keep the first {layers}")
+    kept = [v for v in variables if layer_of.get(v[0], -1) < layers]
+    with dst.open("wb") as out:
         out.write(struct.pack("<I", version))
         _put_string(out, spec)
         out.write(struct.pack("<II", revision, len(kept)))
