@@ -88,8 +88,8 @@ def _toy_manifest(folder):
 
 def test_copies_are_new_speakers_one_channel_each_and_resumable(tmp_path):
     from cmer_edge.audio.convert import load_audio
-    from cmer_edge.data.speech_manifest import load_manifest
     from cmer_edge.cli_common import UserError
+    from cmer_edge.data.speech_manifest import load_manifest
     from cmer_edge.training.channel_copies import write_channel_copies
 
     source = _toy_manifest(tmp_path / "toy")
@@ -109,6 +109,8 @@ def test_copies_are_new_speakers_one_channel_each_and_resumable(tmp_path):
     assert {p.name: p.stat().st_mtime_ns for p in out.glob("*.flac")} == stamps
     voices = load_manifest(write_channel_copies([source], tmp_path / "voices", exclude=set(), voice_only=True)).clips
     assert len(voices) == 6 and all(c.transcript == "" for c in voices)
+    assert len(load_manifest(write_channel_copies([source], out, exclude={"TOY/03"}, copies=3)).clips) == 12
+    assert {p.name: p.stat().st_mtime_ns for p in out.glob("*_ch[01]_*.flac")} == stamps  # extended, not redrawn
     with pytest.raises(UserError, match="other channels"):  # never resumed into copies of another draw
         write_channel_copies([source], out, exclude={"TOY/03"}, copies=2, seed=1)
 

@@ -54,11 +54,12 @@ def write_channel_copies(manifests: list[Path], out: Path, exclude: set[str], co
             channels[key] = Channel.drawn(np.random.default_rng([seed, k, zlib.crc32(key.encode())]),
                                           band_limits=band_limits)
     described = {k: c.describe() for k, c in channels.items()}
-    if (out / "channels.json").is_file() and json.loads((out / "channels.json").read_text()) != described:
+    before = json.loads((out / "channels.json").read_text()) if (out / "channels.json").is_file() else {}
+    if any(before[k] != v for k, v in described.items() if k in before):  # more --copies may extend a folder
         raise UserError(f"channel_copies: {out} holds copies through other channels (another --seed or "
                         "--band-limits); write to a new --out")
     out.mkdir(parents=True, exist_ok=True)
-    (out / "channels.json").write_text(json.dumps(described, indent=1) + "\n")
+    (out / "channels.json").write_text(json.dumps(before | described, indent=1) + "\n")
     rows = []
     for k in range(copies):
         for clip in clips:
